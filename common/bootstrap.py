@@ -1,0 +1,90 @@
+"""The composition steps every service's `main` shares: settings, logging,
+its database, peer channels, the gRPC server, background workers, and a
+graceful stop on SIGTERM."""
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from common.clients import open_channel
+from common.db import Database, database_url_for, ensure_database, server_url
+from common.grpc_server import PortInUse, Registration, ServiceServer, install_uvloop, run_until_signalled
+from common.logs import configure_logging
+from common.settings import CommonSettings, ConfigError, fail_fast, load_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Assembly:
+    """What a service's composition root hands to the runner."""
+    registrations: list[Registration]
+    workers: list[Callable[[], Awaitable[None]]] = dataclasses.field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = dataclasses.field(default_factory=list)
+
+
+async def open_database(settings: CommonSettings, database: str, *, pool_size: int = 10) -> Database:
+    server = await asyncio.to_thread(server_url, settings.database_url, settings.data_dir())
+    await ensure_database(server, database)
+    return Database(database_url_for(server, database), pool_size=pool_size)
+
+
+def peer(settings: CommonSettings, address: str) -> grpc.aio.Channel:
+    return open_channel(address, settings.internal_token(), settings.grpc_deadline_ms)
+
+
+class RunningService:
+    """A started service: server, workers and what to close, in stop order."""
+
+    def __init__(self, name: str, server: ServiceServer, assembly: Assembly):
+        self.name, self.server, self.assembly = name, server, assembly
+        self.tasks: list[asyncio.Task] = []
+        self.port: int | None = None
+
+    async def start(self, address: str) -> int:
+        self.port = await self.server.start(address)
+        self.tasks = [asyncio.create_task(worker(), name=f"{self.name}-worker") for worker in self.assembly.workers]
+        return self.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.server.stop(grace)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for close in self.assembly.closers:
+            await close()
+
+
+async def start_service(name: str, settings: CommonSettings, assembly: Assembly, address: str) -> RunningService:
+    running = RunningService(name, ServiceServer(name, settings.internal_token(), assembly.registrations), assembly)
+    await running.start(address)
+    return running
+
+
+def run_service(name: str, settings_cls: type[CommonSettings], port_of: Callable[[CommonSettings], int],
+                assemble: Callable[[CommonSettings], Awaitable[Assembly]]) -> None:
+    """Entry point of a service process."""
+    settings = load_settings(settings_cls)
+    configure_logging(name, settings.log_level)
+    install_uvloop()
+
+    async def main() -> None:
+        holder: dict[str, RunningService] = {}
+
+        async def start() -> None:
+            assembly = await assemble(settings)
+            holder["svc"] = await start_service(name, settings, assembly, f"{settings.grpc_host}:{port_of(settings)}")
+            log.info("serving", extra={"fields": {"port": holder["svc"].port}})
+
+        async def stop() -> None:
+            log.info("stopping")
+            await holder["svc"].stop()
+
+        await run_until_signalled(start, stop)
+
+    try:
+        asyncio.run(main())
+    except (ConfigError, PortInUse) as error:
+        fail_fast(str(error))

@@ -1,0 +1,33 @@
+"""Calling a peer service: one long-lived channel per peer, a deadline on
+every call, and the internal credential, acting user and request id added
+to the metadata of every call by one interceptor."""
+import grpc
+
+from common.auth import ACTOR_ID_KEY, ACTOR_ROLE_KEY, REQUEST_ID_KEY, SYSTEM, TOKEN_KEY, Actor, current_actor
+from common.logs import request_id_var
+
+
+class _CallerMetadata(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, internal_token: str, deadline_s: float):
+        self._token = internal_token
+        self._deadline = deadline_s
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        actor: Actor = current_actor.get() or SYSTEM
+        metadata = list(client_call_details.metadata or ())
+        metadata += [(TOKEN_KEY, self._token), (ACTOR_ID_KEY, actor.id), (ACTOR_ROLE_KEY, actor.role),
+                     (REQUEST_ID_KEY, request_id_var.get())]
+        details = grpc.aio.ClientCallDetails(
+            client_call_details.method,
+            client_call_details.timeout if client_call_details.timeout is not None else self._deadline,
+            metadata, client_call_details.credentials, client_call_details.wait_for_ready)
+        return await continuation(details, request)
+
+
+def open_channel(target: str, internal_token: str, deadline_ms: int) -> grpc.aio.Channel:
+    """A channel to one peer, to keep for the life of the process."""
+    return grpc.aio.insecure_channel(
+        target,
+        interceptors=[_CallerMetadata(internal_token, deadline_ms / 1000)],
+        options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0)],
+    )

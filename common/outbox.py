@@ -1,0 +1,244 @@
+"""Transactional outbox and its relay.
+
+A message is written in the same transaction as the business change that
+causes it, so the change and the intent to tell another service commit or
+vanish together. The relay delivers each message at least once:
+
+- claims due messages in batches with FOR UPDATE SKIP LOCKED and a lease, so
+  any number of replicas share the work and a claim whose holder died is
+  picked up again when the lease runs out;
+- keeps one message in flight per aggregate (the oldest pending one), so the
+  steps of one target never overtake each other;
+- wakes in-process right after a commit (`dispatch`), on LISTEN/NOTIFY from
+  other replicas, and by polling as the last resort;
+- retries failures with exponential backoff and jitter, and dead-letters a
+  message after `max_attempts` (`adtech outbox list|retry`).
+
+Handlers must be idempotent: redelivery is normal, not an error."""
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from common.db import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "adtech_outbox"
+
+DDL = [
+    """CREATE TABLE outbox_messages (
+        id bigserial PRIMARY KEY,
+        topic text NOT NULL,
+        aggregate_id text NOT NULL,
+        payload jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        claimed_until timestamptz,
+        last_error text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz
+    )""",
+    "CREATE INDEX outbox_due ON outbox_messages (next_attempt_at, id) WHERE status = 'pending'",
+    "CREATE INDEX outbox_aggregate_pending ON outbox_messages (aggregate_id, id) WHERE status = 'pending'",
+]
+
+_INSERT = sa.text("""
+    INSERT INTO outbox_messages (topic, aggregate_id, payload, attempts, claimed_until)
+    VALUES (:topic, :aggregate_id, CAST(:payload AS jsonb), :attempts,
+            CASE WHEN :lease > 0 THEN now() + make_interval(secs => :lease) END)
+    RETURNING id""")
+
+# The oldest pending message of each aggregate, due and not under a live
+# claim. SKIP LOCKED lets replicas claim disjoint batches without waiting.
+_CLAIM = sa.text("""
+    UPDATE outbox_messages m
+       SET claimed_until = now() + make_interval(secs => :lease), attempts = m.attempts + 1
+     WHERE m.id IN (
+        SELECT o.id FROM outbox_messages o
+         WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+           AND (o.claimed_until IS NULL OR o.claimed_until < now())
+           AND NOT EXISTS (SELECT 1 FROM outbox_messages e
+                            WHERE e.aggregate_id = o.aggregate_id AND e.status = 'pending' AND e.id < o.id)
+         ORDER BY o.id
+         LIMIT :batch
+         FOR UPDATE SKIP LOCKED)
+    RETURNING m.id, m.topic, m.aggregate_id, m.payload, m.attempts""")
+
+_COMPLETE = sa.text("""
+    UPDATE outbox_messages SET status = 'delivered', delivered_at = now(), claimed_until = NULL
+     WHERE id = :id AND status = 'pending'""")
+
+_FAIL = sa.text("""
+    UPDATE outbox_messages
+       SET claimed_until = NULL, last_error = :error,
+           next_attempt_at = now() + make_interval(secs => :delay),
+           status = CASE WHEN attempts >= :max_attempts THEN 'dead' ELSE 'pending' END
+     WHERE id = :id AND status = 'pending'
+    RETURNING status""")
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    id: int
+    topic: str
+    aggregate_id: str
+    payload: dict
+    attempts: int
+
+
+async def enqueue(uow: UnitOfWork, topic: str, aggregate_id: str, payload: dict, *, claim_for: float = 0) -> Message:
+    """Adds a message inside the caller's transaction. With `claim_for` the
+    message is born claimed by the caller, who dispatches it in-process after
+    commit (no polling delay); if that caller dies, the lease runs out and any
+    relay picks it up."""
+    message_id = await uow.session.scalar(_INSERT, {
+        "topic": topic, "aggregate_id": aggregate_id, "payload": json.dumps(payload),
+        "attempts": 1 if claim_for else 0, "lease": claim_for})
+    if not claim_for:
+        await uow.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+    return Message(message_id, topic, aggregate_id, payload, 1 if claim_for else 0)
+
+
+async def complete(uow: UnitOfWork, message_id: int) -> None:
+    """Marks a message delivered inside the handler's own transaction."""
+    await uow.execute(_COMPLETE, {"id": message_id})
+
+
+Handler = Callable[[Message], Awaitable[bool]]
+"""Delivers one message. Returns True when it already marked the message
+delivered in its own transaction (`complete`), False to let the relay do it.
+Raising means "try again later"."""
+
+
+@dataclasses.dataclass
+class RelayPolicy:
+    batch: int = 32
+    lease_s: float = 30.0
+    max_attempts: int = 25
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 30.0
+    poll_s: float = 1.0
+    max_in_flight: int = 128
+
+
+class Relay:
+    def __init__(self, db: Database, handlers: dict[str, Handler], policy: RelayPolicy | None = None, *, name: str = "relay"):
+        self.db = db
+        self.handlers = handlers
+        self.policy = policy or RelayPolicy()
+        self.name = name
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task] = set()
+        self._slots = asyncio.Semaphore(self.policy.max_in_flight)
+        self._listener: asyncpg.Connection | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def dispatch(self, message: Message) -> asyncio.Task:
+        """Delivers a message this process already holds a claim on."""
+        task = asyncio.create_task(self._deliver(message))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return task
+
+    async def run(self) -> None:
+        await self._listen()
+        try:
+            while True:
+                self._wake.clear()
+                claimed = await self._claim()
+                for message in claimed:
+                    self.dispatch(message)
+                if len(claimed) == self.policy.batch:
+                    await asyncio.sleep(0)
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.policy.poll_s)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await self.stop()
+
+    async def drain(self) -> None:
+        """Waits for the deliveries under way (tests, graceful stop)."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+
+    async def stop(self) -> None:
+        await self.drain()
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
+        self._listener = None
+
+    async def _claim(self) -> list[Message]:
+        free = self.policy.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return []
+        try:
+            async with self.db.unit_of_work("claim_outbox_messages") as uow:
+                rows = (await uow.execute(_CLAIM, {"lease": self.policy.lease_s, "batch": min(free, self.policy.batch)})).all()
+                await uow.commit()
+        except Exception:
+            log.exception("claiming outbox messages failed")
+            await asyncio.sleep(self.policy.poll_s)
+            return []
+        return [Message(r.id, r.topic, r.aggregate_id, _json(r.payload), r.attempts) for r in rows]
+
+    async def _deliver(self, message: Message) -> None:
+        async with self._slots:
+            handler = self.handlers.get(message.topic)
+            try:
+                if handler is None:
+                    raise LookupError(f"no handler for topic {message.topic}")
+                handled = await handler(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                await self._failed(message, error)
+                return
+            if not handled:
+                async with self.db.unit_of_work("complete_outbox_message") as uow:
+                    await complete(uow, message.id)
+                    await uow.commit()
+
+    async def _failed(self, message: Message, error: Exception) -> None:
+        delay = min(self.policy.backoff_cap_s, self.policy.backoff_base_s * 2 ** max(message.attempts - 1, 0))
+        delay *= random.uniform(0.5, 1.0)
+        text = f"{type(error).__name__}: {getattr(error, 'details', lambda: None)() or error}"[:2000]
+        try:
+            async with self.db.unit_of_work("reschedule_outbox_message") as uow:
+                status = await uow.session.scalar(_FAIL, {
+                    "id": message.id, "error": text, "delay": delay, "max_attempts": self.policy.max_attempts})
+                await uow.commit()
+        except Exception:
+            log.exception("rescheduling outbox message %s failed; its lease will expire", message.id)
+            return
+        level = logging.ERROR if status == "dead" else logging.INFO
+        log.log(level, "outbox delivery failed", extra={"fields": {
+            "message_id": message.id, "topic": message.topic, "attempts": message.attempts,
+            "status": status, "error": text, "retry_in_s": round(delay, 3)}})
+        if status == "pending":
+            asyncio.get_running_loop().call_later(delay, self.wake)
+
+    async def _listen(self) -> None:
+        """LISTEN for commits of other replicas; polling covers its absence."""
+        try:
+            dsn = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+            self._listener = await asyncpg.connect(dsn)
+            await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+        except Exception:
+            log.warning("LISTEN unavailable; polling every %ss", self.policy.poll_s, exc_info=True)
+            self._listener = None
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str | bytes) else value

@@ -1,0 +1,57 @@
+"""Outbox statistics and dead-letter handling: the `adtech.ops.v1` service
+every outbox-owning service serves, and the queries behind it."""
+import sqlalchemy as sa
+
+from adtech.ops.v1 import ops_pb2, ops_pb2_grpc
+from common.auth import require_actor
+from common.db import Database
+from common.pagination import page_limit
+from common.timestamps import to_timestamp
+
+_STATS = sa.text("""
+    SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+           count(*) FILTER (WHERE status = 'dead') AS dead,
+           coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0) AS oldest,
+           coalesce(max(attempts) FILTER (WHERE status = 'pending'), 0) AS max_attempts
+      FROM outbox_messages WHERE status <> 'delivered'""")
+
+
+async def outbox_stats(db: Database) -> dict:
+    async with db.unit_of_work("read_outbox_stats") as uow:
+        row = (await uow.execute(_STATS)).one()
+    return {"pending": row.pending, "dead": row.dead, "oldest_pending_age_seconds": float(row.oldest),
+            "max_attempts": row.max_attempts}
+
+
+class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def GetOutboxStats(self, request, context):
+        require_actor().require("admin", "system")
+        return ops_pb2.GetOutboxStatsResponse(**await outbox_stats(self.db))
+
+    async def ListOutboxMessages(self, request, context):
+        require_actor().require("admin", "system")
+        statuses = [request.status] if request.status else ["pending", "dead"]
+        async with self.db.unit_of_work("list_outbox_messages") as uow:
+            rows = (await uow.execute(sa.text("""
+                SELECT id, topic, aggregate_id, status, attempts, coalesce(last_error, '') AS last_error,
+                       created_at, next_attempt_at
+                  FROM outbox_messages WHERE status = ANY(:statuses) ORDER BY id LIMIT :limit"""),
+                {"statuses": statuses, "limit": page_limit(request.limit)})).all()
+        return ops_pb2.ListOutboxMessagesResponse(messages=[ops_pb2.OutboxMessage(
+            id=r.id, topic=r.topic, aggregate_id=r.aggregate_id, status=r.status, attempts=r.attempts,
+            last_error=r.last_error, created_at=to_timestamp(r.created_at),
+            next_attempt_at=to_timestamp(r.next_attempt_at)) for r in rows])
+
+    async def RetryOutboxMessages(self, request, context):
+        require_actor().require("admin", "system")
+        async with self.db.unit_of_work("requeue_dead_letters") as uow:
+            result = await uow.execute(sa.text("""
+                UPDATE outbox_messages SET status = 'pending', attempts = 0, next_attempt_at = now(),
+                       claimed_until = NULL
+                 WHERE status = 'dead' AND (:id = 0 OR id = :id)"""), {"id": request.id})
+            await uow.execute(sa.text("SELECT pg_notify('adtech_outbox', '')"))
+            await uow.commit()
+        return ops_pb2.RetryOutboxMessagesResponse(requeued=result.rowcount)

@@ -1,0 +1,62 @@
+"""Starting real parts for tests: PostgreSQL databases and gRPC services on
+free ports, in the test's event loop."""
+import asyncio
+import importlib
+import os
+import pathlib
+import secrets
+import socket
+import uuid
+
+from common.bootstrap import RunningService, start_service
+from common.db import database_url_for, ensure_database, server_url
+from common.migrations import upgrade_async
+
+INTERNAL_TOKEN = secrets.token_urlsafe(24)
+JWT_SECRET = secrets.token_urlsafe(32)
+
+
+def pg_server_url(data_dir: pathlib.Path) -> str:
+    """DATABASE_URL when given, else one embedded server for the whole run."""
+    return server_url(os.environ.get("DATABASE_URL"), data_dir)
+
+
+async def fresh_database(server: str, context: str) -> str:
+    """A new, migrated database for `context` (campaigns, moderation, payments)."""
+    name = f"adtech_{context}_t{uuid.uuid4().hex[:10]}"
+    await ensure_database(server, name)
+    url = database_url_for(server, name)
+    await upgrade_async(context, url)
+    return name
+
+
+def settings_for(context: str, server: str, data_dir: pathlib.Path, **overrides):
+    module = importlib.import_module(f"services.{context}.main")
+    base = {"database_url": server, "adtech_data_dir": data_dir, "adtech_internal_token": INTERNAL_TOKEN,
+            "log_level": "WARNING"}
+    return module.Settings(**{**base, **overrides})
+
+
+async def start(context: str, settings) -> RunningService:
+    """Assembles the service exactly as its main does and serves it on a free port."""
+    module = importlib.import_module(f"services.{context}.main")
+    assembly = await module.assemble(settings)
+    return await start_service(context, settings, assembly, "127.0.0.1:0")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def eventually(check, *, timeout: float = 10.0, interval: float = 0.02):
+    """Polls an async predicate until it returns a truthy value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        await asyncio.sleep(interval)
