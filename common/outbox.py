@@ -26,7 +26,10 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from pydantic import Field
+
 from common.db import Database, UnitOfWork
+from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,19 @@ class RelayPolicy:
     backoff_cap_s: float = 30.0
     poll_s: float = 1.0
     max_in_flight: int = 128
+
+
+class OutboxSettings(CommonSettings):
+    """Settings of a process that runs a relay."""
+
+    outbox_max_attempts: int = Field(default=25, ge=1, le=1000, description="Deliveries of an outbox message before it is dead-lettered")
+    outbox_backoff_base_ms: int = Field(default=200, ge=1, le=60_000, description="First retry delay of a failed outbox delivery (doubles, with jitter)")
+    outbox_backoff_cap_ms: int = Field(default=30_000, ge=1, le=600_000, description="Longest retry delay of a failed outbox delivery")
+    outbox_poll_ms: int = Field(default=1000, ge=10, le=60_000, description="How often a relay looks for due messages when nothing woke it")
+
+    def relay_policy(self) -> RelayPolicy:
+        return RelayPolicy(max_attempts=self.outbox_max_attempts, backoff_base_s=self.outbox_backoff_base_ms / 1000,
+                           backoff_cap_s=self.outbox_backoff_cap_ms / 1000, poll_s=self.outbox_poll_ms / 1000)
 
 
 class Relay:

@@ -1,0 +1,123 @@
+"""gRPC servicer of moderation: translate, call the use case, translate back."""
+import grpc
+
+from adtech.campaigns.v1 import campaigns_pb2, campaigns_pb2_grpc
+from adtech.moderation.v1 import moderation_pb2, moderation_pb2_grpc
+from common.auth import parse_uuid, require_actor
+from common.db import Database
+from common.errors import InvalidInput, NotFound, PreconditionFailed
+from common.grpc_errors import to_domain_error
+from common.pagination import page_limit
+from services.moderation import domain, store
+from services.moderation.domain import Decision
+from services.moderation.saga import ApproveSaga
+
+MAX_WAIT_MS = 30_000
+MAX_REASON = 1000
+
+
+async def ask(method, request):
+    """A peer call on behalf of the current actor; its refusals pass through
+    to our caller unchanged."""
+    try:
+        return await method(request)
+    except grpc.aio.AioRpcError as error:
+        translated = to_domain_error(error)
+        if translated is None:
+            raise
+        raise translated from None
+
+
+def decision_message(d: Decision) -> moderation_pb2.Decision:
+    return moderation_pb2.Decision(
+        decision_id=d.id, target_id=d.target_id, decision=d.kind, status=d.status, reason=d.reason or "",
+        post_job_id=d.post_job_id or "", escrow_id=d.escrow_id or "", moderator_id=d.moderator_id)
+
+
+class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
+    def __init__(self, db: Database, campaigns: campaigns_pb2_grpc.CampaignsServiceStub, saga: ApproveSaga):
+        self.db = db
+        self.campaigns = campaigns
+        self.saga = saga
+
+    async def Approve(self, request, context):
+        actor = require_actor()
+        domain.require_moderator(actor.role)
+        target_id = parse_uuid(request.target_id, "target_id")
+        if not 0 <= request.wait_ms <= MAX_WAIT_MS:
+            raise InvalidInput(f"wait_ms must be between 0 and {MAX_WAIT_MS}")
+        decision, already = await self.begin_approve(target_id, actor.id)
+        if not decision.settled and request.wait_ms:
+            await self.saga.wait_settled(decision.id, request.wait_ms / 1000)
+            async with self.db.unit_of_work("read_decision") as uow:
+                decision = await store.get_decision(uow, decision.id)
+        return moderation_pb2.ApproveResponse(decision=decision_message(decision), already_approved=already,
+                                              settled=decision.settled)
+
+    async def begin_approve(self, target_id: str, moderator_id: str) -> tuple[Decision, bool]:
+        """Joins the approve that counts for the target, or starts a saga:
+        the decision and its first step commit together, then the step is
+        sent at once. Returns (decision, already_approved)."""
+        current = await self._current_approve(target_id)
+        if current is not None:
+            return current, current.status == "approved"
+        reply = await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))
+        refusal = domain.refusal_from_snapshot(reply.snapshot.approve_refusal_code,
+                                               reply.snapshot.approve_refusal_message)
+        if refusal is not None:
+            # A concurrent approve may have locked the target since we looked.
+            current = await self._current_approve(target_id)
+            if current is not None:
+                return current, current.status == "approved"
+            raise refusal
+        async with self.db.unit_of_work("start_approve_saga") as uow:
+            try:
+                decision = await store.insert_approve(uow, target_id, moderator_id)
+            except store.LiveApproveExists:
+                joined = await store.current_approve(uow, target_id)
+                if joined is None:
+                    raise PreconditionFailed("the target's approval changed meanwhile; try again", code="conflict")
+                return joined, joined.status == "approved"
+            first_step = await self.saga.start(uow, decision)
+            await uow.commit()
+        self.saga.dispatch(first_step)
+        return decision, False
+
+    async def _current_approve(self, target_id: str) -> Decision | None:
+        async with self.db.unit_of_work("read_current_approve") as uow:
+            return await store.current_approve(uow, target_id)
+
+    async def Reject(self, request, context):
+        actor = require_actor()
+        domain.require_moderator(actor.role)
+        target_id = parse_uuid(request.target_id, "target_id")
+        reason = request.reason.strip()
+        if not reason or len(reason) > MAX_REASON:
+            raise InvalidInput(f"reason is required (at most {MAX_REASON} characters)")
+        reply = await ask(self.campaigns.RejectTarget, campaigns_pb2.RejectTargetRequest(
+            target_id=target_id, moderator_id=actor.id, reason=reason))
+        async with self.db.unit_of_work("record_rejection") as uow:
+            await store.insert_reject(uow, target_id, actor.id, reason)
+            await uow.commit()
+        return moderation_pb2.RejectResponse(target=reply.target)
+
+    async def GetDecision(self, request, context):
+        domain.require_moderator(require_actor().role)
+        target_id = parse_uuid(request.target_id, "target_id")
+        async with self.db.unit_of_work("read_latest_decision") as uow:
+            decision = await store.latest_decision(uow, target_id)
+        if decision is None:
+            raise NotFound("No decision for this target")
+        return moderation_pb2.GetDecisionResponse(decision=decision_message(decision))
+
+    async def ListQueue(self, request, context):
+        domain.require_moderator(require_actor().role)
+        reply = await ask(self.campaigns.ListSubmittedTargets, campaigns_pb2.ListSubmittedTargetsRequest(
+            limit=page_limit(request.limit), cursor=request.cursor))
+        return moderation_pb2.ListQueueResponse(items=reply.items, next_cursor=reply.next_cursor)
+
+    async def ListLiveDecisions(self, request, context):
+        require_actor().require("admin", "system")
+        async with self.db.unit_of_work("list_live_decisions") as uow:
+            decisions = await store.live_decisions(uow)
+        return moderation_pb2.ListLiveDecisionsResponse(decisions=[decision_message(d) for d in decisions])

@@ -1,0 +1,76 @@
+"""Moderation's rules: the approve saga as a lifecycle table, what ends it,
+and how a peer's answer is classified. Pure: no I/O, no clock."""
+import dataclasses
+
+import grpc
+
+from common.errors import DomainError, Forbidden, PreconditionFailed
+from common.fsm import assert_transition
+
+SYSTEM = "system"
+
+# pending → reserved → escrow_held → approved is the way forward; every
+# other move is a refusal, with the compensation its state owes.
+SAGA_MOVES = {
+    ("pending", "reserved"): {SYSTEM},
+    ("pending", "failed"): {SYSTEM},
+    ("reserved", "escrow_held"): {SYSTEM},
+    ("reserved", "failed"): {SYSTEM},  # after the target was released
+    ("escrow_held", "approved"): {SYSTEM},
+    ("escrow_held", "compensating"): {SYSTEM},
+    ("compensating", "failed"): {SYSTEM},  # after the escrow was refunded
+}
+LIVE = frozenset({"pending", "reserved", "escrow_held", "compensating"})
+SETTLED = frozenset({"approved", "failed", "rejected"})
+
+# Outbox topics, one per saga step; each message carries the decision id.
+RESERVE = "approve.reserve_target"
+HOLD = "approve.hold_escrow"
+CONFIRM = "approve.approve_target"
+RELEASE = "approve.release_target"
+REFUND = "approve.refund_escrow"
+
+# A peer's transient trouble: retry. Anything else is a definite answer.
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
+
+
+def assert_saga_move(current: str, wanted: str) -> None:
+    assert_transition(SAGA_MOVES, current, wanted, SYSTEM, subject="Approve saga")
+
+
+def is_definite_refusal(code: grpc.StatusCode) -> bool:
+    return code not in RETRYABLE
+
+
+def require_moderator(role: str) -> None:
+    if role != "admin":
+        raise Forbidden("only an admin may moderate")
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    id: str
+    target_id: str
+    kind: str  # approve | reject
+    status: str
+    moderator_id: str
+    reason: str | None = None
+    reason_message: str | None = None
+    escrow_id: str | None = None
+    post_job_id: str | None = None
+    advertiser_id: str | None = None
+    publisher_id: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.status in SETTLED
+
+
+def refusal_from_snapshot(code: str, message: str) -> DomainError | None:
+    """The synchronous refusal of an approve, judged by campaigns' rules
+    (the snapshot carries its verdict), or None when it may proceed."""
+    if not code:
+        return None
+    return PreconditionFailed(message or code, code=code)

@@ -1,0 +1,194 @@
+"""The approve saga: one outbox message per step, each carrying the decision
+id. A step calls its peer, then in ONE moderation transaction moves the
+decision (guarded by its current status), marks the message delivered and
+writes the next message, born claimed so it is sent at once.
+
+Peers answer repeats of a step from their record of it (DESIGN.md, saga step
+rules), and our moves are guarded, so a redelivered message finds nothing to
+move and changes nothing. Transient peer trouble is raised to the relay,
+which retries with backoff; a definite refusal runs the compensation its
+state owes and ends the saga `failed`."""
+import asyncio
+import logging
+
+import grpc
+
+from adtech.campaigns.v1 import campaigns_pb2, campaigns_pb2_grpc
+from adtech.payments.v1 import payments_pb2, payments_pb2_grpc
+from common import outbox
+from common.auth import SYSTEM, acting_as
+from common.db import Database
+from common.grpc_errors import reason_of
+from services.moderation import domain, store
+from services.moderation.domain import Decision
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 30.0
+
+
+class Refused(Exception):
+    """A peer's definite answer: the saga cannot go forward."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+async def call(method, request):
+    """A peer call as the system actor; definite refusals become Refused,
+    transient trouble propagates for the relay to retry."""
+    try:
+        with acting_as(SYSTEM):
+            return await method(request)
+    except grpc.aio.AioRpcError as error:
+        if domain.is_definite_refusal(error.code()):
+            raise Refused(reason_of(error) or error.code().name.lower(), error.details() or "") from None
+        raise
+
+
+class ApproveSaga:
+    def __init__(self, db: Database, campaigns: campaigns_pb2_grpc.CampaignsServiceStub,
+                 payments: payments_pb2_grpc.PaymentsServiceStub):
+        self.db = db
+        self.campaigns = campaigns
+        self.payments = payments
+        self.relay: outbox.Relay | None = None
+        self._waiters: dict[str, list[asyncio.Future]] = {}
+
+    def handlers(self) -> dict[str, outbox.Handler]:
+        return {domain.RESERVE: self.reserve_target, domain.HOLD: self.hold_escrow,
+                domain.CONFIRM: self.approve_target, domain.RELEASE: self.release_target,
+                domain.REFUND: self.refund_escrow}
+
+    async def start(self, uow, decision: Decision) -> outbox.Message:
+        """Writes the first step in the decision's transaction; the caller
+        dispatches it after commit."""
+        return await outbox.enqueue(uow, domain.RESERVE, decision.target_id,
+                                    {"decision_id": decision.id, "moderator_id": decision.moderator_id},
+                                    claim_for=LEASE_S)
+
+    def dispatch(self, message: outbox.Message) -> None:
+        self.relay.dispatch(message)
+
+    # -- waiting for the end, in this process -------------------------------
+
+    async def wait_settled(self, decision_id: str, timeout_s: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(decision_id, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            waiters = self._waiters.get(decision_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(decision_id, None)
+
+    def _settled(self, decision_id: str) -> None:
+        for future in self._waiters.pop(decision_id, []):
+            if not future.done():
+                future.set_result(None)
+
+    # -- the steps ------------------------------------------------------------
+    # Each message carries what its step needs, so a step reads nothing
+    # before calling its peer.
+
+    async def _advance(self, message: outbox.Message, current: str, wanted: str,
+                       next_topic: str | None = None, next_payload: dict | None = None, **fields) -> None:
+        """Moves the decision and chains the next step, in one transaction."""
+        decision_id = message.payload["decision_id"]
+        follow = None
+        async with self.db.unit_of_work(f"saga_{current}_to_{wanted}") as uow:
+            moved = await store.move(uow, decision_id, current, wanted, **fields)
+            if moved is not None and next_topic is not None:
+                follow = await outbox.enqueue(uow, next_topic, message.aggregate_id,
+                                              {"decision_id": decision_id, **(next_payload or {})}, claim_for=LEASE_S)
+            await outbox.complete(uow, message.id)
+            await uow.commit()
+        if follow is not None:
+            self.dispatch(follow)
+        if moved is not None and wanted in domain.SETTLED:
+            self._settled(decision_id)
+
+    async def _compensate(self, message: outbox.Message, current: str, refusal: Refused, compensation: str,
+                          wanted: str | None = None) -> None:
+        """Records why the saga fails and writes its compensation, in one
+        transaction. With `wanted` the decision moves there; without, it
+        keeps its status (the target stays locked) until the compensation
+        has run."""
+        decision_id = message.payload["decision_id"]
+        follow = None
+        async with self.db.unit_of_work("start_saga_compensation") as uow:
+            if wanted is not None:
+                noted = await store.move(uow, decision_id, current, wanted,
+                                         reason=refusal.code, reason_message=refusal.message) is not None
+            else:
+                noted = await store.note_pending_failure(uow, decision_id, current, refusal.code, refusal.message)
+            if noted:
+                follow = await outbox.enqueue(uow, compensation, message.aggregate_id,
+                                              {"decision_id": decision_id}, claim_for=LEASE_S)
+            await outbox.complete(uow, message.id)
+            await uow.commit()
+        if follow is not None:
+            self.dispatch(follow)
+
+    async def reserve_target(self, message: outbox.Message) -> bool:
+        """Campaigns locks the target (submitted → approving) for this decision."""
+        step = message.payload
+        try:
+            reply = await call(self.campaigns.ReserveTarget, campaigns_pb2.ReserveTargetRequest(
+                target_id=message.aggregate_id, decision_id=step["decision_id"]))
+        except Refused as refusal:
+            await self._advance(message, "pending", "failed", reason=refusal.code, reason_message=refusal.message)
+            return True
+        snap = reply.snapshot
+        terms = {"advertiser_id": snap.advertiser_id, "publisher_id": snap.publisher_id,
+                 "amount": snap.target.price, "currency": snap.target.currency}
+        await self._advance(message, "pending", "reserved", domain.HOLD,
+                            {**terms, "moderator_id": step["moderator_id"]}, **terms)
+        return True
+
+    async def hold_escrow(self, message: outbox.Message) -> bool:
+        """Payments holds the price, keyed on the target id."""
+        step = message.payload
+        try:
+            reply = await call(self.payments.HoldEscrow, payments_pb2.HoldEscrowRequest(
+                target_id=message.aggregate_id, decision_id=step["decision_id"],
+                advertiser_id=step["advertiser_id"], publisher_id=step["publisher_id"],
+                amount=step["amount"], currency=step["currency"]))
+        except Refused as refusal:
+            await self._compensate(message, "reserved", refusal, domain.RELEASE)
+            return True
+        await self._advance(message, "reserved", "escrow_held", domain.CONFIRM,
+                            {"moderator_id": step["moderator_id"], "escrow_id": reply.escrow.id},
+                            escrow_id=reply.escrow.id)
+        return True
+
+    async def approve_target(self, message: outbox.Message) -> bool:
+        """Campaigns approves the target and creates its one post job."""
+        step = message.payload
+        try:
+            reply = await call(self.campaigns.ApproveTarget, campaigns_pb2.ApproveTargetRequest(
+                target_id=message.aggregate_id, decision_id=step["decision_id"],
+                moderator_id=step["moderator_id"], escrow_id=step["escrow_id"]))
+        except Refused as refusal:
+            await self._compensate(message, "escrow_held", refusal, domain.REFUND, wanted="compensating")
+            return True
+        await self._advance(message, "escrow_held", "approved", post_job_id=reply.post_job.id)
+        return True
+
+    async def release_target(self, message: outbox.Message) -> bool:
+        """Compensation after a refused hold: the target is submitted again."""
+        await call(self.campaigns.ReleaseTarget, campaigns_pb2.ReleaseTargetRequest(
+            target_id=message.aggregate_id, decision_id=message.payload["decision_id"]))
+        await self._advance(message, "reserved", "failed")
+        return True
+
+    async def refund_escrow(self, message: outbox.Message) -> bool:
+        """Compensation after a refused approval: the advertiser gets the money back."""
+        await call(self.payments.RefundEscrow, payments_pb2.RefundEscrowRequest(target_id=message.aggregate_id))
+        await self._advance(message, "compensating", "failed")
+        return True
