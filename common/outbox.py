@@ -56,7 +56,7 @@ DDL = [
 _INSERT = sa.text("""
     INSERT INTO outbox_messages (topic, aggregate_id, payload, attempts, claimed_until)
     VALUES (:topic, :aggregate_id, CAST(:payload AS jsonb), :attempts,
-            CASE WHEN :lease > 0 THEN now() + make_interval(secs => :lease) END)
+            CASE WHEN CAST(:lease AS float8) > 0 THEN now() + make_interval(secs => CAST(:lease AS float8)) END)
     RETURNING id""")
 
 # The oldest pending message of each aggregate, due and not under a live
