@@ -1,14 +1,25 @@
+# Everything starts from here on a fresh clone with only Python 3.11+ and make.
+#   make run    the whole stack on this machine (embedded PostgreSQL, no Docker)
+#   make test   every test (unit, integration, end to end) against real servers
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ROLE ?= admin
 
-.PHONY: install gen test lint run
+.PHONY: help install gen run test lint migrate token bench bench-payments bench-approve verify test-compose clean
 
+help:
+	@echo "make run | test | lint | migrate | token ROLE=admin|advertiser|publisher | verify"
+	@echo "make bench | bench-payments | bench-approve | test-compose | clean"
+
+# The venv is rebuilt when the pins change; pinned dependencies first, then
+# the project itself without resolving anything again.
 $(STAMP): requirements.lock pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0] + " (set PY=python3.11)")'
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -16,8 +27,40 @@ install: $(STAMP)
 gen: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
 
+run: gen
+	$(BIN)/adtech run
+
+# pytest's exit 5 means nothing was collected: a failure here, never a pass.
 test: gen
-	$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$code
 
 lint: gen
 	cd protos && ../$(BIN)/buf lint
+
+migrate: gen
+	$(BIN)/adtech migrate
+
+token: $(STAMP)
+	@$(BIN)/adtech token --role $(ROLE)
+
+bench: bench-payments bench-approve
+
+bench-payments: gen
+	$(BIN)/python scripts/bench_payments.py
+
+bench-approve: gen
+	$(BIN)/python scripts/bench_approve.py
+
+verify: gen
+	$(BIN)/adtech verify
+
+# Needs a Docker engine (none runs on the development machine): builds the
+# image, starts docker-compose.yml, runs tests/e2e against it, tears it down.
+test-compose: gen
+	$(BIN)/adtech test-compose
+
+clean:
+	rm -rf gen .pytest_cache .hypothesis bench-results *.egg-info
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+	@echo "kept .venv and .data (the database and generated secrets); remove them by hand to start over"

