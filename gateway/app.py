@@ -1,0 +1,44 @@
+"""The HTTP gateway of API.md: translate, call the service, map. One
+long-lived gRPC channel per service for the life of the app."""
+import contextlib
+
+from fastapi import FastAPI
+
+from common.clients import open_channel
+from gateway.deps import Services
+from gateway.errors import install_error_handlers
+from gateway.middleware import RequestContext
+from gateway.routes import campaigns, channels, health, moderation, payments, targets
+from gateway.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app, configured by `settings`; the JWT secret is resolved now so a
+    bad one stops the process before it serves."""
+    jwt_secret = settings.jwt_secret()
+    internal_token = settings.internal_token()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        channels_by_service = {
+            name: open_channel(address, internal_token, settings.grpc_deadline_ms)
+            for name, address in (("campaigns", settings.campaigns_addr), ("moderation", settings.moderation_addr),
+                                  ("payments", settings.payments_addr))}
+        app.state.services = Services(channels_by_service)
+        try:
+            yield
+        finally:
+            for channel in channels_by_service.values():
+                await channel.close()
+
+    app = FastAPI(title="AdTech gateway", version="1", lifespan=lifespan, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None,
+                  description="HTTP/JSON API of the ad marketplace: channels, campaigns, targets, "
+                              "moderation and payments. Bearer JWT (HS256) on every route but health.")
+    app.state.settings = settings
+    app.state.jwt_secret = jwt_secret
+    for module in (health, channels, campaigns, targets, moderation, payments):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(RequestContext)
+    return app

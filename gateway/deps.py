@@ -1,0 +1,123 @@
+"""Request dependencies: the user behind the bearer token, role gates, and
+the long-lived service stubs. The acting user is put into
+`common.auth.current_actor` so the client interceptor forwards it."""
+import dataclasses
+import uuid
+from typing import Annotated
+
+import grpc
+import jwt
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from grpc_health.v1 import health_pb2_grpc
+
+from adtech.campaigns.v1 import campaigns_pb2_grpc
+from adtech.moderation.v1 import moderation_pb2_grpc
+from adtech.payments.v1 import payments_pb2_grpc
+from common.auth import USER_ROLES, Actor, current_actor
+from common.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from gateway.errors import ApiError
+
+ALGORITHM = "HS256"
+_bearer = HTTPBearer(auto_error=False, description="A JWT (HS256) with claims sub, role and exp")
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthenticated", message, {"WWW-Authenticate": "Bearer"})
+
+
+def actor_from_token(token: str, secret: str) -> Actor:
+    """The user a token names, or a 401: HS256 only; sub a UUID, role a user
+    role and exp all required."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "role"]})
+    except jwt.ExpiredSignatureError:
+        raise unauthorized("token has expired") from None
+    except jwt.InvalidTokenError:
+        raise unauthorized("token is not valid") from None
+    sub, role = claims["sub"], claims["role"]
+    try:
+        user_id = str(uuid.UUID(sub))
+    except (ValueError, TypeError, AttributeError):
+        raise unauthorized("token subject is not a UUID") from None
+    if not isinstance(role, str) or role not in USER_ROLES:
+        raise unauthorized("token role is not one of advertiser, publisher, admin")
+    return Actor(user_id, role)
+
+
+async def current_user(request: Request,
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Actor:
+    if credentials is None:
+        raise unauthorized("a bearer token is required")
+    actor = actor_from_token(credentials.credentials, request.app.state.jwt_secret)
+    # Async dependencies run in the endpoint's context, so the stub calls see it.
+    current_actor.set(actor)
+    return actor
+
+
+CurrentUser = Annotated[Actor, Depends(current_user)]
+
+
+def require_role(*roles: str):
+    """A dependency admitting only these roles (403 for the others)."""
+    async def gate(user: CurrentUser) -> Actor:
+        if user.role not in roles:
+            raise ApiError(403, "forbidden", f"role {user.role} may not do this")
+        return user
+    return Depends(gate)
+
+
+Admin = Annotated[Actor, require_role("admin")]
+Advertiser = Annotated[Actor, require_role("advertiser")]
+Publisher = Annotated[Actor, require_role("publisher")]
+AdvertiserOrAdmin = Annotated[Actor, require_role("advertiser", "admin")]
+
+
+@dataclasses.dataclass(frozen=True)
+class PageParams:
+    limit: int
+    cursor: str
+
+
+async def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
+    cursor: Annotated[str, Query(max_length=2000, description="nextCursor of the previous page")] = "",
+) -> PageParams:
+    return PageParams(limit, cursor)
+
+
+Page = Annotated[PageParams, Depends(page_params)]
+
+
+@dataclasses.dataclass
+class Services:
+    """One long-lived channel per service and the stubs over it."""
+    channels: dict[str, grpc.aio.Channel]
+
+    def __post_init__(self):
+        self.campaigns = campaigns_pb2_grpc.CampaignsServiceStub(self.channels["campaigns"])
+        self.moderation = moderation_pb2_grpc.ModerationServiceStub(self.channels["moderation"])
+        self.payments = payments_pb2_grpc.PaymentsServiceStub(self.channels["payments"])
+        self.health = {name: health_pb2_grpc.HealthStub(channel) for name, channel in self.channels.items()}
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _campaigns(request: Request) -> campaigns_pb2_grpc.CampaignsServiceStub:
+    return request.app.state.services.campaigns
+
+
+def _moderation(request: Request) -> moderation_pb2_grpc.ModerationServiceStub:
+    return request.app.state.services.moderation
+
+
+def _payments(request: Request) -> payments_pb2_grpc.PaymentsServiceStub:
+    return request.app.state.services.payments
+
+
+AllServices = Annotated[Services, Depends(_services)]
+CampaignsApi = Annotated[campaigns_pb2_grpc.CampaignsServiceStub, Depends(_campaigns)]
+ModerationApi = Annotated[moderation_pb2_grpc.ModerationServiceStub, Depends(_moderation)]
+PaymentsApi = Annotated[payments_pb2_grpc.PaymentsServiceStub, Depends(_payments)]

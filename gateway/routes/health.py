@@ -1,0 +1,51 @@
+"""Liveness, and readiness as each service's standard gRPC health says."""
+import asyncio
+
+import grpc
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from grpc_health.v1 import health_pb2
+from pydantic import BaseModel
+
+from gateway.deps import AllServices
+
+router = APIRouter(prefix="/api/health", tags=["health"])
+
+# Readiness must answer fast even when a service hangs.
+PROBE_DEADLINE_S = 1.0
+
+
+class Live(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    services: dict[str, str]
+
+
+@router.get("/live", response_model=Live)
+async def live() -> Live:
+    """The gateway process is up."""
+    return Live(status="ok")
+
+
+@router.get("/ready", response_model=Ready, responses={503: {"model": Ready, "description": "A service is not serving"}})
+async def ready(services: AllServices) -> JSONResponse:
+    """Asks each service's gRPC health. 503 names the one not SERVING
+    (NOT_SERVING, UNREACHABLE or UNKNOWN)."""
+    names = list(services.health)
+    states = await asyncio.gather(*(_probe(services.health[name]) for name in names))
+    report = dict(zip(names, states))
+    serving = all(state == "SERVING" for state in states)
+    return JSONResponse({"status": "ok" if serving else "unavailable", "services": report},
+                        status_code=200 if serving else 503)
+
+
+async def _probe(stub) -> str:
+    try:
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=PROBE_DEADLINE_S)
+    except grpc.aio.AioRpcError as error:
+        return "UNREACHABLE" if error.code() in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED} \
+            else error.code().name
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

@@ -1,0 +1,72 @@
+"""Moderation (admins): the queue, approve through the saga, reject, and
+the decision about a target."""
+import re
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from adtech.moderation.v1 import moderation_pb2 as pb
+from gateway import views
+from gateway.deps import Admin, ModerationApi, Page
+from gateway.errors import ApiError
+from gateway.inputs import InputModel, Text
+
+router = APIRouter(prefix="/api/moderation", tags=["moderation"])
+
+_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+FAILURE_MESSAGES = {"insufficient_funds": "the advertiser's wallet cannot cover the price"}
+
+
+class Rejection(InputModel):
+    reason: Text
+
+
+@router.get("/queue", response_model=views.QueuePage)
+async def queue(user: Admin, moderation: ModerationApi, page: Page) -> views.QueuePage:
+    """Submitted targets, oldest submission first, with their channel, creatives and campaign."""
+    reply = await moderation.ListQueue(pb.ListQueueRequest(limit=page.limit, cursor=page.cursor))
+    return views.QueuePage(items=[views.queue_item(i) for i in reply.items], next_cursor=views.next_cursor(reply))
+
+
+@router.post("/targets/{target_id}/approve", response_model=views.Approved, responses={
+    202: {"model": views.Approving, "description": "The saga has not ended within the wait"},
+    402: {"description": "The advertiser's wallet cannot cover the price (code insufficient_funds)"}})
+async def approve(target_id: uuid.UUID, user: Admin, moderation: ModerationApi, request: Request) -> JSONResponse:
+    """Approves a submitted target: holds its price in escrow and creates its
+    post job, as one outcome. Waits a bounded time for the saga: 200 with the
+    result, 202 while it still runs. Repeating it returns the same post job and escrow."""
+    wait_ms = request.app.state.settings.moderation_approve_wait_ms
+    deadline_s = (wait_ms + request.app.state.settings.grpc_deadline_ms) / 1000
+    reply = await moderation.Approve(pb.ApproveRequest(target_id=str(target_id), wait_ms=wait_ms), timeout=deadline_s)
+    d = reply.decision
+    if not reply.settled:
+        body = views.Approving(target_id=d.target_id or str(target_id), decision_id=d.decision_id)
+        return JSONResponse(body.model_dump(by_alias=True), status_code=202)
+    if d.status == "approved":
+        body = views.Approved(target_id=d.target_id or str(target_id), post_job_id=d.post_job_id or None,
+                              escrow_id=d.escrow_id or None, already_approved=reply.already_approved)
+        return JSONResponse(body.model_dump(by_alias=True), status_code=200)
+    raise _refusal(d.reason)
+
+
+def _refusal(reason: str) -> ApiError:
+    """A saga that ended without approving: 402 for money, else 400."""
+    if reason and _CODE.match(reason):
+        status = 402 if reason == "insufficient_funds" else 400
+        return ApiError(status, reason, FAILURE_MESSAGES.get(reason, f"approve failed: {reason.replace('_', ' ')}"))
+    return ApiError(400, "approve_failed", reason or "approve failed")
+
+
+@router.post("/targets/{target_id}/reject", response_model=views.Target)
+async def reject(target_id: uuid.UUID, body: Rejection, user: Admin, moderation: ModerationApi) -> views.Target:
+    """Rejects a submitted target with a reason (409 while it is being approved)."""
+    reply = await moderation.Reject(pb.RejectRequest(target_id=str(target_id), reason=body.reason))
+    return views.target(reply.target)
+
+
+@router.get("/targets/{target_id}", response_model=views.Decision)
+async def decision(target_id: uuid.UUID, user: Admin, moderation: ModerationApi) -> views.Decision:
+    """The latest decision about a target; 404 when never decided."""
+    reply = await moderation.GetDecision(pb.GetDecisionRequest(target_id=str(target_id)))
+    return views.decision(reply.decision)

@@ -1,0 +1,20 @@
+"""The gateway's settings: where it listens, the JWT secret, how long an
+approve waits for its saga. Built once in `main` (or by a test) and passed
+to `create_app`."""
+from pydantic import Field
+
+from common.settings import CommonSettings, resolve_secret
+
+
+class Settings(CommonSettings):
+    gateway_host: str = Field(default="127.0.0.1", description="Address the HTTP gateway listens on")
+    gateway_port: int = Field(default=4002, ge=1, le=65535, description="Port of the HTTP gateway")
+    adtech_jwt_secret: str | None = Field(
+        default=None, description="HS256 secret of user tokens; generated into the data directory when unset")
+    moderation_approve_wait_ms: int = Field(
+        default=3000, ge=0, le=30_000,
+        description="How long an HTTP approve waits for its saga before answering 202")
+
+    def jwt_secret(self) -> str:
+        """The configured secret (placeholders refused) or the generated one."""
+        return resolve_secret("ADTECH_JWT_SECRET", self.adtech_jwt_secret, self.data_dir())

@@ -1,0 +1,219 @@
+"""The JSON shapes of API.md and their translation from protos. camelCase
+on the wire; RFC 3339 UTC timestamps ending in `Z`; empty proto strings and
+unset timestamps of optional fields become null."""
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def _ts(message, field: str) -> str | None:
+    return getattr(message, field).ToJsonString() if message.HasField(field) else None
+
+
+def _at(message, field: str) -> str:
+    return getattr(message, field).ToJsonString()
+
+
+class Page(ApiModel):
+    next_cursor: str | None
+
+
+def next_cursor(reply) -> str | None:
+    return reply.next_cursor or None
+
+
+class Channel(ApiModel):
+    id: str
+    owner_id: str
+    title: str
+    handle: str
+    price_per_post: int
+    currency: str
+    status: str
+    created_at: str
+
+
+class ChannelPage(Page):
+    items: list[Channel]
+
+
+def channel(c) -> Channel:
+    return Channel(id=c.id, owner_id=c.owner_id, title=c.title, handle=c.handle, price_per_post=c.price_per_post,
+                   currency=c.currency, status=c.status, created_at=_at(c, "created_at"))
+
+
+class Creative(ApiModel):
+    id: str
+    text: str
+    media_url: str | None
+
+
+def creative(c) -> Creative:
+    return Creative(id=c.id, text=c.text, media_url=c.media_url or None)
+
+
+class Campaign(ApiModel):
+    id: str
+    advertiser_id: str
+    name: str
+    status: str
+    start_at: str | None
+    end_at: str | None
+    creatives: list[Creative]
+    created_at: str
+    updated_at: str
+
+
+class CampaignPage(Page):
+    items: list[Campaign]
+
+
+def campaign(c) -> Campaign:
+    return Campaign(id=c.id, advertiser_id=c.advertiser_id, name=c.name, status=c.status,
+                    start_at=_ts(c, "start_at"), end_at=_ts(c, "end_at"),
+                    creatives=[creative(x) for x in c.creatives],
+                    created_at=_at(c, "created_at"), updated_at=_at(c, "updated_at"))
+
+
+class PostJob(ApiModel):
+    id: str
+    execute_at: str
+    status: str
+
+
+class Target(ApiModel):
+    id: str
+    campaign_id: str
+    channel_id: str
+    scheduled_at: str
+    price: int
+    currency: str
+    status: str
+    moderated_by: str | None
+    moderated_at: str | None
+    moderation_reason: str | None
+    post_job: PostJob | None
+
+
+class TargetPage(Page):
+    items: list[Target]
+
+
+def _target_fields(t) -> dict:
+    job = t.post_job if t.HasField("post_job") and t.post_job.id else None
+    return dict(
+        id=t.id, campaign_id=t.campaign_id, channel_id=t.channel_id, scheduled_at=_at(t, "scheduled_at"),
+        price=t.price, currency=t.currency, status=t.status, moderated_by=t.moderated_by or None,
+        moderated_at=_ts(t, "moderated_at"), moderation_reason=t.moderation_reason or None,
+        post_job=PostJob(id=job.id, execute_at=_at(job, "execute_at"), status=job.status) if job else None)
+
+
+def target(t) -> Target:
+    return Target(**_target_fields(t))
+
+
+class QueueItem(Target):
+    """A submitted target with what a moderator needs to decide."""
+    channel: Channel | None
+    creatives: list[Creative]
+    campaign_name: str
+    advertiser_id: str
+
+
+class QueuePage(Page):
+    items: list[QueueItem]
+
+
+def queue_item(item) -> QueueItem:
+    return QueueItem(**_target_fields(item.target),
+                     channel=channel(item.channel) if item.HasField("channel") else None,
+                     creatives=[creative(x) for x in item.creatives],
+                     campaign_name=item.campaign_name, advertiser_id=item.advertiser_id)
+
+
+class Decision(ApiModel):
+    target_id: str
+    decision_id: str
+    decision: str
+    status: str
+    reason: str | None
+    post_job_id: str | None
+    escrow_id: str | None
+
+
+def decision(d) -> Decision:
+    return Decision(target_id=d.target_id, decision_id=d.decision_id, decision=d.decision, status=d.status,
+                    reason=d.reason or None, post_job_id=d.post_job_id or None, escrow_id=d.escrow_id or None)
+
+
+class Approved(ApiModel):
+    ok: bool = True
+    target_id: str
+    status: str = "approved"
+    post_job_id: str | None
+    escrow_id: str | None
+    already_approved: bool
+
+
+class Approving(ApiModel):
+    ok: bool = True
+    target_id: str
+    status: str = "approving"
+    decision_id: str
+
+
+class Wallet(ApiModel):
+    user_id: str
+    currency: str
+    balance: int
+    held: int
+
+
+def wallet(w) -> Wallet:
+    return Wallet(user_id=w.user_id, currency=w.currency, balance=w.balance, held=w.held)
+
+
+class Deposit(ApiModel):
+    transaction_id: str
+    wallet: Wallet
+
+
+class LedgerEntry(ApiModel):
+    id: str
+    transaction_id: str
+    kind: str
+    amount: int
+    balance_after: int
+    reference: str | None
+    created_at: str
+
+
+class LedgerPage(Page):
+    items: list[LedgerEntry]
+
+
+def ledger_entry(e) -> LedgerEntry:
+    return LedgerEntry(id=e.id, transaction_id=e.transaction_id, kind=e.kind, amount=e.amount,
+                       balance_after=e.balance_after, reference=e.reference or None,
+                       created_at=_at(e, "created_at"))
+
+
+class Escrow(ApiModel):
+    id: str
+    target_id: str
+    advertiser_id: str
+    publisher_id: str
+    amount: int
+    currency: str
+    status: str
+    created_at: str
+    updated_at: str
+
+
+def escrow(e) -> Escrow:
+    return Escrow(id=e.id, target_id=e.target_id, advertiser_id=e.advertiser_id, publisher_id=e.publisher_id,
+                  amount=e.amount, currency=e.currency, status=e.status, created_at=_at(e, "created_at"),
+                  updated_at=_at(e, "updated_at"))

@@ -1,0 +1,146 @@
+"""What the gateway answers by itself, over real HTTP: auth, roles, bad
+input, unknown routes, and a service that is down. Every error has the
+body of API.md and nothing a client sends gets a 500."""
+import uuid
+
+import pytest
+
+from tests.integration.gateway.running import bearer, token
+
+ANY_ID = str(uuid.uuid4())
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
+async def test_live_needs_no_token(gateway_down):
+    response = await gateway_down.get("/api/health/live")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+async def test_openapi_and_docs_are_served(gateway_down):
+    spec = (await gateway_down.get("/api/openapi.json")).json()
+    assert "/api/moderation/targets/{target_id}/approve" in spec["paths"]
+    assert (await gateway_down.get("/api/docs")).status_code == 200
+
+
+async def test_missing_token_is_401(gateway_down):
+    assert_error(await gateway_down.get("/api/campaigns"), 401, "unauthenticated")
+
+
+async def test_token_signed_with_another_secret_is_401(gateway_down):
+    headers = {"Authorization": f"Bearer {token('admin', secret='another-secret-of-enough-length-000')}"}
+    assert_error(await gateway_down.get("/api/wallet", headers=headers), 401, "unauthenticated")
+
+
+async def test_expired_token_is_401(gateway_down):
+    assert_error(await gateway_down.get("/api/wallet", headers=bearer("admin", ttl_s=-60)), 401)
+
+
+async def test_wrong_role_is_403(gateway_down):
+    response = await gateway_down.post("/api/campaigns", json={"name": "x"}, headers=bearer("publisher"))
+    assert_error(response, 403, "forbidden")
+
+
+async def test_moderation_is_for_admins_only(gateway_down):
+    response = await gateway_down.post(f"/api/moderation/targets/{ANY_ID}/approve", headers=bearer("advertiser"))
+    assert_error(response, 403, "forbidden")
+
+
+async def test_unknown_route_is_404_with_our_body(gateway_down):
+    assert_error(await gateway_down.get("/api/nothing-here"), 404, "not_found")
+
+
+async def test_campaign_targets_controller_does_not_exist(gateway_down):
+    response = await gateway_down.post(f"/api/campaign-targets/{ANY_ID}/submit", headers=bearer("advertiser"))
+    assert_error(response, 404, "not_found")
+
+
+async def test_wrong_method_is_405_with_our_body(gateway_down):
+    assert_error(await gateway_down.delete("/api/health/live"), 405, "method_not_allowed")
+
+
+async def test_bad_uuid_in_path_is_400(gateway_down):
+    error = assert_error(await gateway_down.get("/api/campaigns/not-a-uuid", headers=bearer("advertiser")),
+                         400, "invalid_input")
+    assert "campaign_id" in error["message"]
+
+
+@pytest.mark.parametrize("limit", ["0", "201", "-1", "abc", "99999999999999999999999"])
+async def test_limit_outside_1_to_200_is_400(gateway_down, limit):
+    response = await gateway_down.get("/api/channels", params={"limit": limit}, headers=bearer("admin"))
+    assert_error(response, 400, "invalid_input")
+
+
+async def test_bad_json_is_400(gateway_down):
+    response = await gateway_down.post("/api/campaigns", content=b"{not json",
+                                       headers={**bearer("advertiser"), "content-type": "application/json"})
+    assert_error(response, 400, "invalid_input")
+
+
+@pytest.mark.parametrize("body", [
+    {"title": "t", "handle": "@h", "pricePerPost": 10.5},
+    {"title": "t", "handle": "@h", "pricePerPost": True},
+    {"title": "t", "handle": "@h", "pricePerPost": "100"},
+    {"title": "t", "handle": "@h", "pricePerPost": 0},
+    {"title": "t", "handle": "@h", "pricePerPost": 10**12},
+    {"title": "t", "handle": "@h", "pricePerPost": 10**40},
+    {"title": "t", "handle": "@h"},
+    {"title": 5, "handle": "@h", "pricePerPost": 100},
+    {"title": "nul\u0000", "handle": "@h", "pricePerPost": 100},
+    [1, 2, 3],
+])
+async def test_bad_channel_body_is_400(gateway_down, body):
+    response = await gateway_down.post("/api/channels", json=body, headers=bearer("publisher"))
+    assert_error(response, 400, "invalid_input")
+
+
+async def test_huge_number_literal_is_400(gateway_down):
+    response = await gateway_down.post(
+        "/api/channels", content=b'{"title":"t","handle":"@h","pricePerPost":1e400}',
+        headers={**bearer("publisher"), "content-type": "application/json"})
+    assert_error(response, 400, "invalid_input")
+
+
+async def test_lone_surrogate_in_text_is_400(gateway_down):
+    response = await gateway_down.post(
+        "/api/campaigns", content=b'{"name":"\\ud800"}',
+        headers={**bearer("advertiser"), "content-type": "application/json"})
+    assert_error(response, 400, "invalid_input")
+
+
+@pytest.mark.parametrize("when", ["2030-01-01T12:00:00", "2030-01-01", "tomorrow", 1893456000,
+                                  "0001-01-01T00:00:00+05:00", "2030-02-30T00:00:00Z"])
+async def test_timestamp_without_zone_or_invalid_is_400(gateway_down, when):
+    response = await gateway_down.post(f"/api/campaigns/{ANY_ID}/targets", headers=bearer("advertiser"),
+                                       json={"channelId": ANY_ID, "scheduledAt": when})
+    error = assert_error(response, 400, "invalid_input")
+    assert "scheduledAt" in error["message"]
+
+
+async def test_deposit_without_idempotency_key_is_400(gateway_down):
+    response = await gateway_down.post(f"/api/wallets/{ANY_ID}/deposits", json={"amount": 100},
+                                       headers=bearer("admin"))
+    error = assert_error(response, 400, "invalid_input")
+    assert "Idempotency-Key" in error["message"]
+
+
+async def test_service_down_is_503(gateway_down):
+    assert_error(await gateway_down.get("/api/channels", headers=bearer("admin")), 503, "unavailable")
+
+
+async def test_request_id_is_echoed(gateway_down):
+    response = await gateway_down.get("/api/health/live", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+
+
+async def test_request_id_is_generated_when_absent(gateway_down):
+    response = await gateway_down.get("/api/nothing-here")
+    assert len(response.headers["x-request-id"]) == 32
