@@ -1,0 +1,74 @@
+"""The seed's post-deployment checks across services, asked through each
+service's own API (no service's tables are read from outside it)."""
+import collections
+import dataclasses
+
+from adtech.campaigns.v1 import campaigns_pb2
+from adtech.moderation.v1 import moderation_pb2
+from adtech.ops.v1 import ops_pb2
+from adtech.payments.v1 import payments_pb2
+from common.auth import SYSTEM, acting_as
+
+OPEN_ESCROW = {"held", "released"}
+APPROVED_OR_LATER = {"approved", "published"}
+
+
+@dataclasses.dataclass
+class Check:
+    name: str
+    violations: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+async def _all_pages(method, request_type, field: str) -> list:
+    items, cursor = [], ""
+    while True:
+        reply = await method(request_type(limit=200, cursor=cursor))
+        items.extend(getattr(reply, field))
+        cursor = reply.next_cursor
+        if not cursor:
+            return items
+
+
+async def verify(campaigns, payments, moderation, ops: dict, *, max_outbox_age_s: float = 60.0) -> list[Check]:
+    """campaigns/payments/moderation are stubs; ops maps a service name to its
+    OpsService stub. Returns every check with its violations."""
+    with acting_as(SYSTEM):
+        targets = await _all_pages(campaigns.ListTargetAudit, campaigns_pb2.ListTargetAuditRequest, "targets")
+        escrows = await _all_pages(payments.ListEscrows, payments_pb2.ListEscrowsRequest, "escrows")
+        live = (await moderation.ListLiveDecisions(moderation_pb2.ListLiveDecisionsRequest())).decisions
+        ledger = await payments.Reconcile(payments_pb2.ReconcileRequest())
+        outboxes = {name: await stub.GetOutboxStats(ops_pb2.GetOutboxStatsRequest()) for name, stub in ops.items()}
+
+    escrows_of = collections.defaultdict(list)
+    for escrow in escrows:
+        escrows_of[escrow.target_id].append(escrow)
+    live_targets = {d.target_id for d in live}
+    status_of = {t.target_id: t for t in targets}
+
+    checks = [
+        Check("escrow_per_target_unique", [f"{t}: {len(e)} escrows" for t, e in escrows_of.items() if len(e) > 1]),
+        Check("post_job_per_target_unique", [f"{t.target_id}: {t.post_jobs} post jobs" for t in targets if t.post_jobs > 1]),
+        Check("approved_target_has_escrow_and_post_job", [
+            f"{t.target_id} ({t.status}): escrows {[e.status for e in escrows_of[t.target_id]]}, post jobs {t.post_jobs}"
+            for t in targets if t.status in APPROVED_OR_LATER and (
+                [e.status for e in escrows_of[t.target_id] if e.status in OPEN_ESCROW] == [] or
+                len(escrows_of[t.target_id]) != 1 or t.post_jobs != 1)]),
+        Check("held_escrow_has_approved_target_or_running_saga", [
+            f"{e.target_id}: escrow held, target {status_of[e.target_id].status if e.target_id in status_of else 'unknown'}"
+            for e in escrows if e.status == "held" and e.target_id not in live_targets
+            and (e.target_id not in status_of or status_of[e.target_id].status != "approved")]),
+        Check("no_target_left_approving", [
+            f"{t.target_id}: approving without a running saga" for t in targets
+            if t.status == "approving" and t.target_id not in live_targets]),
+    ]
+    checks += [Check(f"ledger:{c.name}", [] if c.ok else [c.detail or f"{c.violations} violations"]) for c in ledger.checks]
+    for name, stats in outboxes.items():
+        checks.append(Check(f"outbox:{name}:no_dead_letters", [f"{stats.dead} dead letters"] if stats.dead else []))
+        checks.append(Check(f"outbox:{name}:oldest_pending_young", [
+            f"oldest pending is {stats.oldest_pending_age_seconds:.1f}s old"]
+            if stats.oldest_pending_age_seconds > max_outbox_age_s else []))
+    return checks

@@ -1,0 +1,196 @@
+"""The approve saga under faults: peers down, a process killed mid-saga,
+races with cancel and pause, every step delivered twice, and late
+duplicates of every step after the saga has moved on."""
+import asyncio
+import signal
+
+import sqlalchemy as sa
+
+from adtech.campaigns.v1 import campaigns_pb2
+from adtech.moderation.v1 import moderation_pb2
+from common.auth import acting_as
+from common.db import Database, database_url_for
+from common.outbox import Message
+from tests.harness import eventually
+from tests.integration.moderation.conftest import assert_consistent
+from tests.integration.moderation.test_approve import approve, escrow_of, target_of, wallet
+from tests.stack import wait_serving
+
+
+async def decision_of(world, target_id):
+    with acting_as(world.admin):
+        return (await world.moderation.GetDecision(moderation_pb2.GetDecisionRequest(target_id=target_id))).decision
+
+
+async def settled(world, target_id):
+    decision = await decision_of(world, target_id)
+    return decision if decision.status in ("approved", "failed") else None
+
+
+async def set_campaign(world, advertiser, campaign, action):
+    with acting_as(advertiser):
+        await world.campaigns.ChangeCampaignStatus(campaigns_pb2.ChangeCampaignStatusRequest(
+            campaign_id=campaign.id, action=action))
+
+
+async def test_with_payments_down_approve_answers_running_and_completes_when_it_returns(stack, world):
+    _, _, target = await world.ready_to_approve()
+    await stack.stop_service("payments")
+    try:
+        reply = await approve(world, target.id, wait_ms=300)
+        assert not reply.settled and reply.decision.status == "reserved"
+    finally:
+        await stack.start_service("payments")
+    final = await eventually(lambda: settled(world, target.id), timeout=15)
+    assert final.status == "approved"
+    await assert_consistent(stack)
+
+
+async def test_campaign_cancelled_between_hold_and_approval_refunds_the_escrow(stack, world, gate):
+    approval = gate("campaigns", "ApproveTarget")
+    advertiser, campaign, target = await world.ready_to_approve(price=1_000, funds=3_000)
+    await approve(world, target.id, wait_ms=0)
+    await approval.reached.wait()
+    await set_campaign(world, advertiser, campaign, "cancel")
+    approval.opened.set()
+    final = await eventually(lambda: settled(world, target.id))
+    assert final.status == "failed" and final.reason == "target_cancelled"
+    assert (await target_of(world, advertiser, campaign, target.id)).status == "cancelled"
+    assert (await escrow_of(world, target.id)).status == "refunded"
+    await assert_consistent(stack)
+    money = await wallet(world, advertiser)
+    assert (money.balance, money.held) == (3_000, 0)
+
+
+async def test_campaign_paused_after_reservation_does_not_stop_the_approval(stack, world, gate):
+    hold = gate("payments", "HoldEscrow")
+    advertiser, campaign, target = await world.ready_to_approve()
+    await approve(world, target.id, wait_ms=0)
+    await hold.reached.wait()
+    await set_campaign(world, advertiser, campaign, "pause")
+    hold.opened.set()
+    final = await eventually(lambda: settled(world, target.id))
+    assert final.status == "approved"
+    assert (await target_of(world, advertiser, campaign, target.id)).status == "approved"
+    await assert_consistent(stack)
+
+
+async def test_relay_killed_between_hold_and_approval_completes_after_restart(stack, world):
+    """Moderation runs as its own process; campaigns is down after the
+    reservation so the saga stops at escrow_held; kill -9, restart both."""
+    _, _, target = await world.ready_to_approve()
+    await stack.stop_service("moderation")
+    process = stack.service_process("moderation")
+    try:
+        await wait_serving(stack.address("moderation"))
+        hold = stack.servicer("payments")
+        del hold
+        gate_db = Database(database_url_for(stack.pg_server, stack.databases["moderation"]))
+        reply = await approve(world, target.id, wait_ms=0)
+        await eventually(lambda: _status(gate_db, reply.decision.decision_id, "reserved", "escrow_held", "approved"))
+        await stack.stop_service("campaigns")
+        await eventually(lambda: _status(gate_db, reply.decision.decision_id, "escrow_held"), timeout=15)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        await stack.start_service("campaigns")
+        process = stack.service_process("moderation")
+        final = await eventually(lambda: settled(world, target.id), timeout=20)
+        assert final.status == "approved"
+        await gate_db.dispose()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+        if "campaigns" not in stack.running:
+            await stack.start_service("campaigns")
+        await stack.start_service("moderation")
+    await assert_consistent(stack)
+
+
+async def _status(db, decision_id, *wanted):
+    async with db.unit_of_work("peek_decision") as uow:
+        status = await uow.session.scalar(sa.text("SELECT status FROM decisions WHERE id = :d"), {"d": decision_id})
+    return status in wanted
+
+
+class Recording:
+    """Wraps the relay's handlers: delivers every message `times` times and
+    keeps each one for late replays."""
+
+    def __init__(self, relay, times: int):
+        self.relay, self.times = relay, times
+        self.seen: list[Message] = []
+        self.originals = dict(relay.handlers)
+        for topic, handler in self.originals.items():
+            relay.handlers[topic] = self._wrap(handler)
+
+    def _wrap(self, handler):
+        async def deliver(message):
+            self.seen.append(message)
+            done = False
+            for _ in range(self.times):
+                done = await handler(message)
+            return done
+        return deliver
+
+    def restore(self):
+        self.relay.handlers.update(self.originals)
+
+    async def replay(self):
+        for message in self.seen:
+            try:
+                await self.originals[message.topic](message)
+            except Exception:
+                pass  # a refusal of a late step is fine; an effect is not
+
+
+def saga_relay(stack):
+    return stack.servicer("moderation").saga.relay
+
+
+async def test_every_step_delivered_twice_has_no_duplicate_effect(stack, world):
+    recording = Recording(saga_relay(stack), times=2)
+    try:
+        advertiser, _, approved_target = await world.ready_to_approve(price=1_000, funds=1_500)
+        _, _, poor_target = await world.ready_to_approve(price=5_000, funds=100)
+        assert (await approve(world, approved_target.id)).decision.status == "approved"
+        assert (await approve(world, poor_target.id)).decision.reason == "insufficient_funds"
+    finally:
+        recording.restore()
+    assert (await wallet(world, advertiser)).balance == 500
+    await assert_consistent(stack)
+
+
+async def test_late_duplicates_of_every_step_change_nothing(stack, world, gate):
+    recording = Recording(saga_relay(stack), times=1)
+    try:
+        # An approved saga, an insufficient-funds saga followed by a newer
+        # successful one, and a saga compensated after a cancellation.
+        adv1, _, t1 = await world.ready_to_approve(price=1_000, funds=1_000)
+        adv2, c2, t2 = await world.ready_to_approve(price=2_000, funds=0)
+        adv3, c3, t3 = await world.ready_to_approve(price=700, funds=700)
+        await approve(world, t1.id)
+        await approve(world, t2.id)
+        await world.fund(adv2, 2_000)
+        await approve(world, t2.id)
+        approval = gate("campaigns", "ApproveTarget")
+        await approve(world, t3.id, wait_ms=0)
+        await approval.reached.wait()
+        await set_campaign(world, adv3, c3, "cancel")
+        approval.opened.set()
+        await eventually(lambda: settled(world, t3.id))
+    finally:
+        recording.restore()
+    before = [await _snapshot(world, a, t) for a, t in ((adv1, t1), (adv2, t2), (adv3, t3))]
+    await recording.replay()
+    await asyncio.sleep(0.2)
+    after = [await _snapshot(world, a, t) for a, t in ((adv1, t1), (adv2, t2), (adv3, t3))]
+    assert after == before
+    assert [s[0] for s in after] == ["approved", "approved", "failed"]
+    await assert_consistent(stack)
+
+
+async def _snapshot(world, advertiser, target):
+    decision = await decision_of(world, target.id)
+    money = await wallet(world, advertiser)
+    escrow = await escrow_of(world, target.id)
+    return decision.status, decision.escrow_id, decision.post_job_id, escrow.status, money.balance, money.held

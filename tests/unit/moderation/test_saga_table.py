@@ -1,0 +1,52 @@
+"""The approve saga's lifecycle table."""
+import itertools
+
+import grpc
+import pytest
+
+from common.errors import PreconditionFailed
+from services.moderation import domain
+
+STATES = ["pending", "reserved", "escrow_held", "approved", "compensating", "failed"]
+ALLOWED = {("pending", "reserved"), ("pending", "failed"), ("reserved", "escrow_held"), ("reserved", "failed"),
+           ("escrow_held", "approved"), ("escrow_held", "compensating"), ("compensating", "failed")}
+
+
+@pytest.mark.parametrize("current,wanted", sorted(ALLOWED))
+def test_saga_moves_forward_or_into_its_compensation(current, wanted):
+    domain.assert_saga_move(current, wanted)
+
+
+@pytest.mark.parametrize("current,wanted", [m for m in itertools.product(STATES, STATES) if m not in ALLOWED])
+def test_every_other_saga_move_is_refused(current, wanted):
+    with pytest.raises(PreconditionFailed):
+        domain.assert_saga_move(current, wanted)
+
+
+def test_a_held_escrow_is_never_abandoned_by_a_direct_failure():
+    assert ("escrow_held", "failed") not in domain.SAGA_MOVES
+
+
+def test_settled_and_live_states_partition_the_approve_states():
+    assert domain.LIVE.isdisjoint(domain.SETTLED)
+    assert set(STATES) <= domain.LIVE | domain.SETTLED
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED])
+def test_transient_peer_trouble_is_retried(code):
+    assert not domain.is_definite_refusal(code)
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND,
+                                  grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.PERMISSION_DENIED])
+def test_a_definite_refusal_ends_the_step(code):
+    assert domain.is_definite_refusal(code)
+
+
+def test_snapshot_without_refusal_lets_the_approve_proceed():
+    assert domain.refusal_from_snapshot("", "") is None
+
+
+def test_snapshot_refusal_carries_campaigns_code_and_message():
+    refusal = domain.refusal_from_snapshot("channel_not_approved", "Channel must be approved")
+    assert (refusal.code, refusal.message) == ("channel_not_approved", "Channel must be approved")
