@@ -1,0 +1,195 @@
+"""The campaigns gRPC servicer: proto → one use case → proto. No rules here."""
+from collections.abc import Callable
+import datetime as dt
+
+from adtech.campaigns.v1 import campaigns_pb2 as pb
+from adtech.campaigns.v1 import campaigns_pb2_grpc
+from common.auth import parse_uuid, require_actor
+from common.db import Database
+from common.timestamps import from_timestamp, to_timestamp, utcnow
+from services.campaigns import saga, targets, usecases
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)
+
+
+def channel_pb(row) -> pb.Channel:
+    return pb.Channel(id=str(row.id), owner_id=str(row.owner_id), title=row.title, handle=row.handle,
+                      price_per_post=row.price_per_post, currency=row.currency, status=row.status,
+                      created_at=to_timestamp(row.created_at), rejection_reason=_text(row.rejection_reason))
+
+
+def queue_channel_pb(row) -> pb.Channel:
+    return pb.Channel(id=str(row.channel_id), owner_id=str(row.publisher_id), title=row.channel_title,
+                      handle=row.channel_handle, price_per_post=row.channel_price, currency=row.channel_currency,
+                      status=row.channel_status, created_at=to_timestamp(row.channel_created_at),
+                      rejection_reason=_text(row.channel_rejection_reason))
+
+
+def creative_pb(row) -> pb.Creative:
+    return pb.Creative(id=str(row.id), text=row.text, media_url=_text(row.media_url))
+
+
+def campaign_pb(row, creatives) -> pb.Campaign:
+    return pb.Campaign(id=str(row.id), advertiser_id=str(row.advertiser_id), name=row.name, status=row.status,
+                       start_at=to_timestamp(row.start_at), end_at=to_timestamp(row.end_at),
+                       creatives=[creative_pb(c) for c in creatives], created_at=to_timestamp(row.created_at),
+                       updated_at=to_timestamp(row.updated_at))
+
+
+def post_job_pb(row) -> pb.PostJob:
+    return pb.PostJob(id=str(row.id), execute_at=to_timestamp(row.execute_at), status=row.status)
+
+
+def target_pb(row) -> pb.Target:
+    job = None
+    if row.post_job_id is not None:
+        job = pb.PostJob(id=str(row.post_job_id), execute_at=to_timestamp(row.post_job_execute_at),
+                         status=row.post_job_status)
+    return pb.Target(id=str(row.id), campaign_id=str(row.campaign_id), channel_id=str(row.channel_id),
+                     scheduled_at=to_timestamp(row.scheduled_at), price=row.price, currency=row.currency,
+                     status=row.status, moderated_by=_text(row.moderated_by),
+                     moderated_at=to_timestamp(row.moderated_at), moderation_reason=_text(row.moderation_reason),
+                     post_job=job, submitted_at=to_timestamp(row.submitted_at))
+
+
+def snapshot_pb(row, refusal: tuple[str, str] | None) -> pb.TargetSnapshot:
+    code, message = refusal or ("", "")
+    return pb.TargetSnapshot(target=target_pb(row), campaign_status=row.campaign_status,
+                             creatives_count=row.creatives_count, channel_status=row.channel_status,
+                             advertiser_id=str(row.advertiser_id), publisher_id=str(row.publisher_id),
+                             reserved_by=_text(row.reserved_by), approve_refusal_code=code,
+                             approve_refusal_message=message)
+
+
+class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
+    def __init__(self, db: Database, *, min_lead_ms: int, clock: Callable[[], dt.datetime] = utcnow):
+        self.db = db
+        self.min_lead_ms = min_lead_ms
+        self.clock = clock
+
+    # ---- channels
+    async def CreateChannel(self, request, context):
+        channel = await usecases.create_channel(self.db, require_actor(), title=request.title, handle=request.handle,
+                                                price=request.price_per_post, currency=request.currency)
+        return pb.CreateChannelResponse(channel=channel_pb(channel))
+
+    async def ListChannels(self, request, context):
+        rows, cursor = await usecases.list_channels(self.db, require_actor(), status=request.status,
+                                                    limit=request.limit, cursor=request.cursor)
+        return pb.ListChannelsResponse(channels=[channel_pb(r) for r in rows], next_cursor=cursor)
+
+    async def GetChannel(self, request, context):
+        channel = await usecases.get_channel(self.db, require_actor(), parse_uuid(request.channel_id, "channelId"))
+        return pb.GetChannelResponse(channel=channel_pb(channel))
+
+    async def ApproveChannel(self, request, context):
+        channel = await usecases.moderate_channel(self.db, require_actor(),
+                                                  parse_uuid(request.channel_id, "channelId"), approve=True)
+        return pb.ApproveChannelResponse(channel=channel_pb(channel))
+
+    async def RejectChannel(self, request, context):
+        channel = await usecases.moderate_channel(self.db, require_actor(), parse_uuid(request.channel_id, "channelId"),
+                                                  approve=False, reason=request.reason)
+        return pb.RejectChannelResponse(channel=channel_pb(channel))
+
+    # ---- campaigns
+    async def CreateCampaign(self, request, context):
+        campaign, creatives = await usecases.create_campaign(
+            self.db, require_actor(), name=request.name, start_at=from_timestamp(request, "start_at"),
+            end_at=from_timestamp(request, "end_at"), creatives=[(c.text, c.media_url) for c in request.creatives])
+        return pb.CreateCampaignResponse(campaign=campaign_pb(campaign, creatives))
+
+    async def ListCampaigns(self, request, context):
+        items, cursor = await usecases.list_campaigns(self.db, require_actor(), limit=request.limit,
+                                                      cursor=request.cursor)
+        return pb.ListCampaignsResponse(campaigns=[campaign_pb(r, c) for r, c in items], next_cursor=cursor)
+
+    async def GetCampaign(self, request, context):
+        campaign, creatives = await usecases.get_campaign(self.db, require_actor(),
+                                                          parse_uuid(request.campaign_id, "campaignId"))
+        return pb.GetCampaignResponse(campaign=campaign_pb(campaign, creatives))
+
+    async def AddCreative(self, request, context):
+        creative = await usecases.add_creative(self.db, require_actor(), parse_uuid(request.campaign_id, "campaignId"),
+                                               text=request.text, media_url=request.media_url)
+        return pb.AddCreativeResponse(creative=creative_pb(creative))
+
+    async def ChangeCampaignStatus(self, request, context):
+        campaign, creatives = await usecases.change_campaign_status(
+            self.db, require_actor(), parse_uuid(request.campaign_id, "campaignId"), request.action, self.clock())
+        return pb.ChangeCampaignStatusResponse(campaign=campaign_pb(campaign, creatives))
+
+    # ---- targets
+    async def CreateTarget(self, request, context):
+        target = await targets.create_target(
+            self.db, require_actor(), parse_uuid(request.campaign_id, "campaignId"),
+            channel_id=parse_uuid(request.channel_id, "channelId"),
+            scheduled_at=from_timestamp(request, "scheduled_at"))
+        return pb.CreateTargetResponse(target=target_pb(target))
+
+    async def ListTargets(self, request, context):
+        rows, cursor = await targets.list_targets(self.db, require_actor(), parse_uuid(request.campaign_id, "campaignId"),
+                                                  limit=request.limit, cursor=request.cursor)
+        return pb.ListTargetsResponse(targets=[target_pb(r) for r in rows], next_cursor=cursor)
+
+    async def GetTarget(self, request, context):
+        target = await targets.get_target(self.db, require_actor(), *self._path(request))
+        return pb.GetTargetResponse(target=target_pb(target))
+
+    async def SubmitTarget(self, request, context):
+        target = await targets.submit_target(self.db, require_actor(), *self._path(request), now=self.clock(),
+                                             min_lead_ms=self.min_lead_ms)
+        return pb.SubmitTargetResponse(target=target_pb(target))
+
+    async def CancelTarget(self, request, context):
+        target = await targets.cancel_target(self.db, require_actor(), *self._path(request))
+        return pb.CancelTargetResponse(target=target_pb(target))
+
+    @staticmethod
+    def _path(request) -> tuple[str, str]:
+        return parse_uuid(request.campaign_id, "campaignId"), parse_uuid(request.target_id, "targetId")
+
+    # ---- moderation's view and the approve saga's steps
+    async def GetTargetSnapshot(self, request, context):
+        row, refusal = await saga.snapshot(self.db, require_actor(), parse_uuid(request.target_id, "targetId"),
+                                           now=self.clock(), min_lead_ms=self.min_lead_ms)
+        return pb.GetTargetSnapshotResponse(snapshot=snapshot_pb(row, refusal))
+
+    async def ListSubmittedTargets(self, request, context):
+        items, cursor = await saga.submitted_queue(self.db, require_actor(), limit=request.limit, cursor=request.cursor)
+        return pb.ListSubmittedTargetsResponse(next_cursor=cursor, items=[pb.QueueItem(
+            target=target_pb(r), channel=queue_channel_pb(r), creatives=[creative_pb(c) for c in creatives],
+            campaign_name=r.campaign_name, advertiser_id=str(r.advertiser_id)) for r, creatives in items])
+
+    async def ReserveTarget(self, request, context):
+        row = await saga.reserve(self.db, require_actor(), *self._step(request), now=self.clock(),
+                                 min_lead_ms=self.min_lead_ms)
+        return pb.ReserveTargetResponse(snapshot=snapshot_pb(row, None))
+
+    async def ReleaseTarget(self, request, context):
+        released = await saga.release(self.db, require_actor(), *self._step(request))
+        return pb.ReleaseTargetResponse(released=released)
+
+    async def ApproveTarget(self, request, context):
+        row, job = await saga.approve(self.db, require_actor(), *self._step(request),
+                                      moderator_id=parse_uuid(request.moderator_id, "moderatorId"),
+                                      escrow_id=parse_uuid(request.escrow_id, "escrowId"), now=self.clock())
+        return pb.ApproveTargetResponse(target=target_pb(row), post_job=post_job_pb(job) if job else None)
+
+    async def RejectTarget(self, request, context):
+        row = await saga.reject(self.db, require_actor(), parse_uuid(request.target_id, "targetId"),
+                                moderator_id=parse_uuid(request.moderator_id, "moderatorId"),
+                                reason=request.reason, now=self.clock())
+        return pb.RejectTargetResponse(target=target_pb(row))
+
+    @staticmethod
+    def _step(request) -> tuple[str, str]:
+        return parse_uuid(request.target_id, "targetId"), parse_uuid(request.decision_id, "decisionId")
+
+    async def ListTargetAudit(self, request, context):
+        rows, cursor = await saga.target_audit(self.db, require_actor(), limit=request.limit, cursor=request.cursor)
+        return pb.ListTargetAuditResponse(next_cursor=cursor, targets=[pb.TargetAudit(
+            target_id=str(r.id), status=r.status, post_jobs=r.post_jobs, advertiser_id=str(r.advertiser_id),
+            reserved_by=_text(r.reserved_by)) for r in rows])

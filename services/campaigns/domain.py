@@ -1,0 +1,240 @@
+"""Campaigns' pure rules: the two lifecycle tables, the seed's preconditions
+with their messages, and input limits. No I/O and no clock: time is an
+argument."""
+import dataclasses
+import datetime as dt
+import re
+
+from common.errors import Conflict, Forbidden, InvalidInput, PreconditionFailed
+from common.fsm import assert_transition
+
+# The acting roles of common.auth, plus the one pseudo-actor below: a campaign
+# cancellation cascading to its targets (the only way an approving target ends
+# up cancelled; its saga then refunds).
+CAMPAIGN_CANCELLATION = "campaign_cancellation"
+
+CAMPAIGN_MOVES = {
+    ("draft", "active"): {"advertiser", "admin", "system"},
+    ("draft", "cancelled"): {"admin"},
+    ("active", "paused"): {"advertiser", "admin"},
+    ("active", "completed"): {"admin", "system"},
+    ("active", "cancelled"): {"advertiser", "admin"},
+    ("paused", "active"): {"advertiser", "admin"},
+    ("paused", "cancelled"): {"admin"},
+}
+
+TARGET_MOVES = {
+    ("pending", "submitted"): {"advertiser"},
+    ("rejected", "submitted"): {"advertiser"},  # resubmit
+    ("submitted", "approving"): {"system"},  # saga: ReserveTarget
+    ("approving", "submitted"): {"system"},  # saga: ReleaseTarget (hold refused)
+    ("approving", "approved"): {"system"},  # saga: ApproveTarget
+    ("submitted", "rejected"): {"admin"},
+    ("pending", "cancelled"): {"advertiser", "admin", CAMPAIGN_CANCELLATION},
+    ("submitted", "cancelled"): {"advertiser", "admin", CAMPAIGN_CANCELLATION},
+    ("rejected", "cancelled"): {"advertiser", "admin", CAMPAIGN_CANCELLATION},
+    ("approving", "cancelled"): {CAMPAIGN_CANCELLATION},
+    ("approved", "cancelled"): {"advertiser", "admin", CAMPAIGN_CANCELLATION},
+    ("approved", "published"): {"system"},
+    ("approved", "failed"): {"system"},
+}
+
+# Targets a campaign cancellation sweeps up, read off the table.
+CASCADE_CANCELLABLE = frozenset(frm for (frm, to), actors in TARGET_MOVES.items()
+                                if to == "cancelled" and CAMPAIGN_CANCELLATION in actors)
+# Cancelling these may leave money in escrow: a refund is sent for each.
+REFUNDABLE = frozenset({"approving", "approved"})
+
+# action → (statuses it applies to, status it leads to, past participle for messages)
+CAMPAIGN_ACTIONS = {
+    "activate": ({"draft"}, "active", "activated"),
+    "pause": ({"active"}, "paused", "paused"),
+    "resume": ({"paused"}, "active", "resumed"),
+    "cancel": ({"draft", "active", "paused"}, "cancelled", "cancelled"),
+    "complete": ({"active"}, "completed", "completed"),
+}
+
+CREATIVE_EDITABLE = frozenset({"draft", "paused"})
+
+
+class TargetBeingApproved(Conflict):
+    """The target is locked by a running approve saga; reject, resubmit and
+    cancel must wait for it to end (HTTP 409)."""
+
+    code = "target_being_approved"
+
+    def __init__(self):
+        super().__init__("Target is being approved; try again later")
+
+
+class ApproveRefused(PreconditionFailed):
+    """A seed approve precondition fails; `code` names which."""
+
+
+class SagaStepRefused(PreconditionFailed):
+    """A saga step cannot apply to the target as it is now (cancelled
+    meanwhile, or not reserved by this decision)."""
+
+
+def check_owner_or_admin(actor_id: str, actor_role: str, owner_id: str) -> None:
+    """Admins and the system act on anyone's campaign; others only on their own."""
+    if actor_role in ("admin", "system"):
+        return
+    if actor_id != owner_id:
+        raise Forbidden("Not campaign owner")
+
+
+def check_owner(actor_id: str, owner_id: str) -> None:
+    if actor_id != owner_id:
+        raise Forbidden("Not campaign owner")
+
+
+@dataclasses.dataclass(frozen=True)
+class CampaignView:
+    status: str
+    creatives: int
+    start_at: dt.datetime | None
+    end_at: dt.datetime | None
+
+
+def plan_campaign_change(action: str, campaign: CampaignView, actor_role: str, now: dt.datetime) -> str:
+    """The status `action` moves the campaign to, or the seed's refusal."""
+    if action not in CAMPAIGN_ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(CAMPAIGN_ACTIONS)}")
+    sources, wanted, past = CAMPAIGN_ACTIONS[action]
+    if campaign.status not in sources:
+        raise PreconditionFailed(f"Campaign cannot be {past} from status {campaign.status}", code="invalid_transition")
+    if action == "activate":
+        if campaign.creatives == 0:
+            raise PreconditionFailed("Campaign must have at least one creative", code="no_creatives")
+        if campaign.start_at and campaign.end_at and campaign.start_at >= campaign.end_at:
+            raise PreconditionFailed("startAt must be before endAt", code="invalid_dates")
+        if campaign.end_at and campaign.end_at <= now:
+            raise PreconditionFailed("endAt must be in the future", code="invalid_dates")
+    assert_transition(CAMPAIGN_MOVES, campaign.status, wanted, actor_role, subject="Campaign transition")
+    return wanted
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetView:
+    """What the submit and approve preconditions look at."""
+    status: str
+    campaign_id: str
+    campaign_status: str
+    creatives: int
+    channel_status: str
+    scheduled_at: dt.datetime
+
+
+def scheduled_far_enough(scheduled_at: dt.datetime, now: dt.datetime, min_lead_ms: int) -> bool:
+    return scheduled_at >= now + dt.timedelta(milliseconds=min_lead_ms)
+
+
+def check_submit(target: TargetView, now: dt.datetime, min_lead_ms: int) -> None:
+    """The seed's submit preconditions, in its order (ownership is checked
+    before, by the caller)."""
+    if target.campaign_status != "active":
+        raise PreconditionFailed(
+            f"Campaign must be active to submit targets (current status: {target.campaign_status})",
+            code="campaign_not_active")
+    if target.status == "approving":
+        raise TargetBeingApproved()
+    if (target.status, "submitted") not in TARGET_MOVES:
+        raise PreconditionFailed(f"Target cannot be submitted from status {target.status}", code="invalid_transition")
+    if target.channel_status != "approved":
+        raise PreconditionFailed("Channel must be approved", code="channel_not_approved")
+    if target.creatives == 0:
+        raise PreconditionFailed("Campaign has no creatives", code="no_creatives")
+    if not scheduled_far_enough(target.scheduled_at, now, min_lead_ms):
+        raise PreconditionFailed("scheduledAt must be in the future", code="scheduled_too_soon")
+    assert_transition(TARGET_MOVES, target.status, "submitted", "advertiser", subject="Target transition")
+
+
+def approve_refusal(target: TargetView, now: dt.datetime, min_lead_ms: int) -> tuple[str, str] | None:
+    """Why an approve would be refused now, as (code, seed message), or None.
+    Moderation's snapshot and ReserveTarget both judge with this one function."""
+    if target.status != "submitted":
+        return "target_not_submitted", f"Target cannot be approved from status {target.status}"
+    if target.campaign_status != "active":
+        return "campaign_not_active", f"Campaign {target.campaign_id} must be active (current: {target.campaign_status})"
+    if target.creatives == 0:
+        return "no_creatives", "Campaign has no creatives"
+    if target.channel_status != "approved":
+        return "channel_not_approved", "Channel must be approved"
+    if not scheduled_far_enough(target.scheduled_at, now, min_lead_ms):
+        return "scheduled_too_soon", "scheduledAt must be in the future"
+    return None
+
+
+def check_target_cancel(status: str, actor_role: str) -> None:
+    """A single target's cancel by its owner or an admin."""
+    if status == "approving":
+        raise TargetBeingApproved()
+    if (status, "cancelled") not in TARGET_MOVES:
+        raise PreconditionFailed(f"Target cannot be cancelled from status {status}", code="invalid_transition")
+    assert_transition(TARGET_MOVES, status, "cancelled", actor_role, subject="Target transition")
+
+
+def check_reject(status: str) -> None:
+    if status == "approving":
+        raise TargetBeingApproved()
+    if status != "submitted":
+        raise PreconditionFailed(f"Target cannot be rejected from status {status}", code="invalid_transition")
+    assert_transition(TARGET_MOVES, status, "rejected", "admin", subject="Target transition")
+
+
+# ---- input limits -------------------------------------------------------
+NAME_MAX = 200
+TITLE_MAX = 200
+CREATIVE_TEXT_MAX = 4096
+MEDIA_URL_MAX = 2048
+REASON_MAX = 1000
+PRICE_LIMIT = 10**12
+HANDLE = re.compile(r"@[A-Za-z0-9_]{3,64}")
+CURRENCY = re.compile(r"[A-Z]{3}")
+CHANNEL_STATUSES = frozenset({"pending", "approved", "rejected"})
+
+
+def valid_text(value: str, field: str, limit: int, *, required: bool = True) -> str:
+    text = value.strip()
+    if required and not text:
+        raise InvalidInput(f"{field} is required")
+    if len(value) > limit:
+        raise InvalidInput(f"{field} must be at most {limit} characters")
+    return text
+
+
+def valid_handle(value: str) -> str:
+    if not HANDLE.fullmatch(value):
+        raise InvalidInput("handle must look like @name (3-64 letters, digits or _)")
+    return value
+
+
+def valid_price(value: int) -> int:
+    if not 0 < value < PRICE_LIMIT:
+        raise InvalidInput(f"pricePerPost must be a positive integer below {PRICE_LIMIT}")
+    return value
+
+
+def valid_currency(value: str) -> str:
+    if not value:
+        return "USD"
+    if not CURRENCY.fullmatch(value):
+        raise InvalidInput("currency must be 3 upper-case letters (ISO 4217)")
+    return value
+
+
+def valid_media_url(value: str) -> str | None:
+    if not value:
+        return None
+    if len(value) > MEDIA_URL_MAX or not value.startswith(("http://", "https://")):
+        raise InvalidInput(f"mediaUrl must be an http(s) URL of at most {MEDIA_URL_MAX} characters")
+    return value
+
+
+def valid_channel_status_filter(value: str) -> str | None:
+    if not value:
+        return None
+    if value not in CHANNEL_STATUSES:
+        raise InvalidInput("status must be one of pending, approved, rejected")
+    return value

@@ -1,0 +1,68 @@
+"""Composition root of the campaigns service: settings, database, the
+payments peer, the servicers and the outbox relay that delivers refunds."""
+import logging
+
+from pydantic import Field
+
+from adtech.campaigns.v1 import campaigns_pb2_grpc
+from adtech.ops.v1 import ops_pb2_grpc
+from adtech.payments.v1 import payments_pb2, payments_pb2_grpc
+from common import bootstrap
+from common.auth import SYSTEM, acting_as
+from common.migrations import upgrade_async
+from common.outbox import Message, Relay
+from common.outbox_ops import OpsServicer
+from common.settings import CommonSettings
+from services.campaigns.api import CampaignsServicer
+from services.campaigns.usecases import REFUND_TOPIC
+
+log = logging.getLogger(__name__)
+
+
+class Settings(CommonSettings):
+    campaigns_database: str = Field(default="adtech_campaigns", description="Database name of the campaigns service")
+    campaigns_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port of the campaigns service")
+    campaign_target_min_lead_ms: int = Field(
+        default=30000, ge=0, description="How far ahead of now a target's scheduledAt must be to submit or approve it")
+    campaigns_migrate_on_start: bool = Field(
+        default=True, description="Apply the campaigns database migrations when the service starts")
+
+
+def refund_handler(payments: payments_pb2_grpc.PaymentsServiceStub):
+    """Delivers `escrow.refund`: payments refunds idempotently (a target
+    without an escrow, or one refunded already, is success)."""
+    async def handle(message: Message) -> bool:
+        with acting_as(SYSTEM):
+            await payments.RefundEscrow(payments_pb2.RefundEscrowRequest(target_id=message.payload["target_id"]))
+        return False
+    return handle
+
+
+async def assemble(settings: Settings) -> bootstrap.Assembly:
+    db = await bootstrap.open_database(settings, settings.campaigns_database)
+    if settings.campaigns_migrate_on_start:
+        await upgrade_async("campaigns", db.url)
+    payments_channel = bootstrap.peer(settings, settings.payments_addr)
+    relay = Relay(db, {REFUND_TOPIC: refund_handler(payments_pb2_grpc.PaymentsServiceStub(payments_channel))},
+                  name="campaigns-outbox")
+    servicer = CampaignsServicer(db, min_lead_ms=settings.campaign_target_min_lead_ms)
+
+    async def close_payments() -> None:
+        await payments_channel.close()
+
+    return bootstrap.Assembly(
+        registrations=[
+            (campaigns_pb2_grpc.add_CampaignsServiceServicer_to_server, servicer, "adtech.campaigns.v1.CampaignsService"),
+            (ops_pb2_grpc.add_OpsServiceServicer_to_server, OpsServicer(db), "adtech.ops.v1.OpsService"),
+        ],
+        workers=[relay.run],
+        closers=[close_payments, db.dispose],
+    )
+
+
+def main() -> None:
+    bootstrap.run_service("campaigns", Settings, lambda s: s.campaigns_port, assemble)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Moderation's side of campaigns: the target snapshot and submitted queue,
+and the approve saga's steps (DESIGN.md "Saga step rules" 1, 2, 4, 5).
+
+Each step locks the target row first, then reads the record of
+(decision_id, step): all calls for one target are serialised, so a repeat
+is always answered from the record, never re-evaluated. A unique violation
+on the record can then only mean a decision reused for another target."""
+import datetime as dt
+
+from sqlalchemy.exc import DBAPIError
+
+from common.auth import Actor
+from common.db import Database, UnitOfWork, is_unique_violation
+from common.errors import Conflict, InvalidInput, NotFound
+from common.fsm import assert_transition
+from common.pagination import page_limit
+from services.campaigns import domain, store
+from services.campaigns.targets import target_view
+from services.campaigns.usecases import TARGET_NOT_FOUND, cursor_key, paginate
+
+
+def _require_saga_caller(actor: Actor) -> None:
+    actor.require("admin", "system")
+
+
+async def _locked_target(uow: UnitOfWork, target_id: str, *, campaign_share: bool = False):
+    campaign_id = await store.target_campaign_id(uow, target_id)
+    if campaign_id is None:
+        raise NotFound(TARGET_NOT_FOUND)
+    if campaign_share:  # lock order: campaign before target
+        await store.get_campaign(uow, campaign_id, lock="share")
+    return await store.get_target(uow, target_id, lock=True)
+
+
+async def _recorded(uow: UnitOfWork, decision_id: str, step: str, target_id: str):
+    record = await store.recorded_step(uow, decision_id, step)
+    if record is not None and str(record.target_id) != target_id:
+        raise InvalidInput(f"decision {decision_id} belongs to another target")
+    return record
+
+
+async def _record(uow: UnitOfWork, decision_id: str, step: str, target_id: str, outcome: str, detail: dict) -> None:
+    try:
+        await store.record_step(uow, decision_id, step, target_id, outcome, detail)
+    except DBAPIError as error:
+        if is_unique_violation(error):
+            raise Conflict("this step of the decision was decided concurrently; repeat it") from None
+        raise
+
+
+def _refusal(detail: dict) -> domain.SagaStepRefused:
+    return domain.SagaStepRefused(detail["message"], code=detail["code"])
+
+
+async def snapshot(db: Database, actor: Actor, target_id: str, *, now: dt.datetime, min_lead_ms: int):
+    """The target with everything the approve preconditions look at, and
+    campaigns' own verdict on them right now."""
+    _require_saga_caller(actor)
+    async with db.unit_of_work("read_target_snapshot") as uow:
+        target = await store.get_target(uow, target_id)
+    if target is None:
+        raise NotFound(TARGET_NOT_FOUND)
+    return target, domain.approve_refusal(target_view(target), now, min_lead_ms)
+
+
+async def submitted_queue(db: Database, actor: Actor, *, limit: int, cursor: str):
+    """Submitted targets, oldest submission first."""
+    _require_saga_caller(actor)
+    limit, after = page_limit(limit), cursor_key(cursor)
+    async with db.unit_of_work("list_submitted_targets") as uow:
+        rows = await store.list_submitted(uow, after=after, limit=limit + 1)
+        rows, next_cursor = paginate(rows, limit, key=lambda r: store.page_key(r, "submitted_at"))
+        creatives = await store.creatives_of(uow, list({r.campaign_id for r in rows}))
+    return [(r, creatives[str(r.campaign_id)]) for r in rows], next_cursor
+
+
+async def reserve(db: Database, actor: Actor, target_id: str, decision_id: str, *, now: dt.datetime, min_lead_ms: int):
+    """submitted → approving for this decision, after re-judging the approve
+    preconditions in this transaction. At most once per decision: a repeat
+    gets the recorded outcome (rule 2)."""
+    _require_saga_caller(actor)
+    async with db.unit_of_work("reserve_target") as uow:
+        target = await _locked_target(uow, target_id, campaign_share=True)
+        record = await _recorded(uow, decision_id, "reserve", target_id)
+        if record is not None:
+            if record.outcome != "reserved":
+                raise _refusal(record.detail)
+            return target
+        refusal = domain.approve_refusal(target_view(target), now, min_lead_ms)
+        if refusal is not None:
+            code, message = refusal
+            await _record(uow, decision_id, "reserve", target_id, "refused", {"code": code, "message": message})
+            await uow.commit()
+            raise domain.ApproveRefused(message, code=code)
+        assert_transition(domain.TARGET_MOVES, "submitted", "approving", "system", subject="Target transition")
+        await store.move_target(uow, target_id, expected=["submitted"], status="approving", reserved_by=decision_id)
+        await _record(uow, decision_id, "reserve", target_id, "reserved", {})
+        await store.audit(uow, actor, "target_reserved", "target", target_id, from_status="submitted",
+                          to_status="approving", detail={"decision_id": decision_id})
+        target = await store.get_target(uow, target_id)
+        await uow.commit()
+    return target
+
+
+async def release(db: Database, actor: Actor, target_id: str, decision_id: str) -> bool:
+    """approving → submitted, only if this decision holds the lock (rule 4).
+    It also fences the decision: a reserve of it arriving later is refused,
+    so a late duplicate cannot lock the target for good."""
+    _require_saga_caller(actor)
+    async with db.unit_of_work("release_target") as uow:
+        await _locked_target(uow, target_id)
+        record = await _recorded(uow, decision_id, "release", target_id)
+        if record is not None:
+            return record.outcome == "released"
+        released = await store.release_target(uow, target_id, decision_id)
+        await _record(uow, decision_id, "release", target_id, "released" if released else "noop", {})
+        await store.fence_step(uow, decision_id, "reserve", target_id, "refused", {
+            "code": "decision_released", "message": "This decision was released; it cannot reserve again"})
+        if released:
+            await store.audit(uow, actor, "target_released", "target", target_id, from_status="approving",
+                              to_status="submitted", detail={"decision_id": decision_id})
+        await uow.commit()
+    return released
+
+
+async def approve(db: Database, actor: Actor, target_id: str, decision_id: str, *, moderator_id: str,
+                  escrow_id: str, now: dt.datetime):
+    """approving → approved with its post job, in one transaction, only for
+    the decision holding the lock. A repeat returns the same post job even
+    if the target was cancelled since, or the same refusal (rule 5)."""
+    _require_saga_caller(actor)
+    async with db.unit_of_work("approve_target") as uow:
+        target = await _locked_target(uow, target_id)
+        record = await _recorded(uow, decision_id, "approve", target_id)
+        if record is not None:
+            if record.outcome != "approved":
+                raise _refusal(record.detail)
+            return target, await store.get_post_job(uow, target_id)
+        if target.status != "approving" or str(target.reserved_by) != decision_id:
+            detail = ({"code": "target_cancelled", "message": "Target was cancelled"} if target.status == "cancelled"
+                      else {"code": "target_not_reserved",
+                            "message": f"Target is not reserved by this decision (status: {target.status})"})
+            await _record(uow, decision_id, "approve", target_id, "refused", detail)
+            await uow.commit()
+            raise _refusal(detail)
+        assert_transition(domain.TARGET_MOVES, "approving", "approved", "system", subject="Target transition")
+        await store.move_target(uow, target_id, expected=["approving"], status="approved", reserved_by=None,
+                                moderated_by=moderator_id, moderated_at=now, moderation_reason=None,
+                                escrow_id=escrow_id)
+        job = await store.insert_post_job(uow, target_id, target.scheduled_at)
+        await _record(uow, decision_id, "approve", target_id, "approved", {"post_job_id": str(job.id)})
+        await store.audit(uow, actor, "target_approved", "target", target_id, from_status="approving",
+                          to_status="approved", detail={"decision_id": decision_id, "moderator_id": moderator_id,
+                                                        "escrow_id": escrow_id, "post_job_id": str(job.id)})
+        await store.audit(uow, actor, "post_job_created", "post_job", job.id, to_status="queued",
+                          detail={"target_id": target_id})
+        target = await store.get_target(uow, target_id)
+        await uow.commit()
+    return target, job
+
+
+async def reject(db: Database, actor: Actor, target_id: str, *, moderator_id: str, reason: str, now: dt.datetime):
+    """submitted → rejected with the moderator's reason. An admin calls it,
+    or the system on an admin's behalf (the moderator is the actor of the
+    table's move either way)."""
+    _require_saga_caller(actor)
+    reason = domain.valid_text(reason, "reason", domain.REASON_MAX)
+    async with db.unit_of_work("reject_target") as uow:
+        target = await _locked_target(uow, target_id)
+        domain.check_reject(target.status)
+        await store.move_target(uow, target_id, expected=["submitted"], status="rejected", moderated_by=moderator_id,
+                                moderated_at=now, moderation_reason=reason)
+        await store.audit(uow, actor, "target_rejected", "target", target_id, from_status="submitted",
+                          to_status="rejected", detail={"moderator_id": moderator_id, "reason": reason})
+        target = await store.get_target(uow, target_id)
+        await uow.commit()
+    return target
+
+
+async def target_audit(db: Database, actor: Actor, *, limit: int, cursor: str):
+    _require_saga_caller(actor)
+    limit, after = page_limit(limit), cursor_key(cursor)
+    async with db.unit_of_work("list_target_audit") as uow:
+        rows = await store.target_audit(uow, after=after, limit=limit + 1)
+    return paginate(rows, limit)

@@ -1,0 +1,250 @@
+"""Campaigns' tables and queries (PostgreSQL). Every function runs inside
+the caller's unit of work. Lock order, everywhere: campaign row, then its
+target rows, then post jobs; a campaign cancellation takes them in the
+same order, so the saga steps and the cascade never deadlock."""
+import datetime as dt
+import json
+import uuid
+
+import sqlalchemy as sa
+
+from common.db import UnitOfWork
+from common.logs import request_id_var
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# ---- channels -------------------------------------------------------------
+async def insert_channel(uow: UnitOfWork, *, owner_id: str, title: str, handle: str, price: int, currency: str):
+    return (await uow.execute(sa.text("""
+        INSERT INTO channels (id, owner_id, title, handle, price_per_post, currency)
+        VALUES (:id, :owner, :title, :handle, :price, :currency) RETURNING *"""),
+        {"id": new_id(), "owner": owner_id, "title": title, "handle": handle, "price": price,
+         "currency": currency})).one()
+
+
+async def get_channel(uow: UnitOfWork, channel_id: str):
+    return (await uow.execute(sa.text("SELECT * FROM channels WHERE id = :id"), {"id": channel_id})).one_or_none()
+
+
+async def list_channels(uow: UnitOfWork, *, status: str | None, after: tuple | None, limit: int):
+    return (await uow.execute(sa.text("""
+        SELECT * FROM channels
+         WHERE (CAST(:status AS text) IS NULL OR status = :status)
+           AND (CAST(:at AS timestamptz) IS NULL OR (created_at, id) > (:at, :after_id))
+         ORDER BY created_at, id LIMIT :limit"""),
+        {"status": status, **_after(after), "limit": limit})).all()
+
+
+async def moderate_channel(uow: UnitOfWork, channel_id: str, *, expected: str, status: str, reason: str | None):
+    """Guarded: None when the channel is no longer in `expected`."""
+    return (await uow.execute(sa.text("""
+        UPDATE channels SET status = :status, rejection_reason = :reason, updated_at = now()
+         WHERE id = :id AND status = :expected RETURNING *"""),
+        {"id": channel_id, "status": status, "reason": reason, "expected": expected})).one_or_none()
+
+
+# ---- campaigns and creatives ---------------------------------------------
+async def insert_campaign(uow: UnitOfWork, *, advertiser_id: str, name: str, start_at, end_at):
+    return (await uow.execute(sa.text("""
+        INSERT INTO campaigns (id, advertiser_id, name, start_at, end_at)
+        VALUES (:id, :adv, :name, :start_at, :end_at) RETURNING *"""),
+        {"id": new_id(), "adv": advertiser_id, "name": name, "start_at": start_at, "end_at": end_at})).one()
+
+
+async def insert_creative(uow: UnitOfWork, campaign_id: str, text: str, media_url: str | None):
+    return (await uow.execute(sa.text("""
+        INSERT INTO creatives (id, campaign_id, text, media_url) VALUES (:id, :c, :text, :url)
+        RETURNING id, text, media_url"""),
+        {"id": new_id(), "c": campaign_id, "text": text, "url": media_url})).one()
+
+
+async def get_campaign(uow: UnitOfWork, campaign_id: str, *, lock: str | None = None):
+    """`lock`: None, 'share' (the status must not change under us) or 'update'."""
+    suffix = {None: "", "share": " FOR SHARE", "update": " FOR UPDATE"}[lock]
+    return (await uow.execute(sa.text(f"""
+        SELECT c.*, (SELECT count(*) FROM creatives cr WHERE cr.campaign_id = c.id) AS creatives_count
+          FROM campaigns c WHERE c.id = :id{suffix}"""), {"id": campaign_id})).one_or_none()
+
+
+async def creatives_of(uow: UnitOfWork, campaign_ids: list) -> dict[str, list]:
+    rows = (await uow.execute(sa.text("""
+        SELECT campaign_id, id, text, media_url FROM creatives
+         WHERE campaign_id = ANY(CAST(:ids AS uuid[])) ORDER BY seq"""),
+        {"ids": [str(i) for i in campaign_ids]})).all()
+    grouped: dict[str, list] = {str(i): [] for i in campaign_ids}
+    for row in rows:
+        grouped[str(row.campaign_id)].append(row)
+    return grouped
+
+
+async def list_campaigns(uow: UnitOfWork, *, advertiser_id: str | None, after: tuple | None, limit: int):
+    return (await uow.execute(sa.text("""
+        SELECT * FROM campaigns
+         WHERE (CAST(:adv AS uuid) IS NULL OR advertiser_id = :adv)
+           AND (CAST(:at AS timestamptz) IS NULL OR (created_at, id) > (:at, :after_id))
+         ORDER BY created_at, id LIMIT :limit"""),
+        {"adv": advertiser_id, **_after(after), "limit": limit})).all()
+
+
+async def move_campaign(uow: UnitOfWork, campaign_id: str, *, expected: str, status: str):
+    """Guarded: None when a concurrent change moved the campaign first."""
+    return (await uow.execute(sa.text("""
+        UPDATE campaigns SET status = :status, updated_at = now()
+         WHERE id = :id AND status = :expected RETURNING *"""),
+        {"id": campaign_id, "status": status, "expected": expected})).one_or_none()
+
+
+# ---- targets --------------------------------------------------------------
+_TARGET_VIEW = """
+    SELECT t.*, c.status AS campaign_status, c.advertiser_id, c.name AS campaign_name,
+           ch.status AS channel_status, ch.owner_id AS publisher_id, ch.title AS channel_title,
+           ch.handle AS channel_handle, ch.price_per_post AS channel_price, ch.currency AS channel_currency,
+           ch.rejection_reason AS channel_rejection_reason, ch.created_at AS channel_created_at,
+           (SELECT count(*) FROM creatives cr WHERE cr.campaign_id = t.campaign_id) AS creatives_count,
+           p.id AS post_job_id, p.execute_at AS post_job_execute_at, p.status AS post_job_status
+      FROM targets t
+      JOIN campaigns c ON c.id = t.campaign_id
+      JOIN channels ch ON ch.id = t.channel_id
+      LEFT JOIN post_jobs p ON p.target_id = t.id"""
+
+
+async def insert_target(uow: UnitOfWork, *, campaign_id: str, channel_id: str, scheduled_at, price: int,
+                        currency: str) -> str:
+    target_id = new_id()
+    await uow.execute(sa.text("""
+        INSERT INTO targets (id, campaign_id, channel_id, scheduled_at, price, currency)
+        VALUES (:id, :c, :ch, :at, :price, :currency)"""),
+        {"id": target_id, "c": campaign_id, "ch": channel_id, "at": scheduled_at, "price": price,
+         "currency": currency})
+    return target_id
+
+
+async def target_campaign_id(uow: UnitOfWork, target_id: str) -> str | None:
+    """The campaign of a target (immutable, so readable without a lock)."""
+    value = await uow.session.scalar(sa.text("SELECT campaign_id FROM targets WHERE id = :id"), {"id": target_id})
+    return str(value) if value else None
+
+
+async def get_target(uow: UnitOfWork, target_id: str, *, lock: bool = False):
+    suffix = " FOR UPDATE OF t" if lock else ""
+    return (await uow.execute(sa.text(f"{_TARGET_VIEW} WHERE t.id = :id{suffix}"), {"id": target_id})).one_or_none()
+
+
+async def list_targets(uow: UnitOfWork, *, campaign_id: str, after: tuple | None, limit: int):
+    return (await uow.execute(sa.text(f"""{_TARGET_VIEW}
+         WHERE t.campaign_id = :c AND (CAST(:at AS timestamptz) IS NULL OR (t.created_at, t.id) > (:at, :after_id))
+         ORDER BY t.created_at, t.id LIMIT :limit"""),
+        {"c": campaign_id, **_after(after), "limit": limit})).all()
+
+
+async def list_submitted(uow: UnitOfWork, *, after: tuple | None, limit: int):
+    return (await uow.execute(sa.text(f"""{_TARGET_VIEW}
+         WHERE t.status = 'submitted'
+           AND (CAST(:at AS timestamptz) IS NULL OR (t.submitted_at, t.id) > (:at, :after_id))
+         ORDER BY t.submitted_at, t.id LIMIT :limit"""), {**_after(after), "limit": limit})).all()
+
+
+async def move_target(uow: UnitOfWork, target_id: str, *, expected: list[str], status: str, **fields) -> bool:
+    """Guarded status change; extra `fields` are set with it (column=value).
+    False when the target is no longer in one of `expected`."""
+    sets = "".join(f", {column} = :{column}" for column in fields)
+    result = await uow.execute(sa.text(f"""
+        UPDATE targets SET status = :status, updated_at = now(){sets}
+         WHERE id = :id AND status = ANY(:expected)"""),
+        {"id": target_id, "status": status, "expected": expected, **fields})
+    return result.rowcount == 1
+
+
+async def release_target(uow: UnitOfWork, target_id: str, decision_id: str) -> bool:
+    result = await uow.execute(sa.text("""
+        UPDATE targets SET status = 'submitted', reserved_by = NULL, updated_at = now()
+         WHERE id = :id AND status = 'approving' AND reserved_by = :d"""), {"id": target_id, "d": decision_id})
+    return result.rowcount == 1
+
+
+async def cancel_open_targets(uow: UnitOfWork, campaign_id: str, statuses: list[str]) -> list:
+    """Cancels every target of the campaign in `statuses`; returns (id,
+    previous status) of each. The row locks make a concurrent saga step
+    either finish first (and its new status is what we see) or wait."""
+    return (await uow.execute(sa.text("""
+        WITH old AS (
+            SELECT id, status FROM targets WHERE campaign_id = :c AND status = ANY(:statuses) FOR UPDATE)
+        UPDATE targets t SET status = 'cancelled', reserved_by = NULL, updated_at = now()
+          FROM old WHERE t.id = old.id
+        RETURNING t.id, old.status AS previous"""), {"c": campaign_id, "statuses": statuses})).all()
+
+
+async def insert_post_job(uow: UnitOfWork, target_id: str, execute_at):
+    return (await uow.execute(sa.text("""
+        INSERT INTO post_jobs (id, target_id, execute_at) VALUES (:id, :t, :at)
+        RETURNING id, execute_at, status"""), {"id": new_id(), "t": target_id, "at": execute_at})).one()
+
+
+async def get_post_job(uow: UnitOfWork, target_id: str):
+    return (await uow.execute(sa.text("SELECT id, execute_at, status FROM post_jobs WHERE target_id = :t"),
+                              {"t": target_id})).one_or_none()
+
+
+async def cancel_queued_post_jobs(uow: UnitOfWork, target_ids: list) -> list:
+    return (await uow.execute(sa.text("""
+        UPDATE post_jobs SET status = 'cancelled', updated_at = now()
+         WHERE target_id = ANY(CAST(:ids AS uuid[])) AND status = 'queued' RETURNING id, target_id"""),
+        {"ids": [str(i) for i in target_ids]})).all()
+
+
+async def target_audit(uow: UnitOfWork, *, after: tuple | None, limit: int):
+    return (await uow.execute(sa.text("""
+        SELECT t.id, t.status, t.reserved_by, t.created_at, c.advertiser_id,
+               (SELECT count(*) FROM post_jobs p WHERE p.target_id = t.id) AS post_jobs
+          FROM targets t JOIN campaigns c ON c.id = t.campaign_id
+         WHERE CAST(:at AS timestamptz) IS NULL OR (t.created_at, t.id) > (:at, :after_id)
+         ORDER BY t.created_at, t.id LIMIT :limit"""), {**_after(after), "limit": limit})).all()
+
+
+# ---- saga step records ----------------------------------------------------
+async def recorded_step(uow: UnitOfWork, decision_id: str, step: str):
+    return (await uow.execute(sa.text("""
+        SELECT outcome, detail, target_id FROM saga_steps WHERE decision_id = :d AND step = :s"""),
+        {"d": decision_id, "s": step})).one_or_none()
+
+
+async def record_step(uow: UnitOfWork, decision_id: str, step: str, target_id: str, outcome: str,
+                      detail: dict) -> None:
+    """Raises a unique violation when the step was decided already."""
+    await uow.execute(sa.text("""
+        INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
+        VALUES (:d, :s, :t, :o, CAST(:detail AS jsonb))"""),
+        {"d": decision_id, "s": step, "t": target_id, "o": outcome, "detail": json.dumps(detail)})
+
+
+async def fence_step(uow: UnitOfWork, decision_id: str, step: str, target_id: str, outcome: str,
+                     detail: dict) -> None:
+    """Records an outcome only if the step has none yet."""
+    await uow.execute(sa.text("""
+        INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
+        VALUES (:d, :s, :t, :o, CAST(:detail AS jsonb)) ON CONFLICT DO NOTHING"""),
+        {"d": decision_id, "s": step, "t": target_id, "o": outcome, "detail": json.dumps(detail)})
+
+
+# ---- audit ----------------------------------------------------------------
+async def audit(uow: UnitOfWork, actor, action: str, entity_type: str, entity_id, *,
+                from_status: str | None = None, to_status: str | None = None, detail: dict | None = None) -> None:
+    """One audit row, in the transaction of the change it records."""
+    await uow.execute(sa.text("""
+        INSERT INTO audit_log (actor_id, actor_role, action, entity_type, entity_id, from_status, to_status,
+                               correlation_id, detail)
+        VALUES (:aid, :role, :action, :etype, :eid, :frm, :to, :corr, CAST(:detail AS jsonb))"""),
+        {"aid": actor.id, "role": actor.role, "action": action, "etype": entity_type, "eid": str(entity_id),
+         "frm": from_status, "to": to_status, "corr": request_id_var.get(), "detail": json.dumps(detail or {})})
+
+
+def _after(after: tuple | None) -> dict:
+    at, after_id = after if after else (None, None)
+    return {"at": at, "after_id": str(after_id) if after_id else None}
+
+
+def page_key(row, column: str = "created_at") -> tuple[dt.datetime, str]:
+    return getattr(row, column), str(row.id)
