@@ -1,0 +1,89 @@
+"""adtech.payments.v1.PaymentsService: proto in, one use case, proto out."""
+from adtech.payments.v1 import payments_pb2 as pb
+from adtech.payments.v1 import payments_pb2_grpc
+from common.auth import parse_uuid, require_actor
+from common.pagination import page_limit
+from common.timestamps import to_timestamp
+from services.payments import domain
+from services.payments.store.escrows import EscrowRow
+from services.payments.usecases import Payments, Wallet
+
+
+def _wallet(wallet: Wallet) -> pb.Wallet:
+    return pb.Wallet(user_id=wallet.user_id, currency=wallet.currency, balance=wallet.balance, held=wallet.held)
+
+
+def _escrow(escrow: EscrowRow) -> pb.Escrow:
+    return pb.Escrow(
+        id=escrow.id, target_id=escrow.target_id, advertiser_id=escrow.advertiser_id,
+        publisher_id=escrow.publisher_id, amount=escrow.amount, currency=escrow.currency, status=escrow.status,
+        created_at=to_timestamp(escrow.created_at), updated_at=to_timestamp(escrow.updated_at),
+        decision_id=escrow.decision_id)
+
+
+class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
+    def __init__(self, payments: Payments):
+        self.payments = payments
+
+    async def Deposit(self, request, context):
+        require_actor().require(*domain.DEPOSITORS)
+        result = await self.payments.deposit(
+            parse_uuid(request.user_id, "user_id"), domain.positive_amount(request.amount),
+            domain.currency_of(request.currency), domain.idempotency_key(request.idempotency_key),
+            domain.reference(request.reference))
+        return pb.DepositResponse(transaction_id=result.transaction_id, wallet=_wallet(result.wallet),
+                                  replayed=result.replayed)
+
+    async def GetWallet(self, request, context):
+        user_id = parse_uuid(request.user_id, "user_id")
+        domain.assert_may_read_wallet(require_actor(), user_id)
+        wallet = await self.payments.wallet(user_id, domain.currency_of(request.currency))
+        return pb.GetWalletResponse(wallet=_wallet(wallet))
+
+    async def ListLedger(self, request, context):
+        user_id = parse_uuid(request.user_id, "user_id")
+        domain.assert_may_read_wallet(require_actor(), user_id)
+        rows, cursor = await self.payments.ledger_page(
+            user_id, domain.currency_of(request.currency), request.cursor, page_limit(request.limit))
+        return pb.ListLedgerResponse(next_cursor=cursor, entries=[pb.LedgerEntry(
+            id=r.id, transaction_id=r.transaction_id, kind=r.kind, amount=r.amount, balance_after=r.balance_after,
+            reference=r.reference, created_at=to_timestamp(r.created_at)) for r in rows])
+
+    async def HoldEscrow(self, request, context):
+        require_actor().require(*domain.ESCROW_OPERATORS)
+        escrow = await self.payments.hold_escrow(domain.HoldTerms(
+            target_id=parse_uuid(request.target_id, "target_id"),
+            decision_id=parse_uuid(request.decision_id, "decision_id"),
+            advertiser_id=parse_uuid(request.advertiser_id, "advertiser_id"),
+            publisher_id=parse_uuid(request.publisher_id, "publisher_id"),
+            amount=domain.positive_amount(request.amount), currency=domain.currency_of(request.currency)))
+        return pb.HoldEscrowResponse(escrow=_escrow(escrow))
+
+    async def ReleaseEscrow(self, request, context):
+        require_actor().require(*domain.ESCROW_OPERATORS)
+        escrow = await self.payments.release_escrow(parse_uuid(request.target_id, "target_id"))
+        return pb.ReleaseEscrowResponse(escrow=_escrow(escrow), fee=escrow.fee or 0)
+
+    async def RefundEscrow(self, request, context):
+        require_actor().require(*domain.ESCROW_OPERATORS)
+        result = await self.payments.refund_escrow(parse_uuid(request.target_id, "target_id"))
+        if result.escrow is None:
+            return pb.RefundEscrowResponse(refunded=False)
+        return pb.RefundEscrowResponse(escrow=_escrow(result.escrow), refunded=result.moved)
+
+    async def GetEscrow(self, request, context):
+        actor = require_actor()
+        escrow = await self.payments.escrow(parse_uuid(request.target_id, "target_id"))
+        domain.assert_may_read_escrow(actor, escrow.advertiser_id, escrow.publisher_id)
+        return pb.GetEscrowResponse(escrow=_escrow(escrow))
+
+    async def ListEscrows(self, request, context):
+        require_actor().require(*domain.AUDITORS)
+        rows, cursor = await self.payments.escrows_page(request.cursor, page_limit(request.limit))
+        return pb.ListEscrowsResponse(escrows=[_escrow(r) for r in rows], next_cursor=cursor)
+
+    async def Reconcile(self, request, context):
+        require_actor().require(*domain.AUDITORS)
+        results = await self.payments.reconcile()
+        return pb.ReconcileResponse(ok=all(r.ok for r in results), checks=[pb.ReconcileCheck(
+            name=r.name, ok=r.ok, violations=r.violations, detail=r.detail) for r in results])

@@ -1,0 +1,193 @@
+"""Payments rules: money, the release split, who may do what, and the
+refusals payments speaks. Pure: no I/O, no clock."""
+import dataclasses
+import re
+
+from common.auth import Actor
+from common.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, PreconditionFailed
+
+DEFAULT_CURRENCY = "USD"
+MAX_IDEMPOTENCY_KEY = 200
+MAX_REFERENCE = 500
+INT64_MAX = 2**63 - 1
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+# Ledger entry kinds, as API.md lists them.
+DEPOSIT, ESCROW_HOLD, ESCROW_REFUND, ESCROW_RELEASE, FEE, WITHDRAWAL = (
+    "deposit", "escrow_hold", "escrow_refund", "escrow_release", "fee", "withdrawal")
+
+# Account kinds: a wallet per (user, currency); per currency one escrow
+# holding account, one platform fee account and the external funding source
+# (the only account that may go negative: deposits come out of it).
+WALLET, ESCROW, PLATFORM_FEE, EXTERNAL = "wallet", "escrow", "platform_fee", "external"
+
+HELD, RELEASED, REFUNDED = "held", "released", "refunded"
+
+# Outcomes of HoldEscrow recorded per decision (DESIGN.md saga rules 1, 3, 7).
+HOLD_HELD, HOLD_INSUFFICIENT = "held", "insufficient_funds"
+
+# Who may call what (DESIGN.md "Identity and trust"; API.md Payments).
+DEPOSITORS = ("admin",)
+ESCROW_OPERATORS = ("system", "admin")
+AUDITORS = ("admin", "system")
+
+
+class InsufficientFunds(PreconditionFailed):
+    """The advertiser's spendable balance does not cover the hold; nothing
+    moved, and the refusal is final for this decision."""
+
+    code = "insufficient_funds"
+
+
+class EscrowClosed(PreconditionFailed):
+    """The target's escrow was already released or refunded; it can never be
+    held again nor moved the other way."""
+
+    code = "escrow_closed"
+
+
+class EscrowExists(AlreadyExists):
+    """The target already has an escrow held by another decision or on
+    other terms."""
+
+    code = "escrow_exists"
+
+
+class IdempotencyKeyReused(AlreadyExists):
+    """The idempotency key was used before with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class EscrowNotFound(NotFound):
+    """The target has no escrow."""
+
+    code = "escrow_not_found"
+
+
+@dataclasses.dataclass(frozen=True)
+class HoldTerms:
+    """What a hold asks for; a repeat must ask for exactly the same."""
+    target_id: str
+    decision_id: str
+    advertiser_id: str
+    publisher_id: str
+    amount: int
+    currency: str
+
+
+def currency_of(value: str) -> str:
+    """The ISO 4217 code, USD when empty."""
+    code = value or DEFAULT_CURRENCY
+    if not _CURRENCY.match(code):
+        raise InvalidInput("currency must be a three-letter ISO 4217 code")
+    return code
+
+
+def positive_amount(value, field: str = "amount") -> int:
+    """Money is integer minor units, strictly positive; floats are refused."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{field} must be an integer number of minor units")
+    if not 0 < value <= INT64_MAX:
+        raise InvalidInput(f"{field} must be positive")
+    return value
+
+
+def idempotency_key(value: str) -> str:
+    if not value or not value.strip():
+        raise InvalidInput("idempotency_key is required")
+    if len(value) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(f"idempotency_key must be at most {MAX_IDEMPOTENCY_KEY} characters")
+    return value
+
+
+def reference(value: str) -> str:
+    if len(value) > MAX_REFERENCE:
+        raise InvalidInput(f"reference must be at most {MAX_REFERENCE} characters")
+    return value
+
+
+def release_split(amount: int, fee_bps: int) -> tuple[int, int]:
+    """(publisher payout, platform fee). The fee is floored, so the parts
+    always sum to the amount and the platform never takes a fraction more."""
+    if not 0 <= fee_bps <= 10_000:
+        raise ValueError("fee_bps must be within 0..10000")
+    fee = amount * fee_bps // 10_000
+    return amount - fee, fee
+
+
+def insufficient_funds(balance: int, required: int) -> InsufficientFunds:
+    return InsufficientFunds(f"Insufficient funds: balance {balance}, required {required}")
+
+
+def same_terms(escrow: HoldTerms, asked: HoldTerms) -> bool:
+    return escrow == asked
+
+
+def assert_may_read_wallet(actor: Actor, user_id: str) -> None:
+    """Users see their own wallet; admin and system see any."""
+    if actor.role not in AUDITORS and actor.id != user_id:
+        raise Forbidden("only the wallet's owner or an admin may read it")
+
+
+def assert_may_read_escrow(actor: Actor, advertiser_id: str, publisher_id: str) -> None:
+    """The escrow's advertiser or publisher, admin, system."""
+    if actor.role not in AUDITORS and actor.id not in (advertiser_id, publisher_id):
+        raise Forbidden("only the escrow's advertiser or publisher or an admin may read it")
+
+
+def deposit_fingerprint(user_id: str, amount: int, currency: str, ref: str) -> str:
+    """What makes two deposits with one key "the same request"."""
+    import hashlib
+    import json
+    body = json.dumps([user_id, amount, currency, ref], separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedHold:
+    """The outcome HoldEscrow recorded for a decision."""
+    target_id: str
+    outcome: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class EscrowState:
+    terms: HoldTerms
+    status: str
+
+
+PROCEED, SAME_ESCROW = "proceed", "same_escrow"
+
+
+def judge_hold(asked: HoldTerms, recorded: RecordedHold | None, escrow: EscrowState | None) -> str:
+    """What a hold does given what is already known (DESIGN.md saga rules
+    3 and 7): PROCEED to move money, SAME_ESCROW to answer with the existing
+    one, or raise the refusal. A recorded refusal is answered as recorded,
+    never by looking at the wallet again."""
+    if recorded is not None and recorded.target_id != asked.target_id:
+        raise AlreadyExists(f"decision {asked.decision_id} was decided for another target", code="decision_reused")
+    if recorded is not None and recorded.outcome == HOLD_INSUFFICIENT:
+        raise InsufficientFunds(recorded.message)
+    if escrow is not None:
+        if escrow.status != HELD:
+            raise EscrowClosed(f"escrow for target {asked.target_id} is {escrow.status}")
+        if escrow.terms != asked:
+            raise EscrowExists(f"target {asked.target_id} already has an escrow on other terms")
+        return SAME_ESCROW
+    return PROCEED
+
+
+def judge_close(target_id: str, status: str | None, wanted: str) -> str:
+    """Release or refund of a target's escrow: PROCEED when held, the
+    recorded result (SAME_ESCROW) for a repeat, escrow_closed when the other
+    move already happened. A missing escrow is NotFound for a release; the
+    caller answers "nothing to refund" for a refund."""
+    if status is None:
+        raise EscrowNotFound(f"target {target_id} has no escrow")
+    if status == HELD:
+        return PROCEED
+    if status == wanted:
+        return SAME_ESCROW
+    raise EscrowClosed(f"escrow for target {target_id} is already {status}")

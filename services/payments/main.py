@@ -1,0 +1,36 @@
+"""Composition root of the payments service."""
+from pydantic import Field
+
+from adtech.payments.v1 import payments_pb2_grpc
+from common.bootstrap import Assembly, open_database, run_service
+from common.migrations import upgrade_async
+from common.settings import CommonSettings
+from services.payments.api import PaymentsServicer
+from services.payments.usecases import Payments
+
+
+class Settings(CommonSettings):
+    payments_database: str = Field(default="adtech_payments", description="Database payments owns")
+    payments_port: int = Field(default=50053, ge=0, le=65535, description="gRPC port of the payments service")
+    platform_fee_bps: int = Field(default=1000, ge=0, le=10_000,
+                                  description="Platform fee taken on escrow release, in basis points (floored)")
+    payments_pool_size: int = Field(default=10, ge=1, le=200, description="Database connections payments keeps open")
+
+
+async def assemble(settings: Settings) -> Assembly:
+    db = await open_database(settings, settings.payments_database, pool_size=settings.payments_pool_size)
+    # Idempotent and serialised by an advisory lock: replicas may all run it.
+    await upgrade_async("payments", db.url)
+    servicer = PaymentsServicer(Payments(db, settings.platform_fee_bps))
+    return Assembly(
+        registrations=[(payments_pb2_grpc.add_PaymentsServiceServicer_to_server, servicer,
+                        "adtech.payments.v1.PaymentsService")],
+        closers=[db.dispose])
+
+
+def main() -> None:
+    run_service("payments", Settings, lambda s: s.payments_port, assemble)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""Payments' tables and queries, one module per aggregate: ledger
+(accounts, transactions, entries), escrows, deposits, reconcile."""

@@ -1,0 +1,82 @@
+"""The ledger invariants, each as a query listing the rows that break it.
+Run in one REPEATABLE READ snapshot so concurrent moves cannot show up
+half-done."""
+import dataclasses
+
+import sqlalchemy as sa
+
+from common.db import UnitOfWork
+
+# name → a query whose rows are offenders, each described by one `detail` text.
+CHECKS: dict[str, str] = {
+    "transactions_sum_to_zero": """
+        SELECT format('transaction %s sums to %s', transaction_id, sum(amount)) AS detail
+          FROM ledger_entries GROUP BY transaction_id HAVING sum(amount) <> 0""",
+    "transactions_have_entries": """
+        SELECT format('transaction %s has no entries', t.id) AS detail
+          FROM ledger_transactions t WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.id)""",
+    "no_negative_balance": """
+        SELECT format('%s account %s (%s) has balance %s', kind, id, currency, balance) AS detail
+          FROM accounts WHERE kind <> 'external' AND balance < 0""",
+    "balance_equals_sum_of_entries": """
+        SELECT format('%s account %s has balance %s, entries sum to %s', a.kind, a.id, a.balance, coalesce(s.total, 0)) AS detail
+          FROM accounts a LEFT JOIN (SELECT account_id, sum(amount) AS total FROM ledger_entries GROUP BY account_id) s
+            ON s.account_id = a.id
+         WHERE a.balance <> coalesce(s.total, 0)""",
+    "balance_equals_last_balance_after": """
+        SELECT format('account %s has balance %s version %s, last entry says %s at version %s',
+                      a.id, a.balance, a.version, last.balance_after, last.account_version) AS detail
+          FROM accounts a LEFT JOIN LATERAL (
+                SELECT balance_after, account_version FROM ledger_entries e
+                 WHERE e.account_id = a.id ORDER BY account_version DESC LIMIT 1) last ON true
+         WHERE a.balance <> coalesce(last.balance_after, 0) OR a.version <> coalesce(last.account_version, 0)""",
+    "running_balances_chain": """
+        SELECT format('entry %s: previous %s + %s <> %s', id, previous, amount, balance_after) AS detail
+          FROM (SELECT id, amount, balance_after, account_version,
+                       lag(balance_after, 1, 0::bigint) OVER w AS previous,
+                       lag(account_version, 1, 0::bigint) OVER w AS previous_version
+                  FROM ledger_entries WINDOW w AS (PARTITION BY account_id ORDER BY account_version)) chain
+         WHERE balance_after <> previous + amount OR account_version <> previous_version + 1""",
+    "escrow_account_equals_held_escrows": """
+        SELECT format('%s escrow account holds %s, held escrows total %s', c.currency,
+                      coalesce(a.balance, 0), coalesce(h.total, 0)) AS detail
+          FROM (SELECT currency FROM accounts WHERE kind = 'escrow' UNION SELECT currency FROM escrows) c
+          LEFT JOIN accounts a ON a.kind = 'escrow' AND a.currency = c.currency
+          LEFT JOIN (SELECT currency, sum(amount) AS total FROM escrows WHERE status = 'held' GROUP BY currency) h
+            ON h.currency = c.currency
+         WHERE coalesce(a.balance, 0) <> coalesce(h.total, 0)""",
+    "one_escrow_per_target": """
+        SELECT format('target %s has %s escrows', target_id, count(*)) AS detail
+          FROM escrows GROUP BY target_id HAVING count(*) > 1""",
+    "accounts_sum_to_zero": """
+        SELECT format('%s accounts sum to %s', currency, sum(balance)) AS detail
+          FROM accounts GROUP BY currency HAVING sum(balance) <> 0""",
+}
+
+SHOWN = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    name: str
+    violations: int
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.violations == 0
+
+
+async def snapshot(uow: UnitOfWork) -> None:
+    """Must run first in the unit of work."""
+    await uow.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+
+
+async def run(uow: UnitOfWork) -> list[CheckResult]:
+    results = []
+    for name, query in CHECKS.items():
+        rows = (await uow.execute(sa.text(
+            f"SELECT count(*) OVER () AS total, detail FROM ({query}) offenders LIMIT {SHOWN}"))).all()
+        total = rows[0].total if rows else 0
+        results.append(CheckResult(name, total, "; ".join(r.detail for r in rows)))
+    return results
