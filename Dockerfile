@@ -1,0 +1,25 @@
+# One image for every process of the stack; docker-compose.yml picks the
+# command (a service, the gateway, or the one-shot `adtech migrate`).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+# Pinned dependencies first: this layer is reused until requirements.lock changes.
+COPY requirements.lock ./
+RUN pip install -r requirements.lock
+
+COPY pyproject.toml ./
+COPY protos ./protos
+COPY scripts ./scripts
+COPY common ./common
+COPY services ./services
+COPY gateway ./gateway
+RUN python scripts/gen_protos.py && pip install --no-deps -e .
+
+# Never run as root; the data directory is only a fallback for generated
+# secrets (compose passes every secret explicitly).
+RUN useradd --system --uid 10001 --home-dir /app adtech && mkdir -p /app/.data && chown adtech /app/.data
+USER adtech
+
+CMD ["adtech", "--help"]

@@ -1,0 +1,133 @@
+"""The `adtech` command: tokens the gateway accepts, settings refused with
+one line, the test-compose plan, and busy ports named before anything starts."""
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import jwt
+import pytest
+
+from common import cli
+from common.supervisor import BusyPort, check_ports_free
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+SECRET = "k" * 12 + uuid.uuid4().hex
+
+
+def adtech(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path):
+    for name in ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "LOG_LEVEL", "GRPC_DEADLINE_MS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ADTECH_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def run_main(*args: str) -> int:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(list(args))
+    return stopped.value.code
+
+
+def test_token_round_trips_with_the_configured_secret(cli_env, monkeypatch, capsys):
+    monkeypatch.setenv("ADTECH_JWT_SECRET", SECRET)
+    sub = str(uuid.uuid4())
+    assert run_main("token", "--role", "advertiser", "--sub", sub, "--ttl", "120") == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), SECRET, algorithms=["HS256"])
+    assert claims["sub"] == sub and claims["role"] == "advertiser"
+    assert 110 <= claims["exp"] - time.time() <= 121
+
+
+def test_token_without_secret_uses_the_one_generated_into_the_data_dir(cli_env, capsys):
+    assert run_main("token", "--role", "admin") == 0
+    out = capsys.readouterr()
+    stored = (cli_env / "secrets" / "ADTECH_JWT_SECRET").read_text().strip()
+    claims = jwt.decode(out.out.strip(), stored, algorithms=["HS256"])
+    assert claims["role"] == "admin"
+    assert out.err.strip() == f"sub={claims['sub']}"
+
+
+def test_token_refuses_an_unknown_role(cli_env):
+    assert run_main("token", "--role", "system") == 2
+
+
+def test_token_refuses_a_sub_that_is_not_a_uuid(cli_env):
+    assert run_main("token", "--role", "admin", "--sub", "bob") == 2
+
+
+def test_placeholder_secret_is_refused_with_one_line(tmp_path):
+    done = adtech("token", "--role", "admin", env={"ADTECH_JWT_SECRET": "changeme", "ADTECH_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == ["config error: ADTECH_JWT_SECRET is a placeholder or shorter than 16 characters"]
+
+
+@pytest.mark.parametrize("name, value", [("LOG_LEVEL", "loud"), ("GRPC_DEADLINE_MS", "soon"), ("GATEWAY_PORT", "70000")])
+def test_invalid_setting_stops_with_one_line_naming_it(tmp_path, name, value):
+    done = adtech("token", "--role", "admin", env={name: value, "ADTECH_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"config error: {name}:")
+
+
+def test_busy_port_is_named_before_anything_starts(tmp_path):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        done = adtech("run", "--gateway-port", str(port), "--campaigns-port", "0", "--moderation-port", "0",
+                      "--payments-port", "0", env={"ADTECH_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"cannot start: port {port} (gateway, 127.0.0.1) is already in use"]
+    assert not (tmp_path / "pg").exists()  # refused before the database started
+
+
+def test_check_ports_free_names_the_process_and_port():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(BusyPort, match=f"port {port} \\(moderation"):
+            check_ports_free([("moderation", "127.0.0.1", port)])
+
+
+def test_compose_plan_brings_the_stack_up_runs_e2e_against_it_and_tears_down():
+    env, commands, teardown = cli.compose_plan({"PATH": "/bin"})
+    assert commands[0] == ["docker", "compose", "up", "--build", "--detach", "--wait"]
+    assert commands[1][:4] == [sys.executable, "-m", "pytest", "tests/e2e"]
+    assert teardown == ["docker", "compose", "down", "--volumes", "--remove-orphans"]
+    assert env["BASE_URL"] == "http://127.0.0.1:4002"
+
+
+def test_compose_plan_generates_missing_secrets_and_keeps_given_ones():
+    env, _, _ = cli.compose_plan({"ADTECH_JWT_SECRET": SECRET})
+    assert env["ADTECH_JWT_SECRET"] == SECRET
+    assert len(env["ADTECH_INTERNAL_TOKEN"]) >= 32 and len(env["POSTGRES_PASSWORD"]) >= 32
+    assert env["ADTECH_INTERNAL_TOKEN"] != env["POSTGRES_PASSWORD"]
+
+
+def test_compose_secrets_are_exactly_the_ones_docker_compose_requires():
+    import re
+
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert set(re.findall(r"\$\{(\w+):\?", text)) == set(cli.COMPOSE_SECRETS)
+
+
+def test_test_compose_without_docker_engine_says_so_and_fails(tmp_path):
+    done = adtech("test-compose", env={"PATH": str(tmp_path), "ADTECH_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    assert "needs a running Docker engine" in done.stderr
+
+
+def test_verify_is_a_subcommand_whether_or_not_its_module_exists_yet():
+    import argparse
+
+    subparsers = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"run", "migrate", "token", "outbox", "payments", "verify"} <= set(subparsers.choices)
