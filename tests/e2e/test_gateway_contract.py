@@ -1,0 +1,365 @@
+"""The HTTP contract of API.md, end to end: the real services (each with
+its own fresh database) and the real gateway on free ports, driven over
+HTTP with tokens minted like a user's. Checks the JSON shapes exactly."""
+import dataclasses
+import datetime as dt
+import re
+import uuid
+
+import httpx
+import pytest
+
+from tests.integration.gateway.running import bearer, gateway_settings, serving
+from tests.stack import Stack
+
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+CHANNEL = {"id", "ownerId", "title", "handle", "pricePerPost", "currency", "status", "createdAt"}
+CAMPAIGN = {"id", "advertiserId", "name", "status", "startAt", "endAt", "creatives", "createdAt", "updatedAt"}
+CREATIVE = {"id", "text", "mediaUrl"}
+TARGET = {"id", "campaignId", "channelId", "scheduledAt", "price", "currency", "status", "moderatedBy",
+          "moderatedAt", "moderationReason", "postJob"}
+POST_JOB = {"id", "executeAt", "status"}
+QUEUE_ITEM = TARGET | {"channel", "creatives", "campaignName", "advertiserId"}
+DECISION = {"targetId", "decisionId", "decision", "status", "reason", "postJobId", "escrowId"}
+APPROVED = {"ok", "targetId", "status", "postJobId", "escrowId", "alreadyApproved"}
+WALLET = {"userId", "currency", "balance", "held"}
+LEDGER_ENTRY = {"id", "transactionId", "kind", "amount", "balanceAfter", "reference", "createdAt"}
+ESCROW = {"id", "targetId", "advertiserId", "publisherId", "amount", "currency", "status", "createdAt", "updatedAt"}
+PRICE = 1_500
+
+
+@pytest.fixture(scope="module")
+async def http(pg_server, data_dir):
+    stack = await Stack(pg_server, data_dir).start()
+    settings = gateway_settings(data_dir, campaigns_addr=stack.address("campaigns"),
+                                moderation_addr=stack.address("moderation"), payments_addr=stack.address("payments"))
+    try:
+        async with serving(settings) as url, httpx.AsyncClient(base_url=url, timeout=15) as client:
+            yield client
+    finally:
+        await stack.close()
+
+
+@dataclasses.dataclass
+class User:
+    role: str
+    id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return bearer(self.role, self.id)
+
+
+class Api:
+    """Calls as a user and checks the status, returning the JSON."""
+
+    def __init__(self, http: httpx.AsyncClient):
+        self.http = http
+        self.admin = User("admin")
+
+    async def call(self, user: User, method: str, path: str, status: int, **kwargs):
+        response = await self.http.request(method, path, headers={**user.auth, **kwargs.pop("headers", {})}, **kwargs)
+        assert response.status_code == status, (method, path, response.status_code, response.text)
+        return response.json()
+
+    async def approved_channel(self, publisher: User | None = None) -> dict:
+        publisher = publisher or User("publisher")
+        channel = await self.call(publisher, "POST", "/api/channels", 201, json={
+            "title": "Daily news", "handle": f"@ch_{uuid.uuid4().hex[:12]}", "pricePerPost": PRICE})
+        return await self.call(self.admin, "POST", f"/api/channels/{channel['id']}/approve", 200)
+
+    async def active_campaign(self, advertiser: User) -> dict:
+        campaign = await self.call(advertiser, "POST", "/api/campaigns", 201, json={
+            "name": "Winter sale", "creatives": [{"text": "Buy now"}]})
+        return await self.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/activate", 200)
+
+    async def submitted_target(self, advertiser: User, campaign: dict, channel: dict) -> dict:
+        target = await self.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/targets", 201, json={
+            "channelId": channel["id"], "scheduledAt": in_a_day()})
+        return await self.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/targets/{target['id']}/submit", 200)
+
+    async def deposit(self, user: User, amount: int, key: str | None = None, status: int = 201) -> dict:
+        return await self.call(self.admin, "POST", f"/api/wallets/{user.id}/deposits", status,
+                               json={"amount": amount, "reference": "top-up"},
+                               headers={"Idempotency-Key": key or uuid.uuid4().hex})
+
+    async def ready_to_approve(self, funds: int = 10_000):
+        advertiser = User("advertiser")
+        channel = await self.approved_channel()
+        if funds:
+            await self.deposit(advertiser, funds)
+        campaign = await self.active_campaign(advertiser)
+        return advertiser, campaign, await self.submitted_target(advertiser, campaign, channel)
+
+
+@pytest.fixture
+def api(http) -> Api:
+    return Api(http)
+
+
+def in_a_day() -> str:
+    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat()
+
+
+def assert_timestamps(obj: dict, *fields: str) -> None:
+    for field in fields:
+        assert TIMESTAMP.match(obj[field]), (field, obj[field])
+
+
+def assert_error(body: dict, code: str | None = None) -> None:
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    if code:
+        assert body["error"]["code"] == code
+
+
+async def test_ready_reports_every_service_serving(http):
+    response = await http.get("/api/health/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "services": {
+        "campaigns": "SERVING", "moderation": "SERVING", "payments": "SERVING"}}
+
+
+async def test_publisher_creates_a_pending_channel(api):
+    publisher = User("publisher")
+    channel = await api.call(publisher, "POST", "/api/channels", 201, json={
+        "title": "Daily news", "handle": f"@ch_{uuid.uuid4().hex[:12]}", "pricePerPost": PRICE, "extra": "ignored"})
+    assert set(channel) == CHANNEL
+    assert (channel["ownerId"], channel["status"], channel["pricePerPost"], channel["currency"]) == \
+        (publisher.id, "pending", PRICE, "USD")
+    assert_timestamps(channel, "createdAt")
+    assert await api.call(User("advertiser"), "GET", f"/api/channels/{channel['id']}", 200) == channel
+
+
+async def test_admin_approves_and_rejects_channels(api):
+    approved = await api.approved_channel()
+    assert approved["status"] == "approved"
+    publisher = User("publisher")
+    channel = await api.call(publisher, "POST", "/api/channels", 201, json={
+        "title": "Spam", "handle": f"@ch_{uuid.uuid4().hex[:12]}", "pricePerPost": 10})
+    rejected = await api.call(api.admin, "POST", f"/api/channels/{channel['id']}/reject", 200, json={"reason": "spam"})
+    assert set(rejected) == CHANNEL and rejected["status"] == "rejected"
+
+
+async def test_channel_list_pages_with_a_cursor(api):
+    for _ in range(2):
+        await api.approved_channel()
+    first = await api.call(api.admin, "GET", "/api/channels", 200, params={"status": "approved", "limit": 1})
+    assert set(first) == {"items", "nextCursor"} and len(first["items"]) == 1
+    assert isinstance(first["nextCursor"], str)
+    second = await api.call(api.admin, "GET", "/api/channels", 200,
+                            params={"status": "approved", "limit": 1, "cursor": first["nextCursor"]})
+    assert second["items"][0]["id"] != first["items"][0]["id"]
+    assert all(set(c) == CHANNEL for c in first["items"] + second["items"])
+
+
+async def test_foreign_cursor_is_400(api):
+    body = await api.call(api.admin, "GET", "/api/channels", 400, params={"cursor": "not-ours"})
+    assert_error(body)
+
+
+async def test_campaign_is_created_in_draft_with_creatives(api):
+    advertiser = User("advertiser")
+    campaign = await api.call(advertiser, "POST", "/api/campaigns", 201, json={
+        "name": "Spring", "creatives": [{"text": "Hello"}, {"text": "With media", "mediaUrl": "https://x.test/a.png"}]})
+    assert set(campaign) == CAMPAIGN
+    assert (campaign["advertiserId"], campaign["status"], campaign["startAt"], campaign["endAt"]) == \
+        (advertiser.id, "draft", None, None)
+    assert [set(c) for c in campaign["creatives"]] == [CREATIVE, CREATIVE]
+    assert [c["mediaUrl"] for c in campaign["creatives"]] == [None, "https://x.test/a.png"]
+    assert_timestamps(campaign, "createdAt", "updatedAt")
+
+
+async def test_campaign_dates_come_back_in_utc(api):
+    advertiser = User("advertiser")
+    campaign = await api.call(advertiser, "POST", "/api/campaigns", 201, json={
+        "name": "Dated", "startAt": "2031-01-01T12:00:00+02:00", "endAt": "2031-02-01T00:00:00Z"})
+    assert (campaign["startAt"], campaign["endAt"]) == ("2031-01-01T10:00:00Z", "2031-02-01T00:00:00Z")
+
+
+async def test_creative_is_added_and_campaign_moves_along_its_lifecycle(api):
+    advertiser = User("advertiser")
+    campaign = await api.call(advertiser, "POST", "/api/campaigns", 201, json={"name": "Lifecycle"})
+    creative = await api.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/creatives", 201,
+                              json={"text": "Buy"})
+    assert set(creative) == CREATIVE and creative["mediaUrl"] is None
+    for action, status in [("activate", "active"), ("pause", "paused"), ("resume", "active"), ("cancel", "cancelled")]:
+        moved = await api.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/{action}", 200)
+        assert set(moved) == CAMPAIGN and moved["status"] == status
+
+
+async def test_activation_without_creatives_is_400_with_the_seed_message(api):
+    advertiser = User("advertiser")
+    campaign = await api.call(advertiser, "POST", "/api/campaigns", 201, json={"name": "Empty"})
+    body = await api.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/activate", 400)
+    assert_error(body)
+    assert body["error"]["message"] == "Campaign must have at least one creative"
+
+
+async def test_another_advertiser_cannot_read_a_campaign(api):
+    campaign = await api.active_campaign(User("advertiser"))
+    response = await api.http.get(f"/api/campaigns/{campaign['id']}", headers=User("advertiser").auth)
+    assert response.status_code in (403, 404)
+    assert_error(response.json())
+
+
+async def test_campaign_list_has_the_page_shape(api):
+    advertiser = User("advertiser")
+    await api.active_campaign(advertiser)
+    page = await api.call(advertiser, "GET", "/api/campaigns", 200)
+    assert set(page) == {"items", "nextCursor"} and page["nextCursor"] is None
+    assert len(page["items"]) == 1 and set(page["items"][0]) == CAMPAIGN
+
+
+async def test_target_is_created_pending_at_the_channel_price_and_submitted(api):
+    advertiser = User("advertiser")
+    channel = await api.approved_channel()
+    campaign = await api.active_campaign(advertiser)
+    target = await api.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/targets", 201, json={
+        "channelId": channel["id"], "scheduledAt": in_a_day()})
+    assert set(target) == TARGET
+    assert (target["status"], target["price"], target["currency"], target["campaignId"], target["channelId"]) == \
+        ("pending", PRICE, "USD", campaign["id"], channel["id"])
+    assert (target["moderatedBy"], target["moderatedAt"], target["moderationReason"], target["postJob"]) == \
+        (None, None, None, None)
+    assert_timestamps(target, "scheduledAt")
+    base = f"/api/campaigns/{campaign['id']}/targets"
+    submitted = await api.call(advertiser, "POST", f"{base}/{target['id']}/submit", 200)
+    assert submitted["status"] == "submitted"
+    assert await api.call(advertiser, "GET", f"{base}/{target['id']}", 200) == submitted
+    page = await api.call(api.admin, "GET", base, 200)
+    assert page == {"items": [submitted], "nextCursor": None}
+
+
+async def test_target_of_another_campaign_is_404(api):
+    advertiser, campaign, target = await api.ready_to_approve(funds=0)
+    other = await api.active_campaign(advertiser)
+    body = await api.call(advertiser, "POST", f"/api/campaigns/{other['id']}/targets/{target['id']}/submit", 404)
+    assert_error(body)
+
+
+async def test_submit_in_a_paused_campaign_is_400(api):
+    advertiser = User("advertiser")
+    channel = await api.approved_channel()
+    campaign = await api.active_campaign(advertiser)
+    target = await api.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/targets", 201, json={
+        "channelId": channel["id"], "scheduledAt": in_a_day()})
+    await api.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/pause", 200)
+    body = await api.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/targets/{target['id']}/submit", 400)
+    assert body["error"]["message"] == "Campaign must be active to submit targets (current status: paused)"
+
+
+async def test_target_is_cancelled(api):
+    advertiser, campaign, target = await api.ready_to_approve(funds=0)
+    cancelled = await api.call(advertiser, "POST",
+                               f"/api/campaigns/{campaign['id']}/targets/{target['id']}/cancel", 200)
+    assert set(cancelled) == TARGET and cancelled["status"] == "cancelled"
+
+
+async def test_queue_lists_submitted_targets_with_what_a_moderator_needs(api):
+    advertiser, campaign, target = await api.ready_to_approve(funds=0)
+    items, cursor = [], None
+    while True:
+        page = await api.call(api.admin, "GET", "/api/moderation/queue", 200,
+                              params={"limit": 200, **({"cursor": cursor} if cursor else {})})
+        items += page["items"]
+        if not (cursor := page["nextCursor"]):
+            break
+    item = next(i for i in items if i["id"] == target["id"])
+    assert set(item) == QUEUE_ITEM
+    assert set(item["channel"]) == CHANNEL and [set(c) for c in item["creatives"]] == [CREATIVE]
+    assert (item["campaignName"], item["advertiserId"], item["status"]) == ("Winter sale", advertiser.id, "submitted")
+
+
+async def test_deposit_is_201_then_replayed_with_200(api):
+    user, key = User("advertiser"), uuid.uuid4().hex
+    first = await api.deposit(user, 5_000, key)
+    assert set(first) == {"transactionId", "wallet"} and set(first["wallet"]) == WALLET
+    assert first["wallet"] == {"userId": user.id, "currency": "USD", "balance": 5_000, "held": 0}
+    again = await api.deposit(user, 5_000, key, status=200)
+    assert again == first
+
+
+async def test_deposit_key_reused_with_another_body_is_409(api):
+    user, key = User("advertiser"), uuid.uuid4().hex
+    await api.deposit(user, 5_000, key)
+    assert_error(await api.deposit(user, 7_000, key, status=409))
+
+
+async def test_approve_settles_with_escrow_and_post_job(api):
+    advertiser, campaign, target = await api.ready_to_approve(funds=10_000)
+    result = await api.call(api.admin, "POST", f"/api/moderation/targets/{target['id']}/approve", 200)
+    assert set(result) == APPROVED
+    assert (result["ok"], result["targetId"], result["status"], result["alreadyApproved"]) == \
+        (True, target["id"], "approved", False)
+    again = await api.call(api.admin, "POST", f"/api/moderation/targets/{target['id']}/approve", 200)
+    assert (again["postJobId"], again["escrowId"], again["alreadyApproved"]) == \
+        (result["postJobId"], result["escrowId"], True)
+
+    decision = await api.call(api.admin, "GET", f"/api/moderation/targets/{target['id']}", 200)
+    assert set(decision) == DECISION
+    assert (decision["decision"], decision["status"], decision["reason"], decision["postJobId"],
+            decision["escrowId"]) == ("approve", "approved", None, result["postJobId"], result["escrowId"])
+
+    approved = await api.call(advertiser, "GET", f"/api/campaigns/{campaign['id']}/targets/{target['id']}", 200)
+    assert approved["status"] == "approved" and set(approved["postJob"]) == POST_JOB
+    assert (approved["postJob"]["id"], approved["postJob"]["status"]) == (result["postJobId"], "queued")
+    assert approved["postJob"]["executeAt"] == approved["scheduledAt"]
+
+    escrow = await api.call(advertiser, "GET", f"/api/escrows/{target['id']}", 200)
+    assert set(escrow) == ESCROW
+    assert (escrow["id"], escrow["amount"], escrow["status"], escrow["advertiserId"]) == \
+        (result["escrowId"], PRICE, "held", advertiser.id)
+    assert_timestamps(escrow, "createdAt", "updatedAt")
+
+
+async def test_wallet_and_ledger_after_an_approve(api):
+    advertiser, campaign, target = await api.ready_to_approve(funds=10_000)
+    await api.call(api.admin, "POST", f"/api/moderation/targets/{target['id']}/approve", 200)
+    own = await api.call(advertiser, "GET", "/api/wallet", 200)
+    assert own == {"userId": advertiser.id, "currency": "USD", "balance": 10_000 - PRICE, "held": PRICE}
+    assert await api.call(api.admin, "GET", f"/api/wallets/{advertiser.id}", 200) == own
+    ledger = await api.call(advertiser, "GET", "/api/wallet/ledger", 200)
+    assert set(ledger) == {"items", "nextCursor"} and ledger["nextCursor"] is None
+    assert all(set(e) == LEDGER_ENTRY for e in ledger["items"])
+    assert [(e["kind"], e["amount"], e["balanceAfter"]) for e in ledger["items"]] == \
+        [("escrow_hold", -PRICE, 10_000 - PRICE), ("deposit", 10_000, 10_000)]
+    assert ledger["items"][1]["reference"] == "top-up"
+
+
+async def test_approve_without_funds_is_402_and_the_target_is_submitted_again(api):
+    advertiser, campaign, target = await api.ready_to_approve(funds=0)
+    body = await api.call(api.admin, "POST", f"/api/moderation/targets/{target['id']}/approve", 402)
+    assert_error(body, "insufficient_funds")
+    decision = await api.call(api.admin, "GET", f"/api/moderation/targets/{target['id']}", 200)
+    assert (decision["status"], decision["reason"], decision["escrowId"]) == ("failed", "insufficient_funds", None)
+    again = await api.call(advertiser, "GET", f"/api/campaigns/{campaign['id']}/targets/{target['id']}", 200)
+    assert again["status"] == "submitted"
+
+
+async def test_approve_of_a_target_in_a_paused_campaign_is_400(api):
+    advertiser, campaign, target = await api.ready_to_approve()
+    await api.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/pause", 200)
+    assert_error(await api.call(api.admin, "POST", f"/api/moderation/targets/{target['id']}/approve", 400))
+
+
+async def test_reject_returns_the_rejected_target(api):
+    advertiser, campaign, target = await api.ready_to_approve(funds=0)
+    rejected = await api.call(api.admin, "POST", f"/api/moderation/targets/{target['id']}/reject", 200,
+                              json={"reason": "off-topic"})
+    assert set(rejected) == TARGET
+    assert (rejected["status"], rejected["moderatedBy"], rejected["moderationReason"]) == \
+        ("rejected", api.admin.id, "off-topic")
+    assert_timestamps(rejected, "moderatedAt")
+
+
+async def test_decision_of_an_undecided_target_is_404(api):
+    advertiser, campaign, target = await api.ready_to_approve(funds=0)
+    assert_error(await api.call(api.admin, "GET", f"/api/moderation/targets/{target['id']}", 404), None)
+
+
+async def test_escrow_of_someone_else_is_refused(api):
+    advertiser, campaign, target = await api.ready_to_approve(funds=10_000)
+    await api.call(api.admin, "POST", f"/api/moderation/targets/{target['id']}/approve", 200)
+    response = await api.http.get(f"/api/escrows/{target['id']}", headers=User("advertiser").auth)
+    assert response.status_code in (403, 404)
+    assert_error(response.json())

@@ -1,0 +1,69 @@
+"""The one table from gRPC outcomes to HTTP answers (API.md "Errors")."""
+import grpc
+import pytest
+from grpc.aio import AioRpcError, Metadata
+
+from common import errors
+from common.grpc_errors import rich_status_trailer
+from gateway.errors import http_error_for, validation_message
+from gateway.errors import _rpc_error  # the handler as FastAPI calls it
+
+S = grpc.StatusCode
+
+
+@pytest.mark.parametrize("status, reason, http, code", [
+    (S.INVALID_ARGUMENT, None, 400, "invalid_argument"),
+    (S.INVALID_ARGUMENT, "invalid_input", 400, "invalid_input"),
+    (S.FAILED_PRECONDITION, "campaign_not_active", 400, "campaign_not_active"),
+    (S.FAILED_PRECONDITION, "insufficient_funds", 402, "insufficient_funds"),
+    (S.FAILED_PRECONDITION, None, 400, "failed_precondition"),
+    (S.UNAUTHENTICATED, None, 401, "unauthenticated"),
+    (S.PERMISSION_DENIED, "forbidden", 403, "forbidden"),
+    (S.NOT_FOUND, "not_found", 404, "not_found"),
+    (S.ABORTED, "conflict", 409, "conflict"),
+    (S.ALREADY_EXISTS, "already_exists", 409, "already_exists"),
+    (S.UNAVAILABLE, None, 503, "unavailable"),
+    (S.DEADLINE_EXCEEDED, None, 503, "deadline_exceeded"),
+    (S.INTERNAL, None, 500, "internal"),
+    (S.UNKNOWN, None, 500, "unknown"),
+])
+def test_status_and_reason_map_to_http(status, reason, http, code):
+    mapped = http_error_for(status, reason, "details")
+    assert (mapped.status, mapped.code) == (http, code)
+
+
+def test_insufficient_funds_reason_on_another_status_is_not_402():
+    assert http_error_for(S.INVALID_ARGUMENT, "insufficient_funds", "x").status == 400
+
+
+@pytest.mark.parametrize("status", [S.INTERNAL, S.UNKNOWN, S.UNAVAILABLE, S.DEADLINE_EXCEEDED])
+def test_server_side_failures_hide_their_details(status):
+    assert "10.0.0.7" not in http_error_for(status, None, "connect to 10.0.0.7:50051 failed").message
+
+
+def test_business_refusals_keep_the_service_message():
+    mapped = http_error_for(S.FAILED_PRECONDITION, "no_creatives", "Campaign must have at least one creative")
+    assert mapped.message == "Campaign must have at least one creative"
+
+
+def test_a_reason_that_is_not_snake_case_is_not_used_as_code():
+    assert http_error_for(S.NOT_FOUND, "Not Found!", "x").code == "not_found"
+
+
+async def test_handler_reads_the_error_info_reason_from_trailers():
+    error = errors.PreconditionFailed("wallet too small", code="insufficient_funds")
+    rpc_error = AioRpcError(S.FAILED_PRECONDITION, Metadata(),
+                            Metadata(*rich_status_trailer(error, S.FAILED_PRECONDITION)), "wallet too small")
+    response = await _rpc_error(None, rpc_error)
+    assert response.status_code == 402
+    assert response.body == b'{"error":{"code":"insufficient_funds","message":"wallet too small"}}'
+
+
+def test_validation_message_names_the_field():
+    message = validation_message([{"type": "missing", "loc": ("body", "pricePerPost"), "msg": "Field required"}])
+    assert message == "pricePerPost: Field required"
+
+
+def test_validation_message_for_bad_json():
+    assert validation_message([{"type": "json_invalid", "loc": ("body", 1), "msg": "JSON decode error"}]) \
+        == "request body is not valid JSON"
