@@ -1,0 +1,129 @@
+"""`adtech run` as a real process: the stack comes up ready, a stopped
+service shows as 503 naming it, and stopping the supervisor leaves no
+process behind (children, embedded database)."""
+import importlib.util
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import httpx
+import psutil
+import pytest
+
+from tests.harness import free_port
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ENTRY_POINTS = ["services.campaigns.main", "services.moderation.main", "services.payments.main", "gateway.main"]
+GRACE_S = 10.0
+
+missing = [m for m in ENTRY_POINTS if importlib.util.find_spec(m) is None]
+pytestmark = [
+    pytest.mark.skipif(bool(missing), reason=f"entry points not written yet: {missing}"),
+    pytest.mark.skipif(bool(os.environ.get("BASE_URL")), reason="BASE_URL given: the suite runs against an external stack"),
+]
+
+
+class Stack:
+    """`adtech run` on free ports in a data dir of its own, its output kept."""
+
+    def __init__(self, data_dir: pathlib.Path):
+        self.ports = {name: free_port() for name in ("campaigns", "moderation", "payments", "gateway")}
+        self.data_dir = data_dir
+        env = {**os.environ, "ADTECH_DATA_DIR": str(data_dir), "ADTECH_STOP_GRACE_SECONDS": str(GRACE_S),
+               "LOG_LEVEL": "WARNING"}
+        for name in ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN"):
+            env.pop(name, None)
+        if env.get("DATABASE_URL"):  # a shared server: databases of our own on it
+            suffix = uuid.uuid4().hex[:8]
+            env.update({f"{c.upper()}_DATABASE": f"adtech_{c}_run{suffix}" for c in ("campaigns", "moderation", "payments")})
+        self.embedded = not env.get("DATABASE_URL")
+        args = [arg for name, port in self.ports.items() for arg in (f"--{name}-port", str(port))]
+        self.proc = subprocess.Popen([sys.executable, "-m", "common.cli", "run", *args], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}/api/health/ready"
+
+    def output(self) -> str:
+        return "".join(self.lines[-60:])
+
+    def child_pids(self) -> dict[str, int]:
+        found = (re.search(r"\[supervisor\] started (\w+) \(pid (\d+)\)", line) for line in list(self.lines))
+        return {m.group(1): int(m.group(2)) for m in found if m}
+
+    def database_pid(self) -> int | None:
+        path = self.data_dir / "pg" / "postmaster.pid"
+        return int(path.read_text().split()[0]) if path.exists() else None
+
+    def wait_ready_status(self, status: int, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"adtech run exited {self.proc.returncode}:\n{self.output()}"
+            try:
+                reply = httpx.get(self.ready_url, timeout=2.0)
+                last = (reply.status_code, reply.text)
+                if reply.status_code == status:
+                    return reply.json()
+            except httpx.HTTPError as error:
+                last = repr(error)
+            time.sleep(0.2)
+        raise AssertionError(f"no {status} from {self.ready_url} within {timeout}s (last: {last}):\n{self.output()}")
+
+    def kill_leftovers(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(GRACE_S + 5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        for pid in [*self.child_pids().values(), self.database_pid()]:
+            if pid and alive(pid):
+                os.kill(pid, signal.SIGKILL if pid != self.database_pid() else signal.SIGINT)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_run_serves_ready_reports_a_stopped_service_and_stops_without_orphans(tmp_path_factory):
+    stack = Stack(tmp_path_factory.mktemp("run"))
+    try:
+        body = stack.wait_ready_status(200, timeout=30)
+        assert body["services"] == {"campaigns": "SERVING", "moderation": "SERVING", "payments": "SERVING"}
+        assert "ready: API http://127.0.0.1:%d/api" % stack.ports["gateway"] in stack.output()
+        pids = stack.child_pids()
+        assert set(pids) == {"campaigns", "moderation", "payments", "gateway"}
+        database = stack.database_pid()
+        assert database is None or not stack.embedded or alive(database)
+
+        os.kill(pids["payments"], signal.SIGTERM)
+        body = stack.wait_ready_status(503, timeout=10)
+        assert body["services"]["payments"] != "SERVING"
+        assert body["services"]["campaigns"] == "SERVING"
+        deadline = time.monotonic() + 5
+        while "payments exited unexpectedly" not in stack.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "[supervisor] payments exited unexpectedly" in stack.output()
+
+        stack.proc.send_signal(signal.SIGTERM)
+        assert stack.proc.wait(timeout=GRACE_S + 5) == 0, stack.output()
+        leftovers = [name for name, pid in pids.items() if alive(pid)]
+        if stack.embedded:
+            leftovers += ["database"] if alive(database) else []
+        assert leftovers == [], stack.output()
+        assert "[supervisor] stopped" in stack.output()
+    finally:
+        stack.kill_leftovers()
