@@ -1,0 +1,72 @@
+"""Races against the real server: N callers via asyncio.gather, exactly one
+effect in the database, no deadlock, no negative balance."""
+import asyncio
+
+import grpc
+
+from adtech.payments.v1 import payments_pb2 as pb
+from tests.integration.payments.conftest import new_id
+
+
+async def test_fifty_parallel_identical_holds_make_one_escrow_and_one_debit(payments):
+    advertiser, target, decision, publisher = new_id(), new_id(), new_id(), new_id()
+    await payments.deposit(advertiser, 1000)
+    replies = await asyncio.gather(*(payments.hold(target, advertiser, 300, decision_id=decision,
+                                                   publisher_id=publisher) for _ in range(50)))
+    assert len({r.escrow.id for r in replies}) == 1
+    assert await payments.scalar("SELECT count(*) FROM escrows WHERE target_id = CAST(:t AS uuid)", t=target) == 1
+    assert await payments.scalar("""
+        SELECT count(*) FROM ledger_entries e JOIN accounts a ON a.id = e.account_id
+         WHERE a.user_id = CAST(:u AS uuid) AND e.kind = 'escrow_hold'""", u=advertiser) == 1
+    wallet = await payments.wallet(advertiser)
+    assert (wallet.balance, wallet.held) == (700, 300)
+    await payments.assert_reconciled()
+
+
+async def test_twelve_parallel_holds_against_a_wallet_covering_five_hold_exactly_five(payments):
+    advertiser = new_id()
+    await payments.deposit(advertiser, 500)
+    results = await asyncio.gather(*(payments.hold(new_id(), advertiser, 100) for _ in range(12)),
+                                   return_exceptions=True)
+    held = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(held) == 5 and len(refused) == 7
+    assert all(r.code() == grpc.StatusCode.FAILED_PRECONDITION for r in refused)
+    wallet = await payments.wallet(advertiser)
+    assert (wallet.balance, wallet.held) == (0, 500)
+    assert await payments.scalar("SELECT min(balance_after) FROM ledger_entries e JOIN accounts a "
+                                 "ON a.id = e.account_id WHERE a.user_id = CAST(:u AS uuid)", u=advertiser) >= 0
+    await payments.assert_reconciled()
+
+
+async def test_parallel_release_and_refund_of_one_escrow_exactly_one_wins(payments):
+    for _ in range(5):
+        advertiser, publisher, target = new_id(), new_id(), new_id()
+        await payments.deposit(advertiser, 1000)
+        await payments.hold(target, advertiser, 1000, publisher_id=publisher)
+        release, refund = await asyncio.gather(
+            payments.call("ReleaseEscrow", pb.ReleaseEscrowRequest(target_id=target)),
+            payments.call("RefundEscrow", pb.RefundEscrowRequest(target_id=target)), return_exceptions=True)
+        outcomes = [not isinstance(release, BaseException), not isinstance(refund, BaseException)]
+        assert outcomes.count(True) == 1
+        loser = refund if outcomes[0] else release
+        assert loser.code() == grpc.StatusCode.FAILED_PRECONDITION
+        paid, returned = (await payments.wallet(publisher)).balance, (await payments.wallet(advertiser)).balance
+        assert (paid, returned) in {(900, 0), (0, 1000)}
+    await payments.assert_reconciled()
+
+
+async def test_holds_and_refunds_across_shared_wallets_do_not_deadlock(payments):
+    advertisers = [new_id() for _ in range(4)]
+    for advertiser in advertisers:
+        await payments.deposit(advertiser, 10_000)
+    targets = [(new_id(), advertisers[i % 4], advertisers[(i + 1) % 4]) for i in range(24)]
+
+    async def hold_then_settle(i, target, advertiser, publisher):
+        await payments.hold(target, advertiser, 100, publisher_id=publisher)
+        method, request = (("ReleaseEscrow", pb.ReleaseEscrowRequest(target_id=target)) if i % 2 else
+                           ("RefundEscrow", pb.RefundEscrowRequest(target_id=target)))
+        await payments.call(method, request)
+
+    await asyncio.wait_for(asyncio.gather(*(hold_then_settle(i, *t) for i, t in enumerate(targets))), 30)
+    await payments.assert_reconciled()
