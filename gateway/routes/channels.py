@@ -33,7 +33,8 @@ async def create_channel(body: NewChannel, user: Publisher, campaigns: Campaigns
 
 @router.get("", response_model=views.ChannelPage)
 async def list_channels(user: CurrentUser, campaigns: CampaignsApi, page: Page,
-                        status: Annotated[str, Query(max_length=32, description="pending | approved | rejected")] = ""
+                        status: Annotated[str, Query(max_length=32, pattern=r"^[a-z_]*$",
+                                                     description="pending | approved | rejected")] = ""
                         ) -> views.ChannelPage:
     """Channels, optionally of one status."""
     reply = await campaigns.ListChannels(pb.ListChannelsRequest(status=status, limit=page.limit, cursor=page.cursor))

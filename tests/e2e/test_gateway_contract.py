@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.gateway.running import bearer, gateway_settings, serving
+from tests.harness import eventually
 from tests.stack import Stack
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -29,15 +30,30 @@ PRICE = 1_500
 
 
 @pytest.fixture(scope="module")
-async def http(pg_server, data_dir):
-    stack = await Stack(pg_server, data_dir).start()
-    settings = gateway_settings(data_dir, campaigns_addr=stack.address("campaigns"),
-                                moderation_addr=stack.address("moderation"), payments_addr=stack.address("payments"))
-    try:
-        async with serving(settings) as url, httpx.AsyncClient(base_url=url, timeout=15) as client:
-            yield client
-    finally:
-        await stack.close()
+async def stack(pg_server, data_dir):
+    running = await Stack(pg_server, data_dir).start()
+    yield running
+    await running.close()
+
+
+def _gateway(stack: Stack, data_dir, **overrides):
+    return serving(gateway_settings(data_dir, campaigns_addr=stack.address("campaigns"),
+                                    moderation_addr=stack.address("moderation"),
+                                    payments_addr=stack.address("payments"), **overrides))
+
+
+@pytest.fixture(scope="module")
+async def http(stack, data_dir):
+    async with _gateway(stack, data_dir) as url, httpx.AsyncClient(base_url=url, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def http_no_wait(stack, data_dir):
+    """A gateway whose approve does not wait for the saga."""
+    async with _gateway(stack, data_dir, moderation_approve_wait_ms=0) as url, \
+            httpx.AsyncClient(base_url=url, timeout=15) as client:
+        yield client
 
 
 @dataclasses.dataclass
@@ -363,3 +379,18 @@ async def test_escrow_of_someone_else_is_refused(api):
     response = await api.http.get(f"/api/escrows/{target['id']}", headers=User("advertiser").auth)
     assert response.status_code in (403, 404)
     assert_error(response.json())
+
+
+async def test_approve_that_has_not_settled_within_the_wait_is_202(api, http_no_wait):
+    advertiser, campaign, target = await api.ready_to_approve(funds=10_000)
+    response = await http_no_wait.post(f"/api/moderation/targets/{target['id']}/approve", headers=api.admin.auth)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert set(body) == {"ok", "targetId", "status", "decisionId"}
+    assert (body["ok"], body["targetId"], body["status"]) == (True, target["id"], "approving")
+
+    async def approved():
+        decision = await api.call(api.admin, "GET", f"/api/moderation/targets/{target['id']}", 200)
+        return decision if decision["status"] == "approved" else None
+    decision = await eventually(approved)
+    assert decision["decisionId"] == body["decisionId"]
