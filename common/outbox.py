@@ -139,10 +139,12 @@ class OutboxSettings(CommonSettings):
     outbox_backoff_base_ms: int = Field(default=200, ge=1, le=60_000, description="First retry delay of a failed outbox delivery (doubles, with jitter)")
     outbox_backoff_cap_ms: int = Field(default=30_000, ge=1, le=600_000, description="Longest retry delay of a failed outbox delivery")
     outbox_poll_ms: int = Field(default=1000, ge=10, le=60_000, description="How often a relay looks for due messages when nothing woke it")
+    outbox_lease_ms: int = Field(default=30_000, ge=100, le=3_600_000, description="How long a relay's claim on a message lasts; a claim whose holder died is retried after it")
 
     def relay_policy(self) -> RelayPolicy:
         return RelayPolicy(max_attempts=self.outbox_max_attempts, backoff_base_s=self.outbox_backoff_base_ms / 1000,
-                           backoff_cap_s=self.outbox_backoff_cap_ms / 1000, poll_s=self.outbox_poll_ms / 1000)
+                           backoff_cap_s=self.outbox_backoff_cap_ms / 1000, poll_s=self.outbox_poll_ms / 1000,
+                           lease_s=self.outbox_lease_ms / 1000)
 
 
 class Relay:

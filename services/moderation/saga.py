@@ -24,8 +24,6 @@ from services.moderation.domain import Decision
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 30.0
-
 
 class Refused(Exception):
     """A peer's definite answer: the saga cannot go forward."""
@@ -66,7 +64,7 @@ class ApproveSaga:
         dispatches it after commit."""
         return await outbox.enqueue(uow, domain.RESERVE, decision.target_id,
                                     {"decision_id": decision.id, "moderator_id": decision.moderator_id},
-                                    claim_for=LEASE_S)
+                                    claim_for=self.relay.policy.lease_s)
 
     def dispatch(self, message: outbox.Message) -> None:
         self.relay.dispatch(message)
@@ -105,7 +103,7 @@ class ApproveSaga:
             moved = await store.move(uow, decision_id, current, wanted, **fields)
             if moved is not None and next_topic is not None:
                 follow = await outbox.enqueue(uow, next_topic, message.aggregate_id,
-                                              {"decision_id": decision_id, **(next_payload or {})}, claim_for=LEASE_S)
+                                              {"decision_id": decision_id, **(next_payload or {})}, claim_for=self.relay.policy.lease_s)
             await outbox.complete(uow, message.id)
             await uow.commit()
         if follow is not None:
@@ -129,7 +127,7 @@ class ApproveSaga:
                 noted = await store.note_pending_failure(uow, decision_id, current, refusal.code, refusal.message)
             if noted:
                 follow = await outbox.enqueue(uow, compensation, message.aggregate_id,
-                                              {"decision_id": decision_id}, claim_for=LEASE_S)
+                                              {"decision_id": decision_id}, claim_for=self.relay.policy.lease_s)
             await outbox.complete(uow, message.id)
             await uow.commit()
         if follow is not None:

@@ -76,33 +76,37 @@ async def test_campaign_paused_after_reservation_does_not_stop_the_approval(stac
 
 
 async def test_relay_killed_between_hold_and_approval_completes_after_restart(stack, world):
-    """Moderation runs as its own process; campaigns is down after the
-    reservation so the saga stops at escrow_held; kill -9, restart both."""
+    """Moderation runs as its own process. Payments is down at first, so the
+    saga waits at `reserved`; then campaigns goes down and payments comes
+    back, so it stops at `escrow_held` with ApproveTarget being retried.
+    There the process is killed with SIGKILL; after a restart of both the
+    saga completes with one escrow and one post job."""
     _, _, target = await world.ready_to_approve()
     await stack.stop_service("moderation")
     process = stack.service_process("moderation")
+    peek = Database(database_url_for(stack.pg_server, stack.databases["moderation"]))
     try:
         await wait_serving(stack.address("moderation"))
-        hold = stack.servicer("payments")
-        del hold
-        gate_db = Database(database_url_for(stack.pg_server, stack.databases["moderation"]))
+        await stack.stop_service("payments")
         reply = await approve(world, target.id, wait_ms=0)
-        await eventually(lambda: _status(gate_db, reply.decision.decision_id, "reserved", "escrow_held", "approved"))
+        await eventually(lambda: _status(peek, reply.decision.decision_id, "reserved"))
         await stack.stop_service("campaigns")
-        await eventually(lambda: _status(gate_db, reply.decision.decision_id, "escrow_held"), timeout=15)
+        await stack.start_service("payments")
+        await eventually(lambda: _status(peek, reply.decision.decision_id, "escrow_held"), timeout=15)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         await stack.start_service("campaigns")
         process = stack.service_process("moderation")
+        await wait_serving(stack.address("moderation"))
         final = await eventually(lambda: settled(world, target.id), timeout=20)
         assert final.status == "approved"
-        await gate_db.dispose()
     finally:
+        await peek.dispose()
         process.send_signal(signal.SIGTERM)
         process.wait(10)
-        if "campaigns" not in stack.running:
-            await stack.start_service("campaigns")
-        await stack.start_service("moderation")
+        for ctx in ("payments", "campaigns", "moderation"):
+            if ctx not in stack.running:
+                await stack.start_service(ctx)
     await assert_consistent(stack)
 
 
