@@ -181,13 +181,20 @@ def cmd_outbox(args, settings: CliSettings) -> int:
     return 0
 
 
+def reconcile_report(response) -> tuple[str, bool]:
+    """The table of checks, and whether the ledger is consistent."""
+    table = _table(["check", "ok", "violations", "detail"],
+                   [[c.name, "yes" if c.ok else "NO", c.violations, c.detail] for c in response.checks])
+    return table, bool(response.checks) and response.ok and all(c.ok for c in response.checks)
+
+
 def cmd_reconcile(args, settings: CliSettings) -> int:
     from adtech.payments.v1 import payments_pb2, payments_pb2_grpc
 
-    r = asyncio.run(_call(settings, "payments", payments_pb2_grpc.PaymentsServiceStub, "Reconcile", payments_pb2.ReconcileRequest()))
-    print(_table(["check", "ok", "violations", "detail"],
-                 [[c.name, "yes" if c.ok else "NO", c.violations, c.detail] for c in r.checks]))
-    ok = r.ok and all(c.ok for c in r.checks)
+    response = asyncio.run(_call(settings, "payments", payments_pb2_grpc.PaymentsServiceStub, "Reconcile",
+                                 payments_pb2.ReconcileRequest()))
+    table, ok = reconcile_report(response)
+    print(table)
     print("ledger consistent" if ok else "ledger INCONSISTENT", file=sys.stderr)
     return 0 if ok else 1
 

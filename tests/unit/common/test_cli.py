@@ -11,6 +11,7 @@ import uuid
 import jwt
 import pytest
 
+from adtech.payments.v1 import payments_pb2 as pb
 from common import cli
 from common.supervisor import BusyPort, check_ports_free
 
@@ -131,3 +132,16 @@ def test_verify_is_a_subcommand_whether_or_not_its_module_exists_yet():
 
     subparsers = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert {"run", "migrate", "token", "outbox", "payments", "verify"} <= set(subparsers.choices)
+
+
+def test_reconcile_report_fails_on_any_violation():
+    response = pb.ReconcileResponse(ok=False, checks=[
+        pb.ReconcileCheck(name="transactions_sum_to_zero", ok=True),
+        pb.ReconcileCheck(name="no_negative_balance", ok=False, violations=2, detail="wallet 1, wallet 2")])
+    table, ok = cli.reconcile_report(response)
+    assert not ok
+    assert ["no_negative_balance", "NO", "2", "wallet", "1,", "wallet", "2"] in [line.split() for line in table.splitlines()]
+
+
+def test_reconcile_report_with_no_checks_is_not_a_pass():
+    assert cli.reconcile_report(pb.ReconcileResponse(ok=True))[1] is False
