@@ -31,7 +31,8 @@ async def ask(method, request):
 def decision_message(d: Decision) -> moderation_pb2.Decision:
     return moderation_pb2.Decision(
         decision_id=d.id, target_id=d.target_id, decision=d.kind, status=d.status, reason=d.reason or "",
-        post_job_id=d.post_job_id or "", escrow_id=d.escrow_id or "", moderator_id=d.moderator_id)
+        post_job_id=d.post_job_id or "", escrow_id=d.escrow_id or "", moderator_id=d.moderator_id,
+        reason_message=d.reason_message or "")
 
 
 class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
