@@ -47,21 +47,25 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
         target_id = parse_uuid(request.target_id, "target_id")
         if not 0 <= request.wait_ms <= MAX_WAIT_MS:
             raise InvalidInput(f"wait_ms must be between 0 and {MAX_WAIT_MS}")
-        decision, already = await self.begin_approve(target_id, actor.id)
+        decision, already, joined = await self.begin_approve(target_id, actor.id)
         if not decision.settled and request.wait_ms:
-            await self.saga.wait_settled(decision.id, request.wait_ms / 1000)
-            async with self.db.unit_of_work("read_decision") as uow:
-                decision = await store.get_decision(uow, decision.id)
+            ended = await self.saga.wait_settled(decision.id, request.wait_ms / 1000,
+                                                 recheck=(lambda: self._read(decision.id)) if joined else None)
+            decision = ended or await self._read(decision.id)
         return moderation_pb2.ApproveResponse(decision=decision_message(decision), already_approved=already,
                                               settled=decision.settled)
 
-    async def begin_approve(self, target_id: str, moderator_id: str) -> tuple[Decision, bool]:
+    async def _read(self, decision_id: str) -> Decision:
+        async with self.db.unit_of_work("read_decision") as uow:
+            return await store.get_decision(uow, decision_id)
+
+    async def begin_approve(self, target_id: str, moderator_id: str) -> tuple[Decision, bool, bool]:
         """Joins the approve that counts for the target, or starts a saga:
         the decision and its first step commit together, then the step is
-        sent at once. Returns (decision, already_approved)."""
+        sent at once. Returns (decision, already_approved, joined)."""
         current = await self._current_approve(target_id)
         if current is not None:
-            return current, current.status == "approved"
+            return current, current.status == "approved", True
         reply = await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))
         refusal = domain.refusal_from_snapshot(reply.snapshot.approve_refusal_code,
                                                reply.snapshot.approve_refusal_message)
@@ -69,7 +73,7 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
             # A concurrent approve may have locked the target since we looked.
             current = await self._current_approve(target_id)
             if current is not None:
-                return current, current.status == "approved"
+                return current, current.status == "approved", True
             raise refusal
         async with self.db.unit_of_work("start_approve_saga") as uow:
             try:
@@ -78,11 +82,11 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
                 joined = await store.current_approve(uow, target_id)
                 if joined is None:
                     raise PreconditionFailed("the target's approval changed meanwhile; try again", code="conflict")
-                return joined, joined.status == "approved"
+                return joined, joined.status == "approved", True
             first_step = await self.saga.start(uow, decision)
             await uow.commit()
         self.saga.dispatch(first_step)
-        return decision, False
+        return decision, False, False
 
     async def _current_approve(self, target_id: str) -> Decision | None:
         async with self.db.unit_of_work("read_current_approve") as uow:

@@ -71,13 +71,21 @@ class ApproveSaga:
 
     # -- waiting for the end, in this process -------------------------------
 
-    async def wait_settled(self, decision_id: str, timeout_s: float) -> None:
+    async def wait_settled(self, decision_id: str, timeout_s: float, recheck=None) -> Decision | None:
+        """The decision once it ends in this process, or None after the
+        timeout (it may still be running, or have ended in another replica).
+        `recheck` reads the decision again once the waiter is registered: a
+        caller that joined a running saga may otherwise miss its end."""
         future = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(decision_id, []).append(future)
         try:
-            await asyncio.wait_for(future, timeout_s)
+            if recheck is not None:
+                fresh = await recheck()
+                if fresh is not None and fresh.settled:
+                    return fresh
+            return await asyncio.wait_for(future, timeout_s)
         except asyncio.TimeoutError:
-            pass
+            return None
         finally:
             waiters = self._waiters.get(decision_id, [])
             if future in waiters:
@@ -85,10 +93,10 @@ class ApproveSaga:
             if not waiters:
                 self._waiters.pop(decision_id, None)
 
-    def _settled(self, decision_id: str) -> None:
-        for future in self._waiters.pop(decision_id, []):
+    def _settled(self, decision: Decision) -> None:
+        for future in self._waiters.pop(decision.id, []):
             if not future.done():
-                future.set_result(None)
+                future.set_result(decision)
 
     # -- the steps ------------------------------------------------------------
     # Each message carries what its step needs, so a step reads nothing
@@ -109,7 +117,7 @@ class ApproveSaga:
         if follow is not None:
             self.dispatch(follow)
         if moved is not None and wanted in domain.SETTLED:
-            self._settled(decision_id)
+            self._settled(moved)
 
     async def _compensate(self, message: outbox.Message, current: str, refusal: Refused, compensation: str,
                           wanted: str | None = None) -> None:
