@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import importlib
 import os
+import pathlib
 import sys
 import time
 import uuid
@@ -280,7 +281,17 @@ def cmd_settings_table(args, settings: CliSettings) -> int:
     classes, missing = settings_classes()
     for reason in missing.values():
         print(f"skipped {reason}", file=sys.stderr)
-    print(settings_table(classes))
+    table = settings_table(classes)
+    if not args.write:
+        print(table)
+        return 0
+    start, end = "<!-- settings:start -->", "<!-- settings:end -->"
+    text = args.write.read_text()
+    if start not in text or end not in text:
+        raise ConfigError(f"{args.write} has no {start} … {end} block")
+    head, rest = text.split(start, 1)
+    args.write.write_text(f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")
+    print(f"wrote the settings table into {args.write}", file=sys.stderr)
     return 0
 
 
@@ -393,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("settings-table", help="print the README's table of every setting")
+    p.add_argument("--write", type=pathlib.Path, metavar="README", help="replace the table between the settings markers of this file")
     p.set_defaults(func=cmd_settings_table)
 
     p = sub.add_parser("test-compose", help="run the e2e suite against `docker compose up`")

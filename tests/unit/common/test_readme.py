@@ -19,7 +19,7 @@ def table_settings() -> set[str]:
 @pytest.mark.parametrize("process", sorted(PROCESSES))
 def test_every_setting_of_the_process_is_in_the_readme_table(process):
     missing = env_names(settings_class(process)) - table_settings()
-    assert not missing, f"README settings table lacks {sorted(missing)} (regenerate: adtech settings-table)"
+    assert not missing, f"README settings table lacks {sorted(missing)} (regenerate: .venv/bin/adtech settings-table --write README.md)"
 
 
 def test_readme_names_the_two_commands():
@@ -33,3 +33,16 @@ def test_readme_diagram_shows_every_call_between_services():
         assert call in diagram
     for edge in ("gateway -->|gRPC| campaigns", "gateway -->|gRPC| moderation", "gateway -->|gRPC| payments"):
         assert edge in diagram
+
+
+def test_settings_table_write_replaces_only_the_marked_block(tmp_path):
+    from common import cli
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- settings:start -->\nold\n<!-- settings:end -->\noutro\n")
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["settings-table", "--write", str(readme)])
+    assert stopped.value.code == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- settings:start -->\n| Setting |") and text.endswith("<!-- settings:end -->\noutro\n")
+    assert "old" not in text and "| `DATABASE_URL` |" in text
