@@ -45,4 +45,4 @@ def test_settings_table_write_replaces_only_the_marked_block(tmp_path):
     assert stopped.value.code == 0
     text = readme.read_text()
     assert text.startswith("intro\n<!-- settings:start -->\n| Setting |") and text.endswith("<!-- settings:end -->\noutro\n")
-    assert "old" not in text and "| `DATABASE_URL` |" in text
+    assert "\nold\n" not in text and "| `DATABASE_URL` |" in text
