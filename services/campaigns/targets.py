@@ -7,7 +7,7 @@ from common.db import Database, UnitOfWork
 from common.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from common.pagination import page_limit
 from services.campaigns import domain, store
-from services.campaigns.usecases import TARGET_NOT_FOUND, _cancel_consequences, _campaign_for, cursor_key, paginate
+from services.campaigns.usecases import TARGET_NOT_FOUND, cancel_consequences, campaign_for, cursor_key, paginate
 
 CLOSED_CAMPAIGN = frozenset({"cancelled", "completed"})
 
@@ -45,7 +45,7 @@ async def create_target(db: Database, actor: Actor, campaign_id: str, *, channel
 async def list_targets(db: Database, actor: Actor, campaign_id: str, *, limit: int, cursor: str):
     limit, after = page_limit(limit), cursor_key(cursor)
     async with db.unit_of_work("list_targets") as uow:
-        await _campaign_for(uow, actor, campaign_id)
+        await campaign_for(uow, actor, campaign_id)
         rows = await store.list_targets(uow, campaign_id=campaign_id, after=after, limit=limit + 1)
     return paginate(rows, limit)
 
@@ -102,7 +102,7 @@ async def cancel_target(db: Database, actor: Actor, campaign_id: str, target_id:
         await store.move_target(uow, target_id, expected=[target.status], status="cancelled")
         await store.audit(uow, actor, "target_cancelled", "target", target_id, from_status=target.status,
                           to_status="cancelled")
-        await _cancel_consequences(uow, actor, [(target_id, target.status)])
+        await cancel_consequences(uow, actor, [(target_id, target.status)])
         target = await store.get_target(uow, target_id)
         await uow.commit()
     return target

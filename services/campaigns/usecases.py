@@ -2,11 +2,12 @@
 of work each, named for the business act. Rules come from `domain`, rows
 from `store`; the clock is read by the caller and passed in."""
 import datetime as dt
+import uuid
 
 from common import outbox
 from common.auth import Actor
 from common.db import Database, UnitOfWork
-from common.errors import Forbidden, InvalidInput, NotFound, PreconditionFailed
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from common.pagination import decode_cursor, encode_cursor, page_limit
 from services.campaigns import domain, store
 
@@ -24,7 +25,6 @@ def paginate(rows: list, limit: int, key=store.page_key) -> tuple[list, str]:
 
 
 def cursor_key(cursor: str) -> tuple | None:
-    import uuid
     return decode_cursor(cursor, dt.datetime, uuid.UUID)
 
 
@@ -107,7 +107,7 @@ async def list_campaigns(db: Database, actor: Actor, *, limit: int, cursor: str)
     return [(r, creatives[str(r.id)]) for r in rows], next_cursor
 
 
-async def _campaign_for(uow: UnitOfWork, actor: Actor, campaign_id: str, *, lock: str | None = None):
+async def campaign_for(uow: UnitOfWork, actor: Actor, campaign_id: str, *, lock: str | None = None):
     campaign = await store.get_campaign(uow, campaign_id, lock=lock)
     if campaign is None:
         raise NotFound("Campaign not found")
@@ -117,7 +117,7 @@ async def _campaign_for(uow: UnitOfWork, actor: Actor, campaign_id: str, *, lock
 
 async def get_campaign(db: Database, actor: Actor, campaign_id: str):
     async with db.unit_of_work("get_campaign") as uow:
-        campaign = await _campaign_for(uow, actor, campaign_id)
+        campaign = await campaign_for(uow, actor, campaign_id)
         creatives = await store.creatives_of(uow, [campaign.id])
     return campaign, creatives[str(campaign.id)]
 
@@ -127,7 +127,7 @@ async def add_creative(db: Database, actor: Actor, campaign_id: str, *, text: st
     text, url = domain.valid_text(text, "text", domain.CREATIVE_TEXT_MAX), domain.valid_media_url(media_url)
     async with db.unit_of_work("add_creative") as uow:
         # FOR SHARE: the campaign cannot leave draft/paused until we commit.
-        campaign = await _campaign_for(uow, actor, campaign_id, lock="share")
+        campaign = await campaign_for(uow, actor, campaign_id, lock="share")
         if campaign.status not in domain.CREATIVE_EDITABLE:
             raise PreconditionFailed(
                 f"Creatives can only be added to a draft or paused campaign (current status: {campaign.status})",
@@ -143,7 +143,7 @@ async def change_campaign_status(db: Database, actor: Actor, campaign_id: str, a
     allows. Cancelling cascades to the campaign's open targets and queues a
     refund for each one that may hold money."""
     async with db.unit_of_work(f"{action}_campaign") as uow:
-        campaign = await _campaign_for(uow, actor, campaign_id)
+        campaign = await campaign_for(uow, actor, campaign_id)
         view = domain.CampaignView(campaign.status, campaign.creatives_count, campaign.start_at, campaign.end_at)
         wanted = domain.plan_campaign_change(action, view, actor.role, now)
         moved = await store.move_campaign(uow, campaign_id, expected=campaign.status, status=wanted)
@@ -151,7 +151,7 @@ async def change_campaign_status(db: Database, actor: Actor, campaign_id: str, a
             latest = await store.get_campaign(uow, campaign_id)
             view = domain.CampaignView(latest.status, latest.creatives_count, latest.start_at, latest.end_at)
             domain.plan_campaign_change(action, view, actor.role, now)
-            raise PreconditionFailed("Campaign was changed concurrently; try again", code="conflict")
+            raise Conflict("Campaign was changed concurrently; try again")
         await store.audit(uow, actor, f"campaign_{action}", "campaign", campaign_id, from_status=campaign.status,
                           to_status=wanted)
         if wanted == "cancelled":
@@ -166,10 +166,10 @@ async def _cascade_cancellation(uow: UnitOfWork, actor: Actor, campaign_id: str)
     for row in cancelled:
         await store.audit(uow, actor, "target_cancelled_with_campaign", "target", row.id,
                           from_status=row.previous, to_status="cancelled")
-    await _cancel_consequences(uow, actor, [(row.id, row.previous) for row in cancelled])
+    await cancel_consequences(uow, actor, [(row.id, row.previous) for row in cancelled])
 
 
-async def _cancel_consequences(uow: UnitOfWork, actor: Actor, targets: list[tuple]) -> None:
+async def cancel_consequences(uow: UnitOfWork, actor: Actor, targets: list[tuple]) -> None:
     """Queued post jobs of cancelled targets are cancelled; every target that
     may hold an escrow gets a refund message, committed with the cancel."""
     for job in await store.cancel_queued_post_jobs(uow, [target_id for target_id, _ in targets]):

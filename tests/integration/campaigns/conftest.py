@@ -146,7 +146,8 @@ async def start_campaigns(pg_server, data_dir, **overrides):
 @pytest.fixture(scope="module")
 async def campaigns(pg_server, data_dir):
     # No payments here: refunds wait in the outbox (the cascade module wires a real one).
-    running, channel, client = await start_campaigns(pg_server, data_dir, payments_addr=f"127.0.0.1:{harness.free_port()}")
+    running, channel, client = await start_campaigns(
+        pg_server, data_dir, payments_addr=f"127.0.0.1:{harness.free_port()}", grpc_deadline_ms=300)
     yield client
     await channel.close()
     await client.engine.dispose()

@@ -4,7 +4,6 @@ replayed after the saga has moved on, changing nothing."""
 import datetime as dt
 
 import grpc
-import pytest
 
 from adtech.campaigns.v1 import campaigns_pb2 as pb
 from common.timestamps import utcnow
