@@ -1,0 +1,117 @@
+"""E.1 of the seed's test plan: the happy path, step by step over HTTP, each
+answer checked against API.md."""
+import uuid
+
+from tests.e2e.client import assert_error, from_now, handle, parse_time
+
+PRICE = 2_500
+FUNDS = 10_000
+
+
+async def _in_queue(api, target_id: str) -> dict | None:
+    cursor = None
+    while True:
+        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = await api.ok("GET", "/api/moderation/queue", api.admin, params=params)
+        for item in page["items"]:
+            if item["id"] == target_id:
+                return item
+        cursor = page["nextCursor"]
+        if not cursor:
+            return None
+
+
+async def test_happy_path_from_channel_to_held_escrow_and_post_job(api):
+    admin, publisher, advertiser = api.admin, api.user("publisher"), api.user("advertiser")
+
+    # 1-2. The publisher lists a channel; an admin approves it.
+    channel = await api.ok("POST", "/api/channels", publisher, 201,
+                           json={"title": "Morning digest", "handle": handle(), "pricePerPost": PRICE})
+    assert (channel["status"], channel["ownerId"], channel["pricePerPost"]) == ("pending", publisher.id, PRICE)
+    channel = await api.ok("POST", f"/api/channels/{channel['id']}/approve", admin)
+    assert channel["status"] == "approved"
+
+    # 3. The admin funds the advertiser (idempotently).
+    key = uuid.uuid4().hex
+    funded = await api.ok("POST", f"/api/wallets/{advertiser.id}/deposits", admin, 201,
+                          json={"amount": FUNDS, "reference": "e1"}, headers={"Idempotency-Key": key})
+    assert set(funded) == {"transactionId", "wallet"}
+    assert funded["wallet"] == {"userId": advertiser.id, "currency": "USD", "balance": FUNDS, "held": 0}
+
+    # 4-6. The advertiser creates a draft campaign, a creative, a target priced by the channel.
+    campaign = await api.ok("POST", "/api/campaigns", advertiser, 201, json={"name": "Spring launch"})
+    assert (campaign["status"], campaign["advertiserId"], campaign["creatives"]) == ("draft", advertiser.id, [])
+    creative = await api.ok("POST", f"/api/campaigns/{campaign['id']}/creatives", advertiser, 201,
+                            json={"text": "Fresh coffee every morning"})
+    assert set(creative) == {"id", "text", "mediaUrl"} and creative["text"] == "Fresh coffee every morning"
+    scheduled_at = from_now(days=2)
+    target = await api.ok("POST", f"/api/campaigns/{campaign['id']}/targets", advertiser, 201,
+                          json={"channelId": channel["id"], "scheduledAt": scheduled_at})
+    assert (target["status"], target["price"], target["currency"]) == ("pending", PRICE, channel["currency"])
+    assert target["postJob"] is None
+    target_path = f"/api/campaigns/{campaign['id']}/targets/{target['id']}"
+
+    # 7. Submitting while the campaign is a draft is refused with the seed's message.
+    refused = await api.call("POST", f"{target_path}/submit", advertiser)
+    assert_error(refused, 400, "Campaign must be active to submit targets (current status: draft)")
+
+    # 8-9. Activate, then submit.
+    campaign = await api.ok("POST", f"/api/campaigns/{campaign['id']}/activate", advertiser)
+    assert campaign["status"] == "active"
+    target = await api.ok("POST", f"{target_path}/submit", advertiser)
+    assert target["status"] == "submitted"
+
+    # 10. The admin sees it in the moderation queue.
+    queued = await _in_queue(api, target["id"])
+    assert queued is not None and queued["status"] == "submitted" and queued["price"] == PRICE
+
+    # 11. Approve: 200 with the post job and the escrow.
+    response = await api.approve(target["id"])
+    assert response.status_code == 200, response.text
+    approved = response.json()
+    assert set(approved) == {"ok", "targetId", "status", "postJobId", "escrowId", "alreadyApproved"}
+    assert (approved["ok"], approved["targetId"], approved["status"], approved["alreadyApproved"]) == \
+        (True, target["id"], "approved", False)
+
+    # 12. The target is approved, with its post job at the scheduled time.
+    target = await api.ok("GET", target_path, advertiser)
+    assert target["status"] == "approved" and target["moderatedBy"] == admin.id and target["moderatedAt"]
+    assert target["postJob"]["id"] == approved["postJobId"] and target["postJob"]["status"] == "queued"
+    assert parse_time(target["postJob"]["executeAt"]) == parse_time(scheduled_at)
+
+    # 13. The escrow is held for the price, between this advertiser and publisher.
+    escrow = await api.ok("GET", f"/api/escrows/{target['id']}", admin)
+    assert (escrow["id"], escrow["targetId"], escrow["status"], escrow["amount"], escrow["currency"]) == \
+        (approved["escrowId"], target["id"], "held", PRICE, "USD")
+    assert (escrow["advertiserId"], escrow["publisherId"]) == (advertiser.id, publisher.id)
+    assert await api.ok("GET", f"/api/escrows/{target['id']}", advertiser) == escrow
+    assert await api.ok("GET", f"/api/escrows/{target['id']}", publisher) == escrow
+
+    # 14. The money moved from spendable balance to held.
+    assert await api.ok("GET", "/api/wallet", advertiser) == \
+        {"userId": advertiser.id, "currency": "USD", "balance": FUNDS - PRICE, "held": PRICE}
+    kinds = [(e["kind"], e["amount"], e["balanceAfter"]) for e in await api.ledger(advertiser)]
+    assert kinds == [("escrow_hold", -PRICE, FUNDS - PRICE), ("deposit", FUNDS, FUNDS)]
+
+    # 15. Approving again answers the same ids, flagged as already approved; nothing moves.
+    again = await api.approve(target["id"])
+    assert again.status_code == 200, again.text
+    assert again.json() == {**approved, "alreadyApproved": True}
+    assert (await api.wallet(advertiser))["held"] == PRICE
+
+    # 16. The decision is visible to moderators; the target left the queue.
+    decision = await api.ok("GET", f"/api/moderation/targets/{target['id']}", admin)
+    assert (decision["targetId"], decision["decision"], decision["status"]) == (target["id"], "approve", "approved")
+    assert (decision["postJobId"], decision["escrowId"]) == (approved["postJobId"], approved["escrowId"])
+    assert await _in_queue(api, target["id"]) is None
+
+
+async def test_deposit_repeated_with_its_key_answers_200_with_the_same_transaction_and_no_second_credit(api):
+    advertiser, key = api.user("advertiser"), uuid.uuid4().hex
+    path, headers = f"/api/wallets/{advertiser.id}/deposits", {"Idempotency-Key": key}
+
+    first = await api.ok("POST", path, api.admin, 201, json={"amount": 700}, headers=headers)
+    again = await api.ok("POST", path, api.admin, 200, json={"amount": 700}, headers=headers)
+
+    assert again["transactionId"] == first["transactionId"]
+    assert (await api.wallet(advertiser))["balance"] == 700
