@@ -20,7 +20,9 @@ def _installed(module: str) -> bool:
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, or one line naming the busy port."""
     try:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say
+        # so; without it Nagle and delayed ACKs add 40 ms to keep-alive requests.
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as error:

@@ -28,7 +28,7 @@ def closed_address() -> str:
 @contextlib.asynccontextmanager
 async def serving(settings: Settings):
     """Serves create_app(settings) over real HTTP; yields the base URL."""
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY, see gateway.main
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on", http="h11")
