@@ -14,11 +14,14 @@ help:
 	@echo "make bench | bench-payments | bench-approve | test-compose | clean"
 
 # The venv is rebuilt when the pins change; pinned dependencies first, then
-# the project itself without resolving anything again.
+# the project itself without resolving anything again. The code is generated
+# before the editable install: it maps the generated `adtech` package only if
+# gen/ exists at that moment.
 $(STAMP): requirements.lock pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0] + " (set PY=python3.11)")'
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python scripts/gen_protos.py
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 

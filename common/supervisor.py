@@ -152,7 +152,9 @@ def run_stack(settings) -> int:
                 for line in banner(settings):
                     say(line)
             while not stop.wait(0.5):
-                pass
+                if not supervisor.alive():
+                    say("every process has exited; stopping")
+                    return 1
         say("stopping")
         return 0
     finally:
