@@ -97,7 +97,8 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
 
 
 async def _http_exception(request: Request, error: StarletteHTTPException) -> JSONResponse:
-    codes = {404: ("not_found", "no such route"), 405: ("method_not_allowed", "method not allowed on this route")}
+    codes = {400: ("invalid_input", str(error.detail)), 404: ("not_found", "no such route"),
+             405: ("method_not_allowed", "method not allowed on this route")}
     code, message = codes.get(error.status_code, ("http_error", str(error.detail)))
     return error_response(error.status_code, code, message, getattr(error, "headers", None))
 

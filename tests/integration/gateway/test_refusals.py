@@ -109,6 +109,12 @@ async def test_huge_number_literal_is_400(gateway_down):
     assert_error(response, 400, "invalid_input")
 
 
+async def test_body_that_is_not_utf8_is_400(gateway_down):
+    response = await gateway_down.post("/api/campaigns", content=b'{"name":"\xff"}',
+                                       headers={**bearer("advertiser"), "content-type": "application/json"})
+    assert_error(response, 400, "invalid_input")
+
+
 async def test_lone_surrogate_in_text_is_400(gateway_down):
     response = await gateway_down.post(
         "/api/campaigns", content=b'{"name":"\\ud800"}',
