@@ -26,6 +26,7 @@ class Child:
     name: str
     module: str  # run as `python -m <module>`
     stage: int = 0  # stop order: lower stages stop first
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # on top of the shared environment
     proc: subprocess.Popen | None = None
 
 
@@ -69,7 +70,7 @@ class Supervisor:
         env = {**self.env, "ADTECH_SUPERVISOR_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
         for child in self.children:
             child.proc = subprocess.Popen(
-                [sys.executable, "-m", "common.supervisor", child.module], env=env,
+                [sys.executable, "-m", "common.supervisor", child.module], env={**env, **child.env},
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, text=True, errors="replace", bufsize=1)
             self.say("supervisor", f"started {child.name} (pid {child.proc.pid})")
@@ -200,7 +201,7 @@ def wait_ready(settings, stop: threading.Event, supervisor: Supervisor) -> bool:
     import urllib.request
 
     deadline = time.monotonic() + READY_WITHIN_S
-    while not stop.is_set() and time.monotonic() < deadline:
+    while not stop.is_set() and time.monotonic() < deadline and supervisor.alive():
         try:
             with urllib.request.urlopen(api_url(settings) + "/health/ready", timeout=1.0) as response:
                 if response.status == 200:
