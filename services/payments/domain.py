@@ -94,6 +94,8 @@ def positive_amount(value, field: str = "amount") -> int:
 
 
 def idempotency_key(value: str) -> str:
+    if "\x00" in value:
+        raise InvalidInput("idempotency_key must not contain NUL characters")
     if not value or not value.strip():
         raise InvalidInput("idempotency_key is required")
     if len(value) > MAX_IDEMPOTENCY_KEY:
@@ -102,6 +104,8 @@ def idempotency_key(value: str) -> str:
 
 
 def reference(value: str) -> str:
+    if "\x00" in value:
+        raise InvalidInput("reference must not contain NUL characters")
     if len(value) > MAX_REFERENCE:
         raise InvalidInput(f"reference must be at most {MAX_REFERENCE} characters")
     return value

@@ -14,13 +14,16 @@ class Settings(CommonSettings):
     payments_port: int = Field(default=50053, ge=0, le=65535, description="gRPC port of the payments service")
     platform_fee_bps: int = Field(default=1000, ge=0, le=10_000,
                                   description="Platform fee taken on escrow release, in basis points (floored)")
+    payments_migrate_on_start: bool = Field(default=True,
+                                            description="Apply the payments database migrations when the service starts")
     payments_pool_size: int = Field(default=10, ge=1, le=200, description="Database connections payments keeps open")
 
 
 async def assemble(settings: Settings) -> Assembly:
     db = await open_database(settings, settings.payments_database, pool_size=settings.payments_pool_size)
-    # Idempotent and serialised by an advisory lock: replicas may all run it.
-    await upgrade_async("payments", db.url)
+    if settings.payments_migrate_on_start:
+        # Idempotent and serialised by an advisory lock: replicas may all run it.
+        await upgrade_async("payments", db.url)
     servicer = PaymentsServicer(Payments(db, settings.platform_fee_bps))
     return Assembly(
         registrations=[(payments_pb2_grpc.add_PaymentsServiceServicer_to_server, servicer,

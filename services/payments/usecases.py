@@ -5,13 +5,15 @@ import uuid
 
 from sqlalchemy.exc import DBAPIError
 
-from common.db import Database, is_unique_violation
-from common.errors import Conflict
+from common.db import Database, is_unique_violation, sqlstate
+from common.errors import Conflict, InvalidInput
 from common.pagination import decode_cursor, encode_cursor
 from services.payments import domain
 from services.payments.store import deposits, escrows, ledger, reconcile as checks
 from services.payments.store.escrows import EscrowRow
 from services.payments.store.ledger import Leg
+
+NUMERIC_OUT_OF_RANGE = "22003"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,20 +55,23 @@ class Payments:
                         raise domain.IdempotencyKeyReused("idempotency key was used with a different deposit")
                     return DepositResult(first.transaction_id, Wallet(
                         first.user_id, first.currency, first.balance_after, first.held_after), replayed=True)
+                held = await ledger.held(uow, user_id, currency)
                 accounts = await ledger.lock_accounts(uow, currency, [user_id], [domain.EXTERNAL])
-                tx = await ledger.post(uow, domain.DEPOSIT, reference, [
-                    Leg(accounts.system(domain.EXTERNAL), domain.DEPOSIT, -amount),
-                    Leg(accounts.wallet(user_id), domain.DEPOSIT, amount)])
-                balance, held = await ledger.wallet(uow, user_id, currency)
-                await deposits.record_result(uow, key, tx, balance, held)
+                wallet = accounts.wallet(user_id)
+                tx = ledger.new_transaction_id()
+                await deposits.record_result(uow, key, tx, wallet.balance + amount, held)
+                await ledger.post(uow, tx, domain.DEPOSIT, reference, [
+                    Leg(wallet.id, domain.DEPOSIT, amount),
+                    Leg(accounts.system(domain.EXTERNAL).id, domain.DEPOSIT, -amount)])
                 await uow.commit()
-                return DepositResult(tx, Wallet(user_id, currency, balance, held), replayed=False)
+                return DepositResult(tx, Wallet(user_id, currency, wallet.balance + amount, held), replayed=False)
 
         return await self._retrying(attempt)
 
     async def wallet(self, user_id: str, currency: str) -> Wallet:
         async with self.db.unit_of_work("read_wallet") as uow:
-            balance, held = await ledger.wallet(uow, user_id, currency)
+            balance = await ledger.wallet_balance(uow, user_id, currency)
+            held = await ledger.held(uow, user_id, currency)
         return Wallet(user_id, currency, balance, held)
 
     async def ledger_page(self, user_id: str, currency: str, cursor: str, limit: int) -> tuple[list, str]:
@@ -88,19 +93,19 @@ class Payments:
                 recorded, existing = await escrows.hold_state(uow, terms.decision_id, terms.target_id)
                 if domain.judge_hold(terms, recorded, existing) == domain.SAME_ESCROW:
                     return existing
-                accounts = await ledger.lock_accounts(uow, terms.currency, [terms.advertiser_id], [domain.ESCROW])
-                wallet = accounts.wallet(terms.advertiser_id)
-                debited = await ledger.debit(uow, wallet, terms.amount)
+                debited = await ledger.debit_wallet(uow, terms.advertiser_id, terms.currency, terms.amount)
                 if debited is None:
-                    refusal = domain.insufficient_funds(wallet.balance, terms.amount)
+                    balance = await ledger.wallet_balance(uow, terms.advertiser_id, terms.currency)
+                    refusal = domain.insufficient_funds(balance, terms.amount)
                     await escrows.record_refusal(uow, terms, refusal.message)
                     await uow.commit()
                     raise refusal
-                tx = await ledger.post(uow, domain.ESCROW_HOLD, terms.target_id, [
-                    Leg(wallet, domain.ESCROW_HOLD, -terms.amount),
-                    Leg(accounts.system(domain.ESCROW), domain.ESCROW_HOLD, terms.amount)],
-                    {wallet.id: debited})
+                tx = ledger.new_transaction_id()
                 escrow = await escrows.create(uow, terms, tx)
+                accounts = await ledger.lock_accounts(uow, terms.currency, [terms.advertiser_id], [domain.ESCROW])
+                await ledger.post(uow, tx, domain.ESCROW_HOLD, terms.target_id, [
+                    dataclasses.replace(debited, kind=domain.ESCROW_HOLD),
+                    Leg(accounts.system(domain.ESCROW).id, domain.ESCROW_HOLD, terms.amount)])
                 await uow.commit()
                 return escrow
 
@@ -118,13 +123,13 @@ class Payments:
                 payout, fee = domain.release_split(escrow.amount, self.fee_bps)
                 accounts = await ledger.lock_accounts(uow, escrow.currency, [escrow.publisher_id],
                                                       [domain.ESCROW, domain.PLATFORM_FEE])
-                held = accounts.system(domain.ESCROW)
-                legs = [Leg(held, domain.ESCROW_RELEASE, -escrow.amount)]
+                legs = [Leg(accounts.system(domain.ESCROW).id, domain.ESCROW_RELEASE, -escrow.amount)]
                 if payout:
-                    legs.append(Leg(accounts.wallet(escrow.publisher_id), domain.ESCROW_RELEASE, payout))
+                    legs.append(Leg(accounts.wallet(escrow.publisher_id).id, domain.ESCROW_RELEASE, payout))
                 if fee:
-                    legs.append(Leg(accounts.system(domain.PLATFORM_FEE), domain.FEE, fee))
-                tx = await self._move_out_of_escrow(uow, held, escrow, domain.ESCROW_RELEASE, legs)
+                    legs.append(Leg(accounts.system(domain.PLATFORM_FEE).id, domain.FEE, fee))
+                tx = ledger.new_transaction_id()
+                await ledger.post(uow, tx, domain.ESCROW_RELEASE, target_id, legs)
                 closed = await escrows.close(uow, escrow, domain.RELEASED, fee, tx)
                 await uow.commit()
                 return closed
@@ -143,10 +148,10 @@ class Payments:
                 if domain.judge_close(target_id, escrow.status, domain.REFUNDED) == domain.SAME_ESCROW:
                     return CloseResult(escrow, moved=False)
                 accounts = await ledger.lock_accounts(uow, escrow.currency, [escrow.advertiser_id], [domain.ESCROW])
-                held = accounts.system(domain.ESCROW)
-                tx = await self._move_out_of_escrow(uow, held, escrow, domain.ESCROW_REFUND, [
-                    Leg(held, domain.ESCROW_REFUND, -escrow.amount),
-                    Leg(accounts.wallet(escrow.advertiser_id), domain.ESCROW_REFUND, escrow.amount)])
+                tx = ledger.new_transaction_id()
+                await ledger.post(uow, tx, domain.ESCROW_REFUND, target_id, [
+                    Leg(accounts.wallet(escrow.advertiser_id).id, domain.ESCROW_REFUND, escrow.amount),
+                    Leg(accounts.system(domain.ESCROW).id, domain.ESCROW_REFUND, -escrow.amount)])
                 closed = await escrows.close(uow, escrow, domain.REFUNDED, None, tx)
                 await uow.commit()
                 return CloseResult(closed, moved=True)
@@ -174,13 +179,6 @@ class Payments:
             await checks.snapshot(uow)
             return await checks.run(uow)
 
-    @staticmethod
-    async def _move_out_of_escrow(uow, held, escrow: EscrowRow, kind: str, legs: list[Leg]) -> str:
-        debited = await ledger.debit(uow, held, escrow.amount)
-        if debited is None:  # the escrow account always covers its held escrows (reconcile checks it)
-            raise RuntimeError(f"escrow account {held.id} does not cover escrow {escrow.id}")
-        return await ledger.post(uow, kind, escrow.target_id, legs, {held.id: debited})
-
     async def _retrying(self, attempt):
         """Serialization failures and deadlocks retry the whole unit; so
         does losing a race on a unique key, after which the retry finds and
@@ -189,6 +187,8 @@ class Payments:
             try:
                 return await self.db.retrying(attempt)
             except DBAPIError as error:
+                if sqlstate(error) == NUMERIC_OUT_OF_RANGE:
+                    raise InvalidInput("the amount would take a balance beyond the int64 range") from None
                 if not is_unique_violation(error):
                     raise
         raise Conflict("a concurrent request for the same key won; try again")

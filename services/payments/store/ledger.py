@@ -1,9 +1,12 @@
 """Accounts and the double-entry ledger: find or open accounts, lock them in
-id order, and post a balanced transaction.
+a fixed order, and post a balanced transaction.
 
-Every multi-account move first locks its accounts with one
-`SELECT … ORDER BY id FOR UPDATE`: a fixed order means two moves sharing
-accounts (a hold and a refund of one wallet) can never deadlock."""
+Lock order, the same for every move so two moves can never deadlock: the
+user's wallet first, then the shared system accounts (escrow holding,
+platform fee, external funding) by id. Every hold, release, refund and
+deposit of a currency touches one shared system account, so it is locked
+last and held only for the posting statement and the commit; a wallet debit
+is done, and an escrow row written, before it."""
 import dataclasses
 import uuid
 
@@ -18,38 +21,44 @@ _ENSURE = sa.text("""
     ON CONFLICT ON CONSTRAINT accounts_one_per_owner DO NOTHING""")
 
 _LOCK = sa.text("""
-    SELECT id, kind, CAST(user_id AS text) AS user_id, balance FROM accounts
+    SELECT id, kind, CAST(user_id AS text) AS user_id, balance, version FROM accounts
      WHERE currency = :currency
        AND ((kind = 'wallet' AND user_id = ANY(CAST(:users AS uuid[]))) OR kind = ANY(CAST(:system AS text[])))
-     ORDER BY id FOR UPDATE""")
+     ORDER BY kind <> 'wallet', id FOR UPDATE""")
 
-# The only way money leaves a non-external account: conditional, never
-# read-modify-write, so a balance cannot go below zero even if a lock were missed.
-_DEBIT = sa.text("""
+# The only way money leaves a wallet: conditional, never read-modify-write,
+# so a balance cannot go below zero whatever else happens.
+_DEBIT_WALLET = sa.text("""
     UPDATE accounts SET balance = balance - :amount, version = version + 1
-     WHERE id = :id AND balance >= :amount
+     WHERE kind = 'wallet' AND user_id = :user AND currency = :currency AND balance >= :amount
     RETURNING id, balance, version""")
 
-_APPLY = sa.text("""
-    UPDATE accounts AS a SET balance = a.balance + m.delta, version = a.version + 1
-      FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS m(id, delta)
-     WHERE a.id = m.id
-    RETURNING a.id, a.balance, a.version""")
+_WALLET_BALANCE = sa.text("""
+    SELECT coalesce((SELECT balance FROM accounts
+                      WHERE kind = 'wallet' AND user_id = :user AND currency = :currency), 0)""")
 
-_RECORD = sa.text("""
-    WITH tx AS (
+# One statement: apply the legs not applied yet (their rows are locked
+# already; the CHECK keeps non-external accounts from going negative),
+# then record the transaction and one entry per leg with the state it left.
+_POST = sa.text("""
+    WITH legs AS (
+        SELECT * FROM unnest(CAST(:accounts AS bigint[]), CAST(:kinds AS text[]), CAST(:amounts AS bigint[]),
+                             CAST(:applied AS boolean[]), CAST(:balances AS bigint[]), CAST(:versions AS bigint[]))
+                   AS l(account_id, kind, amount, applied, balance_after, version)),
+    moved AS (
+        UPDATE accounts AS a SET balance = a.balance + l.amount, version = a.version + 1
+          FROM legs AS l WHERE a.id = l.account_id AND NOT l.applied
+        RETURNING a.id, a.balance, a.version),
+    tx AS (
         INSERT INTO ledger_transactions (id, kind, reference) VALUES (:tx, :kind, :reference) RETURNING id)
     INSERT INTO ledger_entries (transaction_id, account_id, kind, amount, balance_after, account_version)
-    SELECT (SELECT id FROM tx), e.account_id, e.kind, e.amount, e.balance_after, e.version
-      FROM unnest(CAST(:accounts AS bigint[]), CAST(:kinds AS text[]), CAST(:amounts AS bigint[]),
-                  CAST(:balances AS bigint[]), CAST(:versions AS bigint[]))
-           AS e(account_id, kind, amount, balance_after, version)""")
+    SELECT (SELECT id FROM tx), l.account_id, l.kind, l.amount,
+           coalesce(m.balance, l.balance_after), coalesce(m.version, l.version)
+      FROM legs AS l LEFT JOIN moved AS m ON m.id = l.account_id""")
 
-_WALLET = sa.text("""
-    SELECT coalesce((SELECT balance FROM accounts
-                      WHERE kind = 'wallet' AND user_id = :user AND currency = :currency), 0) AS balance,
-           coalesce((SELECT sum(amount) FROM escrows
-                      WHERE advertiser_id = :user AND currency = :currency AND status = 'held'), 0) AS held""")
+_HELD = sa.text("""
+    SELECT coalesce(sum(amount), 0) FROM escrows
+     WHERE advertiser_id = :user AND currency = :currency AND status = 'held'""")
 
 _LEDGER_PAGE = sa.text("""
     SELECT CAST(e.id AS text) AS id, CAST(e.transaction_id AS text) AS transaction_id, e.kind, e.amount,
@@ -69,14 +78,17 @@ class Account:
     kind: str
     user_id: str | None
     balance: int
+    version: int
 
 
 @dataclasses.dataclass(frozen=True)
 class Leg:
-    """One side of a move: a signed change of one account."""
-    account: Account
+    """One side of a move: a signed change of one account. `state` is the
+    (balance, version) it was left with when already applied (a wallet debit)."""
+    account_id: int
     kind: str
     amount: int
+    state: tuple[int, int] | None = None
 
 
 class Accounts:
@@ -94,7 +106,7 @@ class Accounts:
 
 async def lock_accounts(uow: UnitOfWork, currency: str, users: list[str], system: list[str]) -> Accounts:
     """Locks (opening them when missing) the wallets of `users` and the
-    system accounts `system` of one currency, in id order."""
+    system accounts `system` of one currency, in the fixed order."""
     users = sorted(set(users))
     params = {"currency": currency, "users": users, "system": system}
     rows = (await uow.execute(_LOCK, params)).all()
@@ -102,41 +114,38 @@ async def lock_accounts(uow: UnitOfWork, currency: str, users: list[str], system
         await uow.execute(_ENSURE, {"currency": currency, "kinds": [domain.WALLET] * len(users) + system,
                                     "users": users + [None] * len(system)})
         rows = (await uow.execute(_LOCK, params)).all()
-    return Accounts([Account(r.id, r.kind, r.user_id, r.balance) for r in rows])
+    return Accounts([Account(r.id, r.kind, r.user_id, r.balance, r.version) for r in rows])
 
 
-async def debit(uow: UnitOfWork, account: Account, amount: int) -> tuple[int, int] | None:
-    """Takes `amount` from a locked account if it has it: (balance, version)
-    after, or None when the balance does not cover it (nothing changed)."""
-    row = (await uow.execute(_DEBIT, {"id": account.id, "amount": amount})).first()
-    return None if row is None else (row.balance, row.version)
+async def debit_wallet(uow: UnitOfWork, user_id: str, currency: str, amount: int) -> Leg | None:
+    """Takes `amount` from the user's wallet if it has it (the applied leg),
+    else None and nothing changed. A user without a wallet has nothing."""
+    row = (await uow.execute(_DEBIT_WALLET, {"user": user_id, "currency": currency, "amount": amount})).first()
+    return None if row is None else Leg(row.id, "", -amount, (row.balance, row.version))
 
 
-async def post(uow: UnitOfWork, kind: str, reference: str, legs: list[Leg],
-               debited: dict[int, tuple[int, int]] | None = None) -> str:
-    """Applies the legs not already applied by `debit` and records the
-    transaction and its entries; the database refuses it at commit unless
-    the legs sum to zero. Returns the transaction id."""
-    states = dict(debited or {})
-    pending = [leg for leg in legs if leg.account.id not in states]
-    if pending:
-        rows = (await uow.execute(_APPLY, {"ids": [leg.account.id for leg in pending],
-                                           "deltas": [leg.amount for leg in pending]})).all()
-        states.update({r.id: (r.balance, r.version) for r in rows})
-    tx = str(uuid.uuid4())
-    await uow.execute(_RECORD, {
+async def wallet_balance(uow: UnitOfWork, user_id: str, currency: str) -> int:
+    return int(await uow.session.scalar(_WALLET_BALANCE, {"user": user_id, "currency": currency}))
+
+
+def new_transaction_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def post(uow: UnitOfWork, tx: str, kind: str, reference: str, legs: list[Leg]) -> None:
+    """Applies the legs not applied yet and records the transaction and its
+    entries; the database refuses it at commit unless the legs sum to zero."""
+    await uow.execute(_POST, {
         "tx": tx, "kind": kind, "reference": reference,
-        "accounts": [leg.account.id for leg in legs], "kinds": [leg.kind for leg in legs],
-        "amounts": [leg.amount for leg in legs],
-        "balances": [states[leg.account.id][0] for leg in legs],
-        "versions": [states[leg.account.id][1] for leg in legs]})
-    return tx
+        "accounts": [leg.account_id for leg in legs], "kinds": [leg.kind for leg in legs],
+        "amounts": [leg.amount for leg in legs], "applied": [leg.state is not None for leg in legs],
+        "balances": [leg.state[0] if leg.state else None for leg in legs],
+        "versions": [leg.state[1] if leg.state else None for leg in legs]})
 
 
-async def wallet(uow: UnitOfWork, user_id: str, currency: str) -> tuple[int, int]:
-    """(spendable balance, held) of a user's wallet; (0, 0) when it has none yet."""
-    row = (await uow.execute(_WALLET, {"user": user_id, "currency": currency})).one()
-    return int(row.balance), int(row.held)
+async def held(uow: UnitOfWork, user_id: str, currency: str) -> int:
+    """What the user has in held escrows as advertiser."""
+    return int(await uow.session.scalar(_HELD, {"user": user_id, "currency": currency}))
 
 
 async def ledger_page(uow: UnitOfWork, user_id: str, currency: str, before: int | None, limit: int) -> list:

@@ -73,3 +73,16 @@ async def test_wallet_is_readable_by_its_owner_only(payments):
     code, _ = await refusal(payments.call("GetWallet", pb.GetWalletRequest(user_id=user),
                                           Actor(new_id(), "advertiser")))
     assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_deposit_overflowing_the_balance_is_invalid_not_internal(payments):
+    user = new_id()  # XTS, the ISO code for testing: no other test's money in it
+    await payments.deposit(user, 2**63 - 1, currency="XTS")
+    code, _ = await refusal(payments.deposit(user, 1, currency="XTS"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await payments.wallet(user, "XTS")).balance == 2**63 - 1
+
+
+async def test_reference_with_nul_character_is_invalid(payments):
+    code, _ = await refusal(payments.deposit(new_id(), 1, reference="a\x00b"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT

@@ -127,7 +127,9 @@ def upgrade() -> None:
             currency text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
             status text NOT NULL DEFAULT 'held' CHECK (status IN ('held', 'released', 'refunded')),
             fee bigint,
-            hold_transaction_id uuid NOT NULL REFERENCES ledger_transactions (id),
+            -- Deferred: the escrow is written before the hold's ledger transaction,
+            -- so the shared escrow account is locked only at the very end.
+            hold_transaction_id uuid NOT NULL REFERENCES ledger_transactions (id) DEFERRABLE INITIALLY DEFERRED,
             close_transaction_id uuid REFERENCES ledger_transactions (id),
             created_at timestamptz NOT NULL DEFAULT now(),
             updated_at timestamptz NOT NULL DEFAULT now(),
@@ -171,7 +173,7 @@ def upgrade() -> None:
             fingerprint text NOT NULL,
             user_id uuid NOT NULL,
             currency text NOT NULL,
-            transaction_id uuid REFERENCES ledger_transactions (id),
+            transaction_id uuid REFERENCES ledger_transactions (id) DEFERRABLE INITIALLY DEFERRED,
             balance_after bigint,
             held_after bigint,
             created_at timestamptz NOT NULL DEFAULT now()
