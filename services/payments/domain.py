@@ -111,6 +111,13 @@ def reference(value: str) -> str:
     return value
 
 
+def credited(balance: int, amount: int) -> int:
+    """The balance after a credit; money is int64, so beyond it is refused."""
+    if balance + amount > INT64_MAX:
+        raise InvalidInput("the amount would take the balance beyond the int64 range")
+    return balance + amount
+
+
 def release_split(amount: int, fee_bps: int) -> tuple[int, int]:
     """(publisher payout, platform fee). The fee is floored, so the parts
     always sum to the amount and the platform never takes a fraction more."""

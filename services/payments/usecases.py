@@ -58,13 +58,14 @@ class Payments:
                 held = await ledger.held(uow, user_id, currency)
                 accounts = await ledger.lock_accounts(uow, currency, [user_id], [domain.EXTERNAL])
                 wallet = accounts.wallet(user_id)
+                balance = domain.credited(wallet.balance, amount)
                 tx = ledger.new_transaction_id()
-                await deposits.record_result(uow, key, tx, wallet.balance + amount, held)
+                await deposits.record_result(uow, key, tx, balance, held)
                 await ledger.post(uow, tx, domain.DEPOSIT, reference, [
                     Leg(wallet.id, domain.DEPOSIT, amount),
                     Leg(accounts.system(domain.EXTERNAL).id, domain.DEPOSIT, -amount)])
                 await uow.commit()
-                return DepositResult(tx, Wallet(user_id, currency, wallet.balance + amount, held), replayed=False)
+                return DepositResult(tx, Wallet(user_id, currency, balance, held), replayed=False)
 
         return await self._retrying(attempt)
 

@@ -134,3 +134,9 @@ def test_escrow_is_read_by_its_parties_admin_or_system(actor, allowed):
     else:
         with pytest.raises(Forbidden):
             domain.assert_may_read_escrow(actor, A, P)
+
+
+def test_credit_beyond_int64_is_refused():
+    assert domain.credited(2**63 - 2, 1) == 2**63 - 1
+    with pytest.raises(InvalidInput):
+        domain.credited(2**63 - 1, 1)
