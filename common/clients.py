@@ -29,5 +29,9 @@ def open_channel(target: str, internal_token: str, deadline_ms: int) -> grpc.aio
     return grpc.aio.insecure_channel(
         target,
         interceptors=[_CallerMetadata(internal_token, deadline_ms / 1000)],
-        options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0)],
+        # Short reconnect backoff: with gRPC's default (growing to 120 s) a
+        # channel keeps failing fast for seconds after its peer is back.
+        options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0),
+                 ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                 ("grpc.max_reconnect_backoff_ms", 2000)],
     )

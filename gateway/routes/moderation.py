@@ -47,15 +47,15 @@ async def approve(target_id: uuid.UUID, user: Admin, moderation: ModerationApi, 
         body = views.Approved(target_id=d.target_id or str(target_id), post_job_id=d.post_job_id or None,
                               escrow_id=d.escrow_id or None, already_approved=reply.already_approved)
         return JSONResponse(body.model_dump(by_alias=True), status_code=200)
-    raise _refusal(d.reason)
+    raise _refusal(d.reason, d.reason_message)
 
 
-def _refusal(reason: str) -> ApiError:
+def _refusal(reason: str, message: str) -> ApiError:
     """A saga that ended without approving: 402 for money, else 400."""
     if reason and _CODE.match(reason):
         status = 402 if reason == "insufficient_funds" else 400
-        return ApiError(status, reason, FAILURE_MESSAGES.get(reason, f"approve failed: {reason.replace('_', ' ')}"))
-    return ApiError(400, "approve_failed", reason or "approve failed")
+        return ApiError(status, reason, message or FAILURE_MESSAGES.get(reason, f"approve failed: {reason.replace('_', ' ')}"))
+    return ApiError(400, "approve_failed", message or reason or "approve failed")
 
 
 @router.post("/targets/{target_id}/reject", response_model=views.Target)
