@@ -175,7 +175,11 @@ class Api:
         while True:
             response = await self.decision(target_id)
             if response.status_code == 200 and response.json()["status"] in SETTLED:
-                return response.json()
+                decision = response.json()
+                if decision["status"] == "approved":
+                    self.approved[target_id] = {"targetId": target_id, "postJobId": decision["postJobId"],
+                                                "escrowId": decision["escrowId"]}
+                return decision
             assert time.monotonic() < deadline, f"decision of {target_id} not settled: {response.text}"
             await asyncio.sleep(0.05)
 

@@ -4,6 +4,7 @@ processes, embedded PostgreSQL in a data dir of its own, free ports), stopped
 with SIGTERM at the end. With E2E_BASE_URL and E2E_JWT_SECRET set (or
 BASE_URL and ADTECH_JWT_SECRET, as `adtech test-compose` sets them), the
 suite runs against that stack instead and starts nothing."""
+import asyncio
 import dataclasses
 import os
 import pathlib
@@ -119,3 +120,17 @@ async def api(e2e_stack):
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(base_url=e2e_stack.base_url, timeout=30.0, limits=limits) as http:
         yield Api(http, e2e_stack.jwt_secret, e2e_stack.min_lead_ms)
+
+
+@pytest.fixture(scope="session")
+def adtech_verify(e2e_stack):
+    """Runs `adtech verify` against the stack as an operator would: (exit code, stdout, stderr)."""
+    async def run(*args: str) -> tuple[int, str, str]:
+        if e2e_stack.verify_env is None:
+            pytest.skip("external stack without ADTECH_INTERNAL_TOKEN: `adtech verify` cannot reach its services")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "common.cli", "verify", *args, cwd=ROOT, env=e2e_stack.verify_env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        return proc.returncode, out.decode(), err.decode()
+    return run
