@@ -79,6 +79,12 @@ class Stack:
             time.sleep(0.2)
         raise AssertionError(f"no {status} from {self.ready_url} within {timeout}s (last: {last}):\n{self.output()}")
 
+    def wait_for_output(self, text: str, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in "".join(self.lines):
+            assert time.monotonic() < deadline, f"no {text!r} in the output:\n{self.output()}"
+            time.sleep(0.1)
+
     def kill_leftovers(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -103,7 +109,7 @@ def test_run_serves_ready_reports_a_stopped_service_and_stops_without_orphans(tm
     try:
         body = stack.wait_ready_status(200, timeout=30)
         assert body["services"] == {"campaigns": "SERVING", "moderation": "SERVING", "payments": "SERVING"}
-        assert "ready: API http://127.0.0.1:%d/api" % stack.ports["gateway"] in stack.output()
+        stack.wait_for_output(f"[supervisor] ready: API http://127.0.0.1:{stack.ports['gateway']}/api")
         pids = stack.child_pids()
         assert set(pids) == {"campaigns", "moderation", "payments", "gateway"}
         database = stack.database_pid()
@@ -113,10 +119,7 @@ def test_run_serves_ready_reports_a_stopped_service_and_stops_without_orphans(tm
         body = stack.wait_ready_status(503, timeout=10)
         assert body["services"]["payments"] != "SERVING"
         assert body["services"]["campaigns"] == "SERVING"
-        deadline = time.monotonic() + 5
-        while "payments exited unexpectedly" not in stack.output() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert "[supervisor] payments exited unexpectedly" in stack.output()
+        stack.wait_for_output("[supervisor] payments exited unexpectedly")
 
         stack.proc.send_signal(signal.SIGTERM)
         assert stack.proc.wait(timeout=GRACE_S + 5) == 0, stack.output()
