@@ -147,13 +147,23 @@ def cmd_migrate(args, settings: CliSettings) -> int:
 
 # ---- outbox and reconcile (gRPC as the system actor) -----------------------
 
+class CommandFailed(Exception):
+    """The command could not do its job; the process exits 1 with this line."""
+
+
 async def _call(settings: CliSettings, context: str, stub_cls, method: str, request):
+    import grpc
+
     from common.auth import SYSTEM, acting_as
     from common.clients import open_channel
 
-    async with open_channel(getattr(settings, f"{context}_addr"), settings.internal_token(), settings.grpc_deadline_ms) as channel:
+    address = getattr(settings, f"{context}_addr")
+    async with open_channel(address, settings.internal_token(), settings.grpc_deadline_ms) as channel:
         with acting_as(SYSTEM):
-            return await getattr(stub_cls(channel), method)(request)
+            try:
+                return await getattr(stub_cls(channel), method)(request)
+            except grpc.aio.AioRpcError as error:
+                raise CommandFailed(f"{context} at {address}: {error.code().name}: {error.details()}") from None
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
@@ -165,6 +175,8 @@ def _table(headers: list[str], rows: list[list]) -> str:
 def cmd_outbox(args, settings: CliSettings) -> int:
     from adtech.ops.v1 import ops_pb2, ops_pb2_grpc
 
+    if args.id and not args.service:
+        raise CommandFailed("--id needs --service: message ids are per service")
     for context in [args.service] if args.service else OUTBOX_CONTEXTS:
         stub = ops_pb2_grpc.OpsServiceStub
         if args.action == "stats":
@@ -428,14 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args, settings)
     except ConfigError as error:
         sys.exit(f"config error: {error}")
+    except CommandFailed as error:
+        sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         code = 130
-    except Exception as error:  # one line for the operator, not a traceback
-        import grpc
-
-        if isinstance(error, grpc.aio.AioRpcError):
-            sys.exit(f"error: {error.code().name}: {error.details()}")
-        raise
     sys.exit(code)
 
 

@@ -78,9 +78,14 @@ async def test_reconcile_of_a_fresh_ledger_passes_with_a_table(cli_env, capsys):
     assert len(out.splitlines()) > 1
 
 
-async def test_a_service_that_is_down_is_one_line(cli_env, monkeypatch, capsys):
-    monkeypatch.setenv("PAYMENTS_ADDR", f"127.0.0.1:{harness.free_port()}")
+async def test_a_service_that_is_down_is_one_line_naming_it(cli_env, monkeypatch, capsys):
+    address = f"127.0.0.1:{harness.free_port()}"
+    monkeypatch.setenv("PAYMENTS_ADDR", address)
     monkeypatch.setenv("GRPC_DEADLINE_MS", "500")
-    with pytest.raises(SystemExit) as stopped:
-        await asyncio.to_thread(cli.main, ["payments", "reconcile"])
-    assert str(stopped.value.code).startswith("error: UNAVAILABLE")
+    code, _ = await adtech(capsys, "payments", "reconcile")
+    assert code.startswith(f"error: payments at {address}: UNAVAILABLE") and "\n" not in code
+
+
+async def test_retry_by_id_needs_the_service_because_ids_are_per_service(cli_env, capsys):
+    code, _ = await adtech(capsys, "outbox", "retry", "--id", "7")
+    assert code == "error: --id needs --service: message ids are per service"
