@@ -10,7 +10,7 @@ import uuid
 import jwt
 import pytest
 
-from tests.e2e.client import assert_error, from_now, mint
+from tests.e2e.client import Flow, assert_error, from_now, mint
 
 # ---- activation --------------------------------------------------------------
 
@@ -186,12 +186,16 @@ async def test_approving_a_target_whose_time_came_within_the_lead_is_400_and_hol
     target = await api.add_target(advertiser, campaign, channel, from_now(milliseconds=api.min_lead_ms + 1_500))
     target = await api.submit(advertiser, target)
     await asyncio.sleep(2.0)  # now scheduledAt is less than the lead ahead
-    from tests.e2e.client import Flow
     flow = Flow(advertiser, publisher, channel, campaign, target)
     before = await api.wallet(advertiser)
 
     assert_error(await api.approve(target["id"]), 400, "scheduledAt must be in the future")
     await api.assert_nothing_held(flow, before)
+
+
+# "Channel must be approved" cannot be reached at approve time over HTTP: a
+# target is submitted only on an approved channel, and an approved channel
+# cannot be rejected afterwards ("Channel cannot be rejected from status approved").
 
 
 async def test_approving_beyond_the_wallet_is_402_insufficient_funds_and_holds_nothing(api):
