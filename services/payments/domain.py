@@ -1,6 +1,8 @@
 """Payments rules: money, the release split, who may do what, and the
 refusals payments speaks. Pure: no I/O, no clock."""
 import dataclasses
+import hashlib
+import json
 import re
 
 from common.auth import Actor
@@ -149,8 +151,6 @@ def assert_may_read_escrow(actor: Actor, advertiser_id: str, publisher_id: str) 
 
 def deposit_fingerprint(user_id: str, amount: int, currency: str, ref: str) -> str:
     """What makes two deposits with one key "the same request"."""
-    import hashlib
-    import json
     body = json.dumps([user_id, amount, currency, ref], separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
 

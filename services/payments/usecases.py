@@ -132,6 +132,7 @@ class Payments:
                 tx = ledger.new_transaction_id()
                 await ledger.post(uow, tx, domain.ESCROW_RELEASE, target_id, legs)
                 closed = await escrows.close(uow, escrow, domain.RELEASED, fee, tx)
+                _assert_closed(closed, escrow)
                 await uow.commit()
                 return closed
 
@@ -154,6 +155,7 @@ class Payments:
                     Leg(accounts.wallet(escrow.advertiser_id).id, domain.ESCROW_REFUND, escrow.amount),
                     Leg(accounts.system(domain.ESCROW).id, domain.ESCROW_REFUND, -escrow.amount)])
                 closed = await escrows.close(uow, escrow, domain.REFUNDED, None, tx)
+                _assert_closed(closed, escrow)
                 await uow.commit()
                 return CloseResult(closed, moved=True)
 
@@ -193,3 +195,10 @@ class Payments:
                 if not is_unique_violation(error):
                     raise
         raise Conflict("a concurrent request for the same key won; try again")
+
+
+def _assert_closed(closed: EscrowRow | None, escrow: EscrowRow) -> None:
+    """The escrow row is locked, so the guarded close must match; if it did
+    not, leaving without commit undoes the money just moved."""
+    if closed is None:
+        raise RuntimeError(f"escrow {escrow.id} was no longer held under its lock")

@@ -125,7 +125,7 @@ async def debit_wallet(uow: UnitOfWork, user_id: str, currency: str, amount: int
 
 
 async def wallet_balance(uow: UnitOfWork, user_id: str, currency: str) -> int:
-    return int(await uow.session.scalar(_WALLET_BALANCE, {"user": user_id, "currency": currency}))
+    return int((await uow.execute(_WALLET_BALANCE, {"user": user_id, "currency": currency})).scalar_one())
 
 
 def new_transaction_id() -> str:
@@ -145,7 +145,7 @@ async def post(uow: UnitOfWork, tx: str, kind: str, reference: str, legs: list[L
 
 async def held(uow: UnitOfWork, user_id: str, currency: str) -> int:
     """What the user has in held escrows as advertiser."""
-    return int(await uow.session.scalar(_HELD, {"user": user_id, "currency": currency}))
+    return int((await uow.execute(_HELD, {"user": user_id, "currency": currency})).scalar_one())
 
 
 async def ledger_page(uow: UnitOfWork, user_id: str, currency: str, before: int | None, limit: int) -> list:

@@ -151,6 +151,6 @@ def machine_for(payments, loop):
 
 async def test_ledger_matches_oracle_under_random_operations(payments):
     machine = machine_for(payments, asyncio.get_running_loop())
-    config = settings(max_examples=12, stateful_step_count=20, deadline=None,
+    config = settings(max_examples=20, stateful_step_count=25, deadline=None,
                       suppress_health_check=list(HealthCheck))
     await asyncio.to_thread(run_state_machine_as_test, machine, settings=config)
