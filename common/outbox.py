@@ -102,7 +102,7 @@ async def enqueue(uow: UnitOfWork, topic: str, aggregate_id: str, payload: dict,
     message is born claimed by the caller, who dispatches it in-process after
     commit (no polling delay); if that caller dies, the lease runs out and any
     relay picks it up."""
-    message_id = await uow.session.scalar(_INSERT, {
+    message_id = await uow.scalar(_INSERT, {
         "topic": topic, "aggregate_id": aggregate_id, "payload": json.dumps(payload),
         "attempts": 1 if claim_for else 0, "lease": claim_for})
     if not claim_for:
@@ -234,7 +234,7 @@ class Relay:
         text = f"{type(error).__name__}: {getattr(error, 'details', lambda: None)() or error}"[:2000]
         try:
             async with self.db.unit_of_work("reschedule_outbox_message") as uow:
-                status = await uow.session.scalar(_FAIL, {
+                status = await uow.scalar(_FAIL, {
                     "id": message.id, "error": text, "delay": delay, "max_attempts": self.policy.max_attempts})
                 await uow.commit()
         except Exception:

@@ -124,7 +124,7 @@ async def insert_target(uow: UnitOfWork, *, campaign_id: str, channel_id: str, s
 
 async def target_campaign_id(uow: UnitOfWork, target_id: str) -> str | None:
     """The campaign of a target (immutable, so readable without a lock)."""
-    value = await uow.session.scalar(sa.text("SELECT campaign_id FROM targets WHERE id = :id"), {"id": target_id})
+    value = await uow.scalar(sa.text("SELECT campaign_id FROM targets WHERE id = :id"), {"id": target_id})
     return str(value) if value else None
 
 

@@ -23,7 +23,7 @@ class LiveApproveExists(Exception):
 async def insert_approve(uow: UnitOfWork, target_id: str, moderator_id: str) -> Decision:
     decision_id = str(uuid.uuid4())
     try:
-        async with uow.session.begin_nested():
+        async with uow.savepoint():
             row = (await uow.execute(sa.text(f"""
                 INSERT INTO decisions (id, target_id, kind, status, moderator_id)
                 VALUES (:id, :target_id, 'approve', 'pending', :moderator_id)
