@@ -10,7 +10,7 @@ from adtech.payments.v1 import payments_pb2 as pb
 from common.db import CHECK_VIOLATION, UNIQUE_VIOLATION, sqlstate
 from tests.integration.payments.conftest import new_id
 
-APPEND_ONLY, UNBALANCED, STALE_ENTRY, ESCROW_CLOSED = "PL001", "PL002", "PL003", "PL004"
+APPEND_ONLY, UNBALANCED, STALE_ENTRY, ESCROW_CLOSED, UNEXPLAINED = "PL001", "PL002", "PL003", "PL004", "PL005"
 
 
 async def _refused(payments, *statements, **params) -> str | None:
@@ -92,3 +92,12 @@ async def test_closed_escrow_cannot_be_reopened(payments):
     await payments.call("RefundEscrow", pb.RefundEscrowRequest(target_id=target))
     assert await _refused(payments, """UPDATE escrows SET status = 'held', fee = NULL, close_transaction_id = NULL
                                         WHERE target_id = CAST(:t AS uuid)""", t=target) == ESCROW_CLOSED
+
+
+async def test_balance_change_without_an_entry_is_refused_at_commit(payments):
+    user = new_id()
+    await payments.deposit(user, 100)
+    state = await _refused(payments, """UPDATE accounts SET balance = balance + 5, version = version + 1
+                                         WHERE user_id = CAST(:u AS uuid)""", u=user)
+    assert state == UNEXPLAINED
+    assert (await payments.wallet(user)).balance == 100

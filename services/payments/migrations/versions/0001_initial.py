@@ -4,7 +4,8 @@ The database itself keeps the ledger honest, whatever the code does:
 - every ledger transaction's entries sum to zero (deferred constraint trigger);
 - no account but external funding goes below zero (CHECK);
 - an entry records the balance and version its account was left with
-  (checked on insert), and entries are never updated or deleted;
+  (checked on insert), every balance change has such an entry (checked at
+  commit), and entries are never updated or deleted;
 - one escrow per target id, forever, and a closed escrow never changes.
 
 Revision ID: 0001
@@ -22,6 +23,7 @@ APPEND_ONLY = "PL001"
 UNBALANCED = "PL002"
 STALE_ENTRY = "PL003"
 ESCROW_CLOSED = "PL004"
+UNEXPLAINED = "PL005"
 
 
 def upgrade() -> None:
@@ -116,6 +118,24 @@ def upgrade() -> None:
     op.execute("""CREATE TRIGGER ledger_entries_state BEFORE INSERT ON ledger_entries
                   FOR EACH ROW EXECUTE FUNCTION ledger_check_entry_state()""")
 
+    # The other direction, checked at commit: every balance change of an
+    # account is explained by an entry stating that very balance and version.
+    op.execute(f"""
+        CREATE FUNCTION ledger_check_account_entry() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM ledger_entries
+                            WHERE account_id = NEW.id AND account_version = NEW.version
+                              AND balance_after = NEW.balance) THEN
+                RAISE EXCEPTION 'account % changed to balance % version % without a ledger entry',
+                    NEW.id, NEW.balance, NEW.version USING ERRCODE = '{UNEXPLAINED}';
+            END IF;
+            RETURN NULL;
+        END $$""")
+    op.execute("""CREATE CONSTRAINT TRIGGER accounts_change_has_entry AFTER UPDATE ON accounts
+                  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+                  WHEN (NEW.balance IS DISTINCT FROM OLD.balance OR NEW.version IS DISTINCT FROM OLD.version)
+                  EXECUTE FUNCTION ledger_check_account_entry()""")
+
     op.execute("""
         CREATE TABLE escrows (
             id uuid PRIMARY KEY,
@@ -183,5 +203,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("deposit_keys", "escrow_decisions", "escrows", "ledger_entries", "ledger_transactions", "accounts"):
         op.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-    for function in ("ledger_refuse_change", "ledger_check_balanced", "ledger_check_entry_state", "escrow_refuse_reopen"):
+    for function in ("ledger_refuse_change", "ledger_check_balanced", "ledger_check_entry_state", "ledger_check_account_entry",
+                     "escrow_refuse_reopen"):
         op.execute(f"DROP FUNCTION IF EXISTS {function}() CASCADE")

@@ -1,0 +1,46 @@
+"""Reconcile names each broken invariant. The ledger is corrupted here by
+switching triggers off (replica mode), which only a superuser can do; this
+module has its own database, so the damage stays here."""
+import sqlalchemy as sa
+
+from tests.integration.payments.conftest import new_id
+
+
+async def _corrupt(payments, *statements, **params):
+    async with payments.engine.begin() as conn:
+        await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        for statement in statements:
+            await conn.execute(sa.text(statement), params)
+
+
+async def _failing(payments) -> dict[str, int]:
+    report = await payments.reconcile()
+    return {c.name: c.violations for c in report.checks if not c.ok}
+
+
+async def test_reconcile_lists_every_check_and_passes_on_a_clean_ledger(payments):
+    advertiser, target = new_id(), new_id()
+    await payments.deposit(advertiser, 100)
+    await payments.hold(target, advertiser, 60)
+    report = await payments.reconcile()
+    assert report.ok and {c.name for c in report.checks} >= {
+        "transactions_sum_to_zero", "no_negative_balance", "balance_equals_sum_of_entries",
+        "balance_equals_last_balance_after", "escrow_account_equals_held_escrows", "one_escrow_per_target"}
+
+
+async def test_reconcile_reports_a_balance_no_entry_explains(payments):
+    user = new_id()
+    await payments.deposit(user, 100)
+    await _corrupt(payments, "UPDATE accounts SET balance = balance + 5 WHERE user_id = CAST(:u AS uuid)", u=user)
+    failing = await _failing(payments)
+    assert failing["balance_equals_sum_of_entries"] == 1
+    assert failing["balance_equals_last_balance_after"] == 1
+    assert not (await payments.reconcile()).ok
+
+
+async def test_reconcile_reports_an_escrow_the_holding_account_does_not_cover(payments):
+    advertiser, target = new_id(), new_id()
+    await payments.deposit(advertiser, 100)
+    await payments.hold(target, advertiser, 60)
+    await _corrupt(payments, "UPDATE escrows SET amount = amount + 1 WHERE target_id = CAST(:t AS uuid)", t=target)
+    assert (await _failing(payments))["escrow_account_equals_held_escrows"] == 1
