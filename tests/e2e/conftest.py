@@ -3,7 +3,8 @@ per session, exactly as `make run` starts it (a supervisor, separate
 processes, embedded PostgreSQL in a data dir of its own, free ports), stopped
 with SIGTERM at the end. With E2E_BASE_URL and E2E_JWT_SECRET set (or
 BASE_URL and ADTECH_JWT_SECRET, as `adtech test-compose` sets them), the
-suite runs against that stack instead and starts nothing."""
+suite runs against that stack instead and starts nothing; `adtech verify`
+then runs when ADTECH_INTERNAL_TOKEN and the three *_ADDR are set too."""
 import asyncio
 import dataclasses
 import os
@@ -27,6 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 MIN_LEAD_MS = 30_000  # the documented default of CAMPAIGN_TARGET_MIN_LEAD_MS
 READY_WITHIN_S = 90.0
 STOP_WITHIN_S = 30.0
+SERVICE_ADDRS = ("CAMPAIGNS_ADDR", "MODERATION_ADDR", "PAYMENTS_ADDR")
 
 
 @dataclasses.dataclass
@@ -50,7 +52,9 @@ def _external() -> E2EStack | None:
     secret = os.environ.get("E2E_JWT_SECRET") or os.environ.get("ADTECH_JWT_SECRET")
     if not secret:
         pytest.exit("E2E_BASE_URL is set but E2E_JWT_SECRET is not: tokens cannot be minted", returncode=4)
-    verify_env = dict(os.environ) if os.environ.get("ADTECH_INTERNAL_TOKEN") else None
+    # `adtech verify` talks gRPC to the services: only when told where they are.
+    reachable = all(os.environ.get(name) for name in ("ADTECH_INTERNAL_TOKEN", *SERVICE_ADDRS))
+    verify_env = dict(os.environ) if reachable else None
     return E2EStack(base_url.rstrip("/"), secret, int(os.environ.get("E2E_MIN_LEAD_MS", MIN_LEAD_MS)), verify_env)
 
 
@@ -127,7 +131,7 @@ def adtech_verify(e2e_stack):
     """Runs `adtech verify` against the stack as an operator would: (exit code, stdout, stderr)."""
     async def run(*args: str) -> tuple[int, str, str]:
         if e2e_stack.verify_env is None:
-            pytest.skip("external stack without ADTECH_INTERNAL_TOKEN: `adtech verify` cannot reach its services")
+            pytest.skip("external stack: set ADTECH_INTERNAL_TOKEN and CAMPAIGNS_ADDR, MODERATION_ADDR, PAYMENTS_ADDR to run `adtech verify`")
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "common.cli", "verify", *args, cwd=ROOT, env=e2e_stack.verify_env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
