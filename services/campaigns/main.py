@@ -2,6 +2,8 @@
 payments peer, the servicers and the outbox relay that delivers refunds."""
 import logging
 
+import grpc
+
 from pydantic import Field
 
 from adtech.campaigns.v1 import campaigns_pb2_grpc
@@ -9,17 +11,17 @@ from adtech.ops.v1 import ops_pb2_grpc
 from adtech.payments.v1 import payments_pb2, payments_pb2_grpc
 from common import bootstrap
 from common.auth import SYSTEM, acting_as
+from common.grpc_errors import RETRYABLE, reason_of
 from common.migrations import upgrade_async
-from common.outbox import Message, Relay
+from common.outbox import Message, OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
-from common.settings import CommonSettings
 from services.campaigns.api import CampaignsServicer
 from services.campaigns.usecases import REFUND_TOPIC
 
 log = logging.getLogger(__name__)
 
 
-class Settings(CommonSettings):
+class Settings(OutboxSettings):
     campaigns_database: str = Field(default="adtech_campaigns", description="Database name of the campaigns service")
     campaigns_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port of the campaigns service")
     campaign_target_min_lead_ms: int = Field(
@@ -30,10 +32,20 @@ class Settings(CommonSettings):
 
 def refund_handler(payments: payments_pb2_grpc.PaymentsServiceStub):
     """Delivers `escrow.refund`: payments refunds idempotently (a target
-    without an escrow, or one refunded already, is success)."""
+    without an escrow, or one refunded already, is success). Transient
+    trouble is raised for the relay to retry; a definite refusal (an escrow
+    already released to the publisher) can never succeed, so it is logged
+    and the message ends instead of being retried into the dead letters."""
     async def handle(message: Message) -> bool:
-        with acting_as(SYSTEM):
-            await payments.RefundEscrow(payments_pb2.RefundEscrowRequest(target_id=message.payload["target_id"]))
+        target_id = message.payload["target_id"]
+        try:
+            with acting_as(SYSTEM):
+                await payments.RefundEscrow(payments_pb2.RefundEscrowRequest(target_id=target_id))
+        except grpc.aio.AioRpcError as error:
+            if error.code() in RETRYABLE:
+                raise
+            log.error("refund refused for good", extra={"fields": {
+                "target_id": target_id, "status": error.code().name, "reason": reason_of(error)}})
         return False
     return handle
 
@@ -44,7 +56,7 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
         await upgrade_async("campaigns", db.url)
     payments_channel = bootstrap.peer(settings, settings.payments_addr)
     relay = Relay(db, {REFUND_TOPIC: refund_handler(payments_pb2_grpc.PaymentsServiceStub(payments_channel))},
-                  name="campaigns-outbox")
+                  settings.relay_policy(), name="campaigns-outbox")
     servicer = CampaignsServicer(db, min_lead_ms=settings.campaign_target_min_lead_ms)
 
     async def close_payments() -> None:

@@ -6,6 +6,7 @@ from adtech.moderation.v1 import moderation_pb2_grpc
 from adtech.ops.v1 import ops_pb2_grpc
 from adtech.payments.v1 import payments_pb2_grpc
 from common.bootstrap import Assembly, open_database, peer, run_service
+from common.migrations import upgrade_async
 from common.outbox import OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
 from services.moderation.api import ModerationServicer
@@ -16,10 +17,13 @@ class Settings(OutboxSettings):
     moderation_database: str = Field(default="adtech_moderation", description="Moderation's database name")
     moderation_port: int = Field(default=50052, ge=0, le=65535, description="Moderation's gRPC port")
     moderation_db_pool_size: int = Field(default=20, ge=1, le=200, description="Moderation's connection pool size")
+    moderation_migrate_on_start: bool = Field(default=True, description="Apply the moderation database migrations when the service starts")
 
 
 async def assemble(settings: Settings) -> Assembly:
     db = await open_database(settings, settings.moderation_database, pool_size=settings.moderation_db_pool_size)
+    if settings.moderation_migrate_on_start:
+        await upgrade_async("moderation", db.url)
     campaigns_channel = peer(settings, settings.campaigns_addr)
     payments_channel = peer(settings, settings.payments_addr)
     campaigns = campaigns_pb2_grpc.CampaignsServiceStub(campaigns_channel)

@@ -147,3 +147,15 @@ async def test_queue_lists_submitted_targets_oldest_first(world):
             if not cursor:
                 break
     assert seen.index(first.id) < seen.index(second.id)
+
+
+async def test_refund_of_an_escrow_already_released_ends_without_dead_letter(stack, world):
+    advertiser, campaign, target = await world.ready_to_approve(price=1_000, funds=1_000)
+    await approve(world, target.id)
+    with acting_as(world.admin):
+        released = (await world.payments.ReleaseEscrow(payments_pb2.ReleaseEscrowRequest(target_id=target.id))).escrow
+    with acting_as(advertiser):
+        await world.campaigns.CancelTarget(campaigns_pb2.CancelTargetRequest(campaign_id=campaign.id, target_id=target.id))
+    await assert_consistent(stack)  # drains the outboxes and finds no dead letter
+    assert released.status == "released" and (await escrow_of(world, target.id)).status == "released"
+    assert (await wallet(world, advertiser)).balance == 0
