@@ -119,9 +119,6 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
             url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False,
-            # Every unit of work ends in an explicit commit or rollback, so
-            # the pool's own rollback on check-in is a wasted round trip.
-            pool_reset_on_return=None,
             connect_args={"server_settings": {"application_name": "adtech"}},
         )
 
