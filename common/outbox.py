@@ -115,6 +115,30 @@ async def complete(uow: UnitOfWork, message_id: int) -> None:
     await uow.execute(_COMPLETE, {"id": message_id})
 
 
+# Building blocks for a business statement that also writes the outbox, so a
+# hot path moves its state, completes the message it handles and writes the
+# next one in ONE round trip. Parameters are prefixed `outbox_` (see
+# `step_params`).
+COMPLETE_CTE = """UPDATE outbox_messages SET status = 'delivered', delivered_at = now(), claimed_until = NULL
+                   WHERE id = :outbox_done AND status = 'pending'"""
+
+
+def claimed_insert_cte(source: str) -> str:
+    """A CTE body that writes one claimed message per row of `source` (a
+    previous CTE: no row, no message), when `outbox_topic` is not null."""
+    return f"""INSERT INTO outbox_messages (topic, aggregate_id, payload, attempts, claimed_until)
+               SELECT :outbox_topic, :outbox_aggregate, CAST(:outbox_payload AS jsonb), 1,
+                      now() + make_interval(secs => CAST(:outbox_lease AS float8))
+                 FROM {source} WHERE CAST(:outbox_topic AS text) IS NOT NULL
+               RETURNING id"""
+
+
+def step_params(*, done: int | None = None, topic: str | None = None, aggregate_id: str | None = None,
+                payload: dict | None = None, lease: float = 0) -> dict:
+    return {"outbox_done": done, "outbox_topic": topic, "outbox_aggregate": aggregate_id,
+            "outbox_payload": json.dumps(payload or {}), "outbox_lease": lease}
+
+
 Handler = Callable[[Message], Awaitable[bool]]
 """Delivers one message. Returns True when it already marked the message
 delivered in its own transaction (`complete`), False to let the relay do it.

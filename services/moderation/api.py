@@ -5,7 +5,7 @@ from adtech.campaigns.v1 import campaigns_pb2, campaigns_pb2_grpc
 from adtech.moderation.v1 import moderation_pb2, moderation_pb2_grpc
 from common.auth import parse_uuid, require_actor
 from common.db import Database
-from common.errors import InvalidInput, NotFound, PreconditionFailed
+from common.errors import Conflict, InvalidInput, NotFound
 from common.grpc_errors import to_domain_error
 from common.pagination import page_limit
 from services.moderation import domain, store
@@ -60,33 +60,32 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
             return await store.get_decision(uow, decision_id)
 
     async def begin_approve(self, target_id: str, moderator_id: str) -> tuple[Decision, bool, bool]:
-        """Joins the approve that counts for the target, or starts a saga:
-        the decision and its first step commit together, then the step is
-        sent at once. Returns (decision, already_approved, joined)."""
-        current = await self._current_approve(target_id)
-        if current is not None:
-            return current, current.status == "approved", True
+        """Starts an approve saga, or joins the approve that counts for the
+        target: the decision and its first step commit together, then the
+        step is sent at once. Returns (decision, already_approved, joined).
+
+        The snapshot comes first: a target that may be approved has no
+        successful approve yet, and a live one is found by the insert."""
         reply = await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))
         refusal = domain.refusal_from_snapshot(reply.snapshot.approve_refusal_code,
                                                reply.snapshot.approve_refusal_message)
+        if refusal is None:
+            async with self.db.unit_of_work("start_approve_saga") as uow:
+                started = await self.saga.start(uow, target_id, moderator_id)
+                await uow.commit()
+            if started is not None:
+                decision, first_step = started
+                self.saga.dispatch(first_step)
+                return decision, False, False
+        # Refused, or another approve is live: an approve that counts (a
+        # concurrent one that locked the target, or one that succeeded)
+        # answers for this one.
+        current = await self._current_approve(target_id)
+        if current is not None:
+            return current, current.status == "approved", True
         if refusal is not None:
-            # A concurrent approve may have locked the target since we looked.
-            current = await self._current_approve(target_id)
-            if current is not None:
-                return current, current.status == "approved", True
             raise refusal
-        async with self.db.unit_of_work("start_approve_saga") as uow:
-            try:
-                decision = await store.insert_approve(uow, target_id, moderator_id)
-            except store.LiveApproveExists:
-                joined = await store.current_approve(uow, target_id)
-                if joined is None:
-                    raise PreconditionFailed("the target's approval changed meanwhile; try again", code="conflict")
-                return joined, joined.status == "approved", True
-            first_step = await self.saga.start(uow, decision)
-            await uow.commit()
-        self.saga.dispatch(first_step)
-        return decision, False, False
+        raise Conflict("the target's approval changed meanwhile; try again")
 
     async def _current_approve(self, target_id: str) -> Decision | None:
         async with self.db.unit_of_work("read_current_approve") as uow:

@@ -59,12 +59,11 @@ class ApproveSaga:
                 domain.CONFIRM: self.approve_target, domain.RELEASE: self.release_target,
                 domain.REFUND: self.refund_escrow}
 
-    async def start(self, uow, decision: Decision) -> outbox.Message:
-        """Writes the first step in the decision's transaction; the caller
-        dispatches it after commit."""
-        return await outbox.enqueue(uow, domain.RESERVE, decision.target_id,
-                                    {"decision_id": decision.id, "moderator_id": decision.moderator_id},
-                                    claim_for=self.relay.policy.lease_s)
+    async def start(self, uow, target_id: str, moderator_id: str) -> tuple[Decision, outbox.Message] | None:
+        """Writes the decision and its first step in the caller's
+        transaction; the caller dispatches the step after commit. None when
+        another approve of the target is live."""
+        return await store.start_approve(uow, target_id, moderator_id, domain.RESERVE, self.relay.policy.lease_s)
 
     def dispatch(self, message: outbox.Message) -> None:
         self.relay.dispatch(message)
@@ -104,42 +103,39 @@ class ApproveSaga:
 
     async def _advance(self, message: outbox.Message, current: str, wanted: str,
                        next_topic: str | None = None, next_payload: dict | None = None, **fields) -> None:
-        """Moves the decision and chains the next step, in one transaction."""
+        """Moves the decision, completes the message and chains the next step, in one statement."""
         decision_id = message.payload["decision_id"]
-        follow = None
+        follow = (next_topic, message.aggregate_id, {"decision_id": decision_id, **(next_payload or {})}) \
+            if next_topic else None
         async with self.db.unit_of_work(f"saga_{current}_to_{wanted}") as uow:
-            moved = await store.move(uow, decision_id, current, wanted, **fields)
-            if moved is not None and next_topic is not None:
-                follow = await outbox.enqueue(uow, next_topic, message.aggregate_id,
-                                              {"decision_id": decision_id, **(next_payload or {})}, claim_for=self.relay.policy.lease_s)
-            await outbox.complete(uow, message.id)
+            moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
+                                                 lease=self.relay.policy.lease_s, **fields)
             await uow.commit()
-        if follow is not None:
-            self.dispatch(follow)
-        if moved is not None and wanted in domain.SETTLED:
-            self._settled(moved)
+        self._after_commit(moved, chained)
 
     async def _compensate(self, message: outbox.Message, current: str, refusal: Refused, compensation: str,
                           wanted: str | None = None) -> None:
         """Records why the saga fails and writes its compensation, in one
-        transaction. With `wanted` the decision moves there; without, it
-        keeps its status (the target stays locked) until the compensation
-        has run."""
+        statement. With `wanted` the decision moves there; without, it keeps
+        its status (the target stays locked) until the compensation has run."""
         decision_id = message.payload["decision_id"]
-        follow = None
+        follow = (compensation, message.aggregate_id, {"decision_id": decision_id})
+        lease = self.relay.policy.lease_s
         async with self.db.unit_of_work("start_saga_compensation") as uow:
             if wanted is not None:
-                noted = await store.move(uow, decision_id, current, wanted,
-                                         reason=refusal.code, reason_message=refusal.message) is not None
+                moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
+                                                     lease=lease, reason=refusal.code, reason_message=refusal.message)
             else:
-                noted = await store.note_pending_failure(uow, decision_id, current, refusal.code, refusal.message)
-            if noted:
-                follow = await outbox.enqueue(uow, compensation, message.aggregate_id,
-                                              {"decision_id": decision_id}, claim_for=self.relay.policy.lease_s)
-            await outbox.complete(uow, message.id)
+                moved, chained = await store.note_failure(uow, decision_id, current, refusal.code, refusal.message,
+                                                          done=message.id, follow=follow, lease=lease)
             await uow.commit()
-        if follow is not None:
-            self.dispatch(follow)
+        self._after_commit(moved, chained)
+
+    def _after_commit(self, moved: Decision | None, chained: outbox.Message | None) -> None:
+        if chained is not None:
+            self.dispatch(chained)
+        if moved is not None and moved.settled:
+            self._settled(moved)
 
     async def reserve_target(self, message: outbox.Message) -> bool:
         """Campaigns locks the target (submitted → approving) for this decision."""

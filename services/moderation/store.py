@@ -1,38 +1,91 @@
 """Moderation's tables and queries. Every saga move is a guarded UPDATE
 (`WHERE status = :from`), so a redelivered step finds nothing to move and
-changes nothing."""
+changes nothing. A step's move, the completion of the message it handled
+and the next message are one statement: one round trip per step."""
 import uuid
 
 import sqlalchemy as sa
 
-from common.db import UnitOfWork, is_unique_violation
+from common import outbox
+from common.db import UnitOfWork
 from services.moderation.domain import Decision, assert_saga_move
 
 _COLUMNS = """id::text, target_id::text, kind, status, moderator_id::text, reason, reason_message,
               escrow_id::text, post_job_id::text, advertiser_id::text, publisher_id::text, amount, currency"""
+_LIVE = "('pending', 'reserved', 'escrow_held', 'compensating')"
 
 
 def _decision(row) -> Decision | None:
-    return Decision(**row._mapping) if row is not None else None
+    if row is None:
+        return None
+    return Decision(**{k: v for k, v in row._mapping.items() if k != "follow_id"})
 
 
-class LiveApproveExists(Exception):
-    """Another approve of the target committed first; join it."""
+def _with_outbox(change: str) -> sa.TextClause:
+    """`change` (an INSERT or UPDATE of decisions) plus the outbox work of
+    the step; yields the changed decision and the id of the next message."""
+    return sa.text(f"""
+        WITH changed AS ({change} RETURNING {_COLUMNS}),
+             done AS ({outbox.COMPLETE_CTE}),
+             follow AS ({outbox.claimed_insert_cte("changed")})
+        SELECT changed.*, (SELECT id FROM follow) AS follow_id FROM changed""")
 
 
-async def insert_approve(uow: UnitOfWork, target_id: str, moderator_id: str) -> Decision:
+_START = _with_outbox(f"""
+    INSERT INTO decisions (id, target_id, kind, status, moderator_id)
+    VALUES (:id, :target_id, 'approve', 'pending', :moderator_id)
+    ON CONFLICT (target_id) WHERE kind = 'approve' AND status IN {_LIVE} DO NOTHING""")
+
+
+async def start_approve(uow: UnitOfWork, target_id: str, moderator_id: str, first_topic: str,
+                        lease: float) -> tuple[Decision, outbox.Message] | None:
+    """The decision and its first step, born claimed; None when another
+    approve of the target is live (one_live_approve_per_target): join it."""
     decision_id = str(uuid.uuid4())
-    try:
-        async with uow.savepoint():
-            row = (await uow.execute(sa.text(f"""
-                INSERT INTO decisions (id, target_id, kind, status, moderator_id)
-                VALUES (:id, :target_id, 'approve', 'pending', :moderator_id)
-                RETURNING {_COLUMNS}"""), {"id": decision_id, "target_id": target_id, "moderator_id": moderator_id})).one()
-    except sa.exc.IntegrityError as error:
-        if is_unique_violation(error, "one_live_approve_per_target"):
-            raise LiveApproveExists(target_id) from None
-        raise
-    return _decision(row)
+    payload = {"decision_id": decision_id, "moderator_id": moderator_id}
+    row = (await uow.execute(_START, {
+        "id": decision_id, "target_id": target_id, "moderator_id": moderator_id,
+        **outbox.step_params(topic=first_topic, aggregate_id=target_id, payload=payload, lease=lease)})).first()
+    if row is None:
+        return None
+    return _decision(row), outbox.Message(row.follow_id, first_topic, target_id, payload, 1)
+
+
+async def advance(uow: UnitOfWork, decision_id: str, current: str, wanted: str, *, done: int,
+                  follow: tuple[str, str, dict] | None = None, lease: float = 0,
+                  **fields) -> tuple[Decision | None, outbox.Message | None]:
+    """Moves the decision from `current` to `wanted` (setting `fields`),
+    completes message `done` and, if it moved, writes `follow` (topic,
+    aggregate, payload) born claimed. (None, None) when the decision was no
+    longer in `current`: a redelivered step."""
+    assert_saga_move(current, wanted)
+    sets = "".join(f", {name} = :{name}" for name in fields)
+    statement = _with_outbox(f"""
+        UPDATE decisions SET status = :wanted, updated_at = now(){sets}
+         WHERE id = :id AND status = :current""")
+    return await _step(uow, statement, {"id": decision_id, "current": current, "wanted": wanted, **fields},
+                       done, follow, lease)
+
+
+async def note_failure(uow: UnitOfWork, decision_id: str, status: str, reason: str, message: str, *, done: int,
+                       follow: tuple[str, str, dict], lease: float) -> tuple[Decision | None, outbox.Message | None]:
+    """Records why a saga will fail while its compensation (`follow`) runs;
+    the decision keeps its status until the compensation is done."""
+    statement = _with_outbox("""
+        UPDATE decisions SET reason = :reason, reason_message = :message, updated_at = now()
+         WHERE id = :id AND status = :status AND reason IS NULL""")
+    return await _step(uow, statement, {"id": decision_id, "status": status, "reason": reason, "message": message},
+                       done, follow, lease)
+
+
+async def _step(uow, statement, params, done, follow, lease):
+    topic, aggregate_id, payload = follow or (None, None, None)
+    row = (await uow.execute(statement, {**params, **outbox.step_params(
+        done=done, topic=topic, aggregate_id=aggregate_id, payload=payload, lease=lease)})).first()
+    if row is None:
+        return None, None
+    message = outbox.Message(row.follow_id, topic, aggregate_id, payload, 1) if row.follow_id else None
+    return _decision(row), message
 
 
 async def insert_reject(uow: UnitOfWork, target_id: str, moderator_id: str, reason: str) -> Decision:
@@ -48,8 +101,7 @@ async def current_approve(uow: UnitOfWork, target_id: str) -> Decision | None:
     """The approve that counts for a target now: the successful one, else the live one."""
     row = (await uow.execute(sa.text(f"""
         SELECT {_COLUMNS} FROM decisions
-         WHERE target_id = :t AND kind = 'approve'
-           AND status IN ('approved', 'pending', 'reserved', 'escrow_held', 'compensating')
+         WHERE target_id = :t AND kind = 'approve' AND (status = 'approved' OR status IN {_LIVE})
          ORDER BY (status = 'approved') DESC LIMIT 1"""), {"t": target_id})).first()
     return _decision(row)
 
@@ -67,28 +119,6 @@ async def get_decision(uow: UnitOfWork, decision_id: str) -> Decision | None:
 
 
 async def live_decisions(uow: UnitOfWork) -> list[Decision]:
-    rows = (await uow.execute(sa.text(f"""
-        SELECT {_COLUMNS} FROM decisions WHERE kind = 'approve'
-           AND status IN ('pending', 'reserved', 'escrow_held', 'compensating') ORDER BY created_at""")))
+    rows = await uow.execute(sa.text(f"""
+        SELECT {_COLUMNS} FROM decisions WHERE kind = 'approve' AND status IN {_LIVE} ORDER BY created_at"""))
     return [_decision(row) for row in rows]
-
-
-async def move(uow: UnitOfWork, decision_id: str, current: str, wanted: str, **fields) -> Decision | None:
-    """Moves a decision from `current` to `wanted`, setting `fields`; None
-    when it is no longer in `current` (a redelivered step: nothing to do)."""
-    assert_saga_move(current, wanted)
-    assignments = "".join(f", {name} = :{name}" for name in fields)
-    row = (await uow.execute(sa.text(f"""
-        UPDATE decisions SET status = :wanted, updated_at = now(){assignments}
-         WHERE id = :id AND status = :current
-        RETURNING {_COLUMNS}"""), {"id": decision_id, "current": current, "wanted": wanted, **fields})).first()
-    return _decision(row)
-
-
-async def note_pending_failure(uow: UnitOfWork, decision_id: str, status: str, reason: str, message: str) -> bool:
-    """Records why a saga will fail while its compensation is still running."""
-    result = await uow.execute(sa.text("""
-        UPDATE decisions SET reason = :reason, reason_message = :message, updated_at = now()
-         WHERE id = :id AND status = :status AND reason IS NULL"""),
-        {"id": decision_id, "status": status, "reason": reason, "message": message})
-    return result.rowcount == 1
