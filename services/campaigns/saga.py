@@ -4,8 +4,12 @@ and the approve saga's steps (DESIGN.md "Saga step rules" 1, 2, 4, 5).
 Each step locks the target row first, then reads the record of
 (decision_id, step): all calls for one target are serialised, so a repeat
 is always answered from the record, never re-evaluated. A unique violation
-on the record can then only mean a decision reused for another target."""
+on the record can then only mean a decision reused for another target.
+ReserveTarget and ApproveTarget read the record in their write statement
+(saga_store), which records and changes nothing when there is one."""
+from collections.abc import Awaitable
 import datetime as dt
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
@@ -14,9 +18,11 @@ from common.db import Database, UnitOfWork, is_unique_violation
 from common.errors import Conflict, InvalidInput, NotFound
 from common.fsm import assert_transition
 from common.pagination import page_limit
-from services.campaigns import domain, store
+from services.campaigns import domain, saga_store, store
 from services.campaigns.targets import target_view
 from services.campaigns.usecases import TARGET_NOT_FOUND, cursor_key, paginate
+
+T = TypeVar("T")
 
 
 def _require_saga_caller(actor: Actor) -> None:
@@ -24,12 +30,10 @@ def _require_saga_caller(actor: Actor) -> None:
 
 
 async def _locked_target(uow: UnitOfWork, target_id: str, *, campaign_share: bool = False):
-    campaign_id = await store.target_campaign_id(uow, target_id)
-    if campaign_id is None:
+    target = await saga_store.lock_target(uow, target_id, campaign_share=campaign_share)
+    if target is None:
         raise NotFound(TARGET_NOT_FOUND)
-    if campaign_share:  # lock order: campaign before target
-        await store.get_campaign(uow, campaign_id, lock="share")
-    return await store.get_target(uow, target_id, lock=True)
+    return target
 
 
 async def _recorded(uow: UnitOfWork, decision_id: str, step: str, target_id: str):
@@ -39,11 +43,27 @@ async def _recorded(uow: UnitOfWork, decision_id: str, step: str, target_id: str
     return record
 
 
+def _decided_before(row, decision_id: str, target_id: str) -> bool:
+    """Whether a step's write found the step recorded already (it then wrote
+    nothing); a record of another target means the decision id was reused."""
+    if row.recorded_outcome is None:
+        return False
+    if str(row.recorded_for) != target_id:
+        raise InvalidInput(f"decision {decision_id} belongs to another target")
+    return True
+
+
 async def _record(uow: UnitOfWork, decision_id: str, step: str, target_id: str, outcome: str, detail: dict) -> None:
+    await _deciding(store.record_step(uow, decision_id, step, target_id, outcome, detail))
+
+
+async def _deciding(write: Awaitable[T]) -> T:
+    """A write recording a step. The target is locked, so a unique violation
+    on the record means the decision is being decided for another target."""
     try:
-        await store.record_step(uow, decision_id, step, target_id, outcome, detail)
+        return await write
     except DBAPIError as error:
-        if is_unique_violation(error):
+        if is_unique_violation(error, "saga_steps_pkey"):
             raise Conflict("this step of the decision was decided concurrently; repeat it") from None
         raise
 
@@ -81,25 +101,26 @@ async def reserve(db: Database, actor: Actor, target_id: str, decision_id: str, 
     _require_saga_caller(actor)
     async with db.unit_of_work("reserve_target") as uow:
         target = await _locked_target(uow, target_id, campaign_share=True)
-        record = await _recorded(uow, decision_id, "reserve", target_id)
-        if record is not None:
-            if record.outcome != "reserved":
-                raise _refusal(record.detail)
-            return target
+        # Judged now, but applied by the write only if the step has no record
+        # yet; otherwise the record answers (the write re-reads it under the lock).
         refusal = domain.approve_refusal(target_view(target), now, min_lead_ms)
-        if refusal is not None:
+        if refusal is None:
+            assert_transition(domain.TARGET_MOVES, "submitted", "approving", "system", subject="Target transition")
+            row = await _deciding(saga_store.reserve(uow, actor, target_id, decision_id))
+        else:
             code, message = refusal
-            await _record(uow, decision_id, "reserve", target_id, "refused", {"code": code, "message": message})
-            await uow.commit()
-            raise domain.ApproveRefused(message, code=code)
-        assert_transition(domain.TARGET_MOVES, "submitted", "approving", "system", subject="Target transition")
-        await store.move_target(uow, target_id, expected=["submitted"], status="approving", reserved_by=decision_id)
-        await _record(uow, decision_id, "reserve", target_id, "reserved", {})
-        await store.audit(uow, actor, "target_reserved", "target", target_id, from_status="submitted",
-                          to_status="approving", detail={"decision_id": decision_id})
-        target = await store.get_target(uow, target_id)
+            row = await _deciding(saga_store.refuse(uow, target_id, decision_id, "reserve",
+                                                    {"code": code, "message": message}))
+        if _decided_before(row, decision_id, target_id):
+            if row.recorded_outcome != "reserved":
+                raise _refusal(row.recorded_detail)
+            return target
+        if refusal is None and row.id is None:  # cannot happen: the locked target was submitted
+            raise Conflict("Target was changed concurrently; try again")
         await uow.commit()
-    return target
+    if refusal is not None:
+        raise domain.ApproveRefused(message, code=code)
+    return row
 
 
 async def release(db: Database, actor: Actor, target_id: str, decision_id: str) -> bool:
@@ -131,32 +152,28 @@ async def approve(db: Database, actor: Actor, target_id: str, decision_id: str, 
     _require_saga_caller(actor)
     async with db.unit_of_work("approve_target") as uow:
         target = await _locked_target(uow, target_id)
-        record = await _recorded(uow, decision_id, "approve", target_id)
-        if record is not None:
-            if record.outcome != "approved":
-                raise _refusal(record.detail)
-            return target, await store.get_post_job(uow, target_id)
-        if target.status != "approving" or str(target.reserved_by) != decision_id:
-            detail = ({"code": "target_cancelled", "message": "Target was cancelled"} if target.status == "cancelled"
-                      else {"code": "target_not_reserved",
-                            "message": f"Target is not reserved by this decision (status: {target.status})"})
-            await _record(uow, decision_id, "approve", target_id, "refused", detail)
-            await uow.commit()
-            raise _refusal(detail)
-        assert_transition(domain.TARGET_MOVES, "approving", "approved", "system", subject="Target transition")
-        await store.move_target(uow, target_id, expected=["approving"], status="approved", reserved_by=None,
-                                moderated_by=moderator_id, moderated_at=now, moderation_reason=None,
-                                escrow_id=escrow_id)
-        job = await store.insert_post_job(uow, target_id, target.scheduled_at)
-        await _record(uow, decision_id, "approve", target_id, "approved", {"post_job_id": str(job.id)})
-        await store.audit(uow, actor, "target_approved", "target", target_id, from_status="approving",
-                          to_status="approved", detail={"decision_id": decision_id, "moderator_id": moderator_id,
-                                                        "escrow_id": escrow_id, "post_job_id": str(job.id)})
-        await store.audit(uow, actor, "post_job_created", "post_job", job.id, to_status="queued",
-                          detail={"target_id": target_id})
-        target = await store.get_target(uow, target_id)
+        # Judged now, but applied by the write only if the step has no record
+        # yet; otherwise the record answers (the write re-reads it under the lock).
+        if target.status == "approving" and str(target.reserved_by) == decision_id:
+            refusal = None
+            assert_transition(domain.TARGET_MOVES, "approving", "approved", "system", subject="Target transition")
+            row = await _deciding(saga_store.approve(uow, actor, target_id, decision_id, moderator_id=moderator_id,
+                                                     escrow_id=escrow_id, now=now))
+        else:
+            refusal = ({"code": "target_cancelled", "message": "Target was cancelled"} if target.status == "cancelled"
+                       else {"code": "target_not_reserved",
+                             "message": f"Target is not reserved by this decision (status: {target.status})"})
+            row = await _deciding(saga_store.refuse(uow, target_id, decision_id, "approve", refusal))
+        if _decided_before(row, decision_id, target_id):
+            if row.recorded_outcome != "approved":
+                raise _refusal(row.recorded_detail)
+            return target, saga_store.post_job_of(row)
+        if refusal is None and row.id is None:  # cannot happen: the locked target was reserved by us
+            raise Conflict("Target was changed concurrently; try again")
         await uow.commit()
-    return target, job
+    if refusal is not None:
+        raise _refusal(refusal)
+    return row, saga_store.post_job_of(row)
 
 
 async def reject(db: Database, actor: Actor, target_id: str, *, moderator_id: str, reason: str, now: dt.datetime):

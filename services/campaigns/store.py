@@ -98,17 +98,24 @@ async def move_campaign(uow: UnitOfWork, campaign_id: str, *, expected: str, sta
 
 
 # ---- targets --------------------------------------------------------------
-_TARGET_VIEW = """
+def target_view_sql(targets: str = "targets", campaigns: str = "campaigns", post_jobs: str = "post_jobs") -> str:
+    """A target with what its readers need. Each source may name a CTE
+    instead of the table: rows a statement locked or just wrote (which its
+    own snapshot cannot see)."""
+    return f"""
     SELECT t.*, c.status AS campaign_status, c.advertiser_id, c.name AS campaign_name,
            ch.status AS channel_status, ch.owner_id AS publisher_id, ch.title AS channel_title,
            ch.handle AS channel_handle, ch.price_per_post AS channel_price, ch.currency AS channel_currency,
            ch.rejection_reason AS channel_rejection_reason, ch.created_at AS channel_created_at,
            (SELECT count(*) FROM creatives cr WHERE cr.campaign_id = t.campaign_id) AS creatives_count,
            p.id AS post_job_id, p.execute_at AS post_job_execute_at, p.status AS post_job_status
-      FROM targets t
-      JOIN campaigns c ON c.id = t.campaign_id
+      FROM {targets} t
+      JOIN {campaigns} c ON c.id = t.campaign_id
       JOIN channels ch ON ch.id = t.channel_id
-      LEFT JOIN post_jobs p ON p.target_id = t.id"""
+      LEFT JOIN {post_jobs} p ON p.target_id = t.id"""
+
+
+_TARGET_VIEW = target_view_sql()
 
 
 async def insert_target(uow: UnitOfWork, *, campaign_id: str, channel_id: str, scheduled_at, price: int,
@@ -128,9 +135,13 @@ async def target_campaign_id(uow: UnitOfWork, target_id: str) -> str | None:
     return str(value) if value else None
 
 
+# Built once: a text() parses its SQL for bind names on construction.
+_GET_TARGET = {lock: sa.text(f"{_TARGET_VIEW} WHERE t.id = :id{' FOR UPDATE OF t' if lock else ''}")
+               for lock in (False, True)}
+
+
 async def get_target(uow: UnitOfWork, target_id: str, *, lock: bool = False):
-    suffix = " FOR UPDATE OF t" if lock else ""
-    return (await uow.execute(sa.text(f"{_TARGET_VIEW} WHERE t.id = :id{suffix}"), {"id": target_id})).one_or_none()
+    return (await uow.execute(_GET_TARGET[lock], {"id": target_id})).one_or_none()
 
 
 async def list_targets(uow: UnitOfWork, *, campaign_id: str, after: tuple | None, limit: int):

@@ -1,0 +1,167 @@
+"""The approve saga steps' statements: each step is one locking read and
+one write, so a step costs BEGIN, two statements and COMMIT.
+
+The write of a step is a single statement of data-modifying CTEs: the
+guarded move, the post job, the record of (decision_id, step) and the audit
+rows commit together or not at all, and its RETURNING is the reply (no
+re-read). It re-reads the record itself, after the target lock was taken
+by the locking read, and writes nothing when there is one: a repeat that
+queued behind the call that decided is answered from that record, never
+re-evaluated (DESIGN.md "Saga step rules" 1)."""
+import json
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from common.db import UnitOfWork
+from common.logs import request_id_var
+from services.campaigns.store import new_id, target_view_sql
+
+# The campaign is locked before the target, the order of every other path
+# (store.py's docstring), and so never deadlocks with a campaign
+# cancellation (which updates the campaign row, then locks its targets).
+# Why the order holds in one statement: the target row is locked only by
+# the top-level LockRows node (FOR UPDATE OF t), which locks a row as it
+# comes out of the join, and the join cannot produce a row before the
+# `locked_campaign` CTE has returned its row, which is locked inside the CTE
+# (MATERIALIZED: its own plan, run before its first row is read). A wait for
+# the campaign therefore never holds the target. Both rows are read at their
+# latest committed version after any wait (READ COMMITTED re-checks a locked
+# row), and the campaign's columns come from the locked CTE row, never from
+# the statement's older snapshot.
+_LOCK_WITH_CAMPAIGN_SHARE = sa.text(f"""
+    WITH locked_campaign AS MATERIALIZED (
+        SELECT id, status, advertiser_id, name FROM campaigns
+         WHERE id = (SELECT campaign_id FROM targets WHERE id = :id)  -- immutable: read without a lock
+           FOR SHARE)
+    {target_view_sql(campaigns="locked_campaign")}
+     WHERE t.id = :id FOR UPDATE OF t""")
+_LOCK = sa.text(f"{target_view_sql()} WHERE t.id = :id FOR UPDATE OF t")
+
+# The record of this (decision, step), as of the write statement's snapshot,
+# taken after the target lock: any call for this target that decided before
+# us has committed by now.
+_PRIOR = """prior AS (
+        SELECT outcome, detail, target_id FROM saga_steps WHERE decision_id = CAST(:d AS uuid) AND step = :step)"""
+_RECORDED = "prior.outcome AS recorded_outcome, prior.detail AS recorded_detail, prior.target_id AS recorded_for"
+_AUDIT_COLUMNS = ("audit_log (actor_id, actor_role, action, entity_type, entity_id, from_status, to_status, "
+                  "correlation_id, detail)")
+_ACTOR = "CAST(:aid AS uuid), CAST(:role AS text)"
+
+_RESERVE = sa.text(f"""
+    WITH {_PRIOR},
+    moved AS (
+        UPDATE targets SET status = 'approving', reserved_by = :d, updated_at = now()
+         WHERE id = :id AND status = 'submitted' AND NOT EXISTS (SELECT FROM prior)
+        RETURNING *),
+    step_record AS (
+        INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
+        SELECT CAST(:d AS uuid), 'reserve', id, 'reserved', CAST('{{}}' AS jsonb) FROM moved),
+    audit AS (
+        INSERT INTO {_AUDIT_COLUMNS}
+        SELECT {_ACTOR}, 'target_reserved', 'target', id, 'submitted', 'approving', CAST(:corr AS text),
+               CAST(:detail AS jsonb)
+          FROM moved)
+    SELECT {_RECORDED}, v.*
+      FROM (SELECT) AS one
+      LEFT JOIN prior ON true
+      LEFT JOIN ({target_view_sql(targets="moved")}) v ON true""")
+
+_APPROVE = sa.text(f"""
+    WITH {_PRIOR},
+    moved AS (
+        UPDATE targets SET status = 'approved', reserved_by = NULL, moderated_by = :moderator,
+                           moderated_at = :now, moderation_reason = NULL, escrow_id = :escrow, updated_at = now()
+         WHERE id = :id AND status = 'approving' AND reserved_by = :d AND NOT EXISTS (SELECT FROM prior)
+        RETURNING *),
+    job AS (
+        INSERT INTO post_jobs (id, target_id, execute_at)
+        SELECT CAST(:job AS uuid), id, scheduled_at FROM moved
+        RETURNING id, target_id, execute_at, status),
+    step_record AS (
+        INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
+        SELECT CAST(:d AS uuid), 'approve', id, 'approved', CAST(:step_detail AS jsonb) FROM moved),
+    audit AS (  -- ORDER BY: the target's row gets the lower id, as when they were two statements
+        INSERT INTO {_AUDIT_COLUMNS}
+        SELECT {_ACTOR}, a.action, a.entity_type, a.entity_id, a.from_status, a.to_status, CAST(:corr AS text),
+               a.detail
+          FROM (SELECT 1 AS n, 'target_approved' AS action, 'target' AS entity_type, id AS entity_id,
+                       'approving' AS from_status, 'approved' AS to_status, CAST(:approved_detail AS jsonb) AS detail
+                  FROM moved
+                UNION ALL
+                SELECT 2, 'post_job_created', 'post_job', id, NULL, 'queued', CAST(:job_detail AS jsonb) FROM job) a
+         ORDER BY a.n)
+    SELECT {_RECORDED}, j.id AS job_id, j.execute_at AS job_execute_at, j.status AS job_status, v.*
+      FROM (SELECT) AS one
+      LEFT JOIN prior ON true
+      LEFT JOIN (SELECT id, execute_at, status FROM job
+                 UNION ALL
+                 SELECT id, execute_at, status FROM post_jobs WHERE target_id = :id) j ON true
+      LEFT JOIN ({target_view_sql(targets="moved", post_jobs="job")}) v ON true""")
+
+_REFUSE = sa.text(f"""
+    WITH {_PRIOR},
+    step_record AS (
+        INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
+        SELECT CAST(:d AS uuid), :step, CAST(:id AS uuid), 'refused', CAST(:detail AS jsonb)
+         WHERE NOT EXISTS (SELECT FROM prior))
+    SELECT {_RECORDED}, p.id AS job_id, p.execute_at AS job_execute_at, p.status AS job_status
+      FROM (SELECT) AS one
+      LEFT JOIN prior ON true
+      LEFT JOIN post_jobs p ON p.target_id = :id""")
+
+
+class PostJob(NamedTuple):
+    id: object
+    execute_at: object
+    status: str
+
+
+def post_job_of(row) -> PostJob | None:
+    """The post job a step's write returned (the new one, or the one a
+    recorded approval made)."""
+    return None if row.job_id is None else PostJob(row.job_id, row.job_execute_at, row.job_status)
+
+
+async def lock_target(uow: UnitOfWork, target_id: str, *, campaign_share: bool = False):
+    """The target (store's view) locked FOR UPDATE, or None. `campaign_share`:
+    its campaign is locked FOR SHARE first, so its status cannot change until
+    we commit."""
+    statement = _LOCK_WITH_CAMPAIGN_SHARE if campaign_share else _LOCK
+    return (await uow.execute(statement, {"id": target_id})).one_or_none()
+
+
+def _actor(actor) -> dict:
+    """Who the audit rows name, and the request they belong to."""
+    return {"aid": actor.id, "role": actor.role, "corr": request_id_var.get()}
+
+
+async def reserve(uow: UnitOfWork, actor, target_id: str, decision_id: str):
+    """submitted → approving for the decision, its record and audit row,
+    unless the step is recorded already. The row: `recorded_*` (the prior
+    record, if any), then the target's view after the move."""
+    return (await uow.execute(_RESERVE, {"id": target_id, "d": decision_id, "step": "reserve",
+                                         "detail": json.dumps({"decision_id": decision_id}), **_actor(actor)})).one()
+
+
+async def approve(uow: UnitOfWork, actor, target_id: str, decision_id: str, *, moderator_id: str, escrow_id: str,
+                  now):
+    """approving → approved with its post job, the record and both audit
+    rows, unless the step is recorded already. The row: `recorded_*`, the
+    post job (`job_*`; the recorded approval's one on a repeat), then the
+    target's view after the move."""
+    job_id = new_id()
+    return (await uow.execute(_APPROVE, {
+        "id": target_id, "d": decision_id, "step": "approve", "moderator": moderator_id, "now": now,
+        "escrow": escrow_id, "job": job_id, "step_detail": json.dumps({"post_job_id": job_id}),
+        "approved_detail": json.dumps({"decision_id": decision_id, "moderator_id": moderator_id,
+                                       "escrow_id": escrow_id, "post_job_id": job_id}),
+        "job_detail": json.dumps({"target_id": target_id}),
+        **_actor(actor)})).one()
+
+
+async def refuse(uow: UnitOfWork, target_id: str, decision_id: str, step: str, detail: dict):
+    """Records the refusal of a step, unless the step is recorded already.
+    The row: `recorded_*`, and the target's post job (`job_*`) if any."""
+    return (await uow.execute(_REFUSE, {"id": target_id, "d": decision_id, "step": step,
+                                        "detail": json.dumps(detail)})).one()
