@@ -7,6 +7,7 @@ Starts its own embedded PostgreSQL in a temporary directory and a real
 payments server process on a free port; stops both at the end."""
 import argparse
 import asyncio
+import dataclasses
 import os
 import pathlib
 import secrets
@@ -32,9 +33,10 @@ from adtech.payments.v1 import payments_pb2 as pb  # noqa: E402
 from adtech.payments.v1 import payments_pb2_grpc  # noqa: E402
 from common.auth import Actor, acting_as  # noqa: E402
 from common.clients import open_channel  # noqa: E402
-from common.db import database_url_for, ensure_database  # noqa: E402
+from common.db import Database, database_url_for, ensure_database  # noqa: E402
 from common.migrations import upgrade_async  # noqa: E402
-from services.payments.store import escrows, ledger  # noqa: E402
+from services.payments import domain  # noqa: E402
+from services.payments.usecases import Payments  # noqa: E402
 
 DATABASE = "adtech_payments_bench"
 FUNDS = 10**15
@@ -60,26 +62,83 @@ class Compiled:
         return [params[name] for name in self.names]
 
 
-LOCK_TARGET, HOLD_STATE, DEBIT, INSERT, LOCK, POST = (Compiled(s) for s in (
-    escrows._LOCK_TARGET, escrows._HOLD_STATE, ledger._DEBIT_WALLET, escrows._INSERT, ledger._LOCK, ledger._POST))
+try:
+    from services.payments.store import holds
+    HOLD = Compiled(holds._HOLD)
+except ImportError:  # a tree from before the one-statement hold: no direct baseline
+    HOLD = None
 
 
 async def direct_hold(pool: asyncpg.Pool, advertiser: str) -> None:
     """The statements of a first HoldEscrow, in the service's order."""
-    target, decision, publisher, tx = (str(uuid.uuid4()) for _ in range(4))
+    target, decision, publisher, escrow_id, tx = (str(uuid.uuid4()) for _ in range(5))
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(LOCK_TARGET.sql, *LOCK_TARGET.args(target=target))
-        await conn.fetchrow(HOLD_STATE.sql, *HOLD_STATE.args(decision=decision, target=target))
-        debited = await conn.fetchrow(DEBIT.sql, *DEBIT.args(user=advertiser, currency="USD", amount=PRICE))
-        await conn.fetchrow(INSERT.sql, *INSERT.args(
-            id=str(uuid.uuid4()), target=target, decision=decision, advertiser=advertiser, publisher=publisher,
-            amount=PRICE, currency="USD", tx=tx))
-        rows = await conn.fetch(LOCK.sql, *LOCK.args(currency="USD", users=[advertiser], system=["escrow"]))
-        held = next(r for r in rows if r["kind"] == "escrow")
-        await conn.execute(POST.sql, *POST.args(
-            tx=tx, kind="escrow_hold", reference=target, accounts=[debited["id"], held["id"]],
-            kinds=["escrow_hold", "escrow_hold"], amounts=[-PRICE, PRICE], applied=[True, False],
-            balances=[debited["balance"], None], versions=[debited["version"], None]))
+        await conn.fetchrow(HOLD.sql, *HOLD.args(
+            target=target, decision=decision, advertiser=advertiser, publisher=publisher, amount=PRICE,
+            currency="USD", id=escrow_id, tx=tx))
+
+
+class RoundTrips:
+    """Counts what a use case sends to PostgreSQL, in process: its
+    statements plus BEGIN and COMMIT/ROLLBACK of its unit of work."""
+
+    def __init__(self, engine):
+        self.count = 0
+        sync = engine.sync_engine
+        sa.event.listen(sync, "before_cursor_execute", self._statement)
+        sa.event.listen(sync, "commit", self._end)
+        sa.event.listen(sync, "rollback", self._end)
+        self.open = False
+
+    def _statement(self, *args):
+        if not self.open:  # the driver sends BEGIN before the unit's first statement
+            self.count += 1
+            self.open = True
+        self.count += 1
+
+    def _end(self, *args):
+        if self.open:
+            self.count += 1
+            self.open = False
+
+    async def of(self, call) -> int:
+        self.count, self.open = 0, False
+        try:
+            await call()
+        except Exception:
+            pass
+        return self.count
+
+
+async def count_round_trips(url: str) -> None:
+    db = Database(url, pool_size=1)
+    payments = Payments(db, 1000)
+    trips = RoundTrips(db.engine)
+    try:
+        funded, poor = str(uuid.uuid4()), str(uuid.uuid4())
+        await payments.deposit(funded, 10_000, "USD", str(uuid.uuid4()), "")
+        terms = domain.HoldTerms(str(uuid.uuid4()), str(uuid.uuid4()), funded, str(uuid.uuid4()), PRICE, "USD")
+        refused = dataclasses.replace(terms, target_id=str(uuid.uuid4()), decision_id=str(uuid.uuid4()), advertiser_id=poor)
+        rows = [
+            ("HoldEscrow, first", lambda: payments.hold_escrow(terms)),
+            ("HoldEscrow, repeat", lambda: payments.hold_escrow(terms)),
+            ("HoldEscrow, insufficient funds", lambda: payments.hold_escrow(refused)),
+            ("HoldEscrow, repeat of the refusal", lambda: payments.hold_escrow(refused)),
+            ("GetWallet", lambda: payments.wallet(funded, "USD")),
+            ("Deposit, existing wallet", lambda: payments.deposit(funded, 5, "USD", str(uuid.uuid4()), "")),
+            ("Deposit, new wallet", lambda: payments.deposit(str(uuid.uuid4()), 5, "USD", str(uuid.uuid4()), "")),
+        ]
+        print("\nround trips per call (BEGIN and COMMIT/ROLLBACK included)")
+        for name, call in rows:
+            print(f"  {name:36}{await trips.of(call):>4}")
+    finally:
+        await db.dispose()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, from /proc."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def grpc_hold(stub):
@@ -144,13 +203,15 @@ async def fund(stub, users: list[str], concurrency: int) -> None:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def show(label: str, via_grpc: dict, direct: dict) -> None:
+def show(label: str, via_grpc: dict, direct: dict | None) -> None:
     print(f"\n{label}")
     print(f"  {'':22}{'holds/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'holds':>8}{'errors':>8}")
     for name, r in (("gRPC service", via_grpc), ("asyncpg, same SQL", direct)):
-        print(f"  {name:22}{r['rate']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['n']:>8}{r['errors']:>8}")
-    print(f"  ratio gRPC/direct: throughput {via_grpc['rate'] / direct['rate']:.2f}x, "
-          f"p50 latency {via_grpc['p50'] / direct['p50']:.2f}x")
+        if r:
+            print(f"  {name:22}{r['rate']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['n']:>8}{r['errors']:>8}")
+    if direct:
+        print(f"  ratio gRPC/direct: throughput {via_grpc['rate'] / direct['rate']:.2f}x, "
+              f"p50 latency {via_grpc['p50'] / direct['p50']:.2f}x")
 
 
 async def bench(args, server_url: str, workdir: pathlib.Path) -> None:
@@ -176,11 +237,18 @@ async def bench(args, server_url: str, workdir: pathlib.Path) -> None:
         print(f"payments HoldEscrow, concurrency {args.concurrency}, {args.seconds:.0f}s per run, "
               f"{args.wallets} wallets in (a)")
         warm = await measure(grpc_hold(stub), many, 1, args.concurrency)  # noqa: F841 (warm-up)
+        before = cpu_seconds(server.pid)
+        alone = await measure(grpc_hold(stub), many, args.seconds, 1)
+        cpu_ms = (cpu_seconds(server.pid) - before) * 1000 / alone["n"]
+        print(f"\none client, back-to-back: {alone['rate']:.0f} holds/s, p50 {alone['p50']:.2f} ms, "
+              f"p99 {alone['p99']:.2f} ms, payments CPU {cpu_ms:.2f} ms per hold")
         for label, wallets, direct_wallets in (("(a) many wallets", many, many_direct),
                                                ("(b) one hot wallet", hot, hot_direct)):
             via_grpc = await measure(grpc_hold(stub), wallets, args.seconds, args.concurrency)
-            direct = await measure(lambda w: direct_hold(pool, w), direct_wallets, args.seconds, args.concurrency)
+            direct = HOLD and await measure(lambda w: direct_hold(pool, w), direct_wallets, args.seconds,
+                                            args.concurrency)
             show(label, via_grpc, direct)
+        await count_round_trips(url)
         with acting_as(Actor(str(uuid.uuid4()), "admin")):
             report = await stub.Reconcile(pb.ReconcileRequest(), timeout=30)
         print(f"\nreconcile after the runs: {'ok' if report.ok else 'VIOLATIONS'}")

@@ -9,7 +9,7 @@ from common.db import Database, is_unique_violation, sqlstate
 from common.errors import Conflict, InvalidInput
 from common.pagination import decode_cursor, encode_cursor
 from services.payments import domain
-from services.payments.store import deposits, escrows, ledger, reconcile as checks
+from services.payments.store import deposits, escrows, holds, ledger, reconcile as checks
 from services.payments.store.escrows import EscrowRow
 from services.payments.store.ledger import Leg
 
@@ -90,25 +90,32 @@ class Payments:
         and a repeat answers it (DESIGN.md saga rules 3 and 7)."""
         async def attempt() -> EscrowRow:
             async with self.db.unit_of_work("hold_escrow") as uow:
-                await escrows.lock_target(uow, terms.target_id)
-                recorded, existing = await escrows.hold_state(uow, terms.decision_id, terms.target_id)
-                if domain.judge_hold(terms, recorded, existing) == domain.SAME_ESCROW:
-                    return existing
-                debited = await ledger.debit_wallet(uow, terms.advertiser_id, terms.currency, terms.amount)
-                if debited is None:
+                for _ in range(3):
+                    tried = await holds.attempt(uow, terms, str(uuid.uuid4()), ledger.new_transaction_id())
+                    # What is recorded for the decision or the target is final,
+                    # so it is answered even when another hold holds the lock.
+                    if domain.judge_hold(terms, tried.recorded, tried.existing) == domain.SAME_ESCROW:
+                        return tried.existing
+                    if tried.proceeded:
+                        break
+                    if not tried.locked:
+                        # Another hold of this target is running: queue behind it
+                        # and look again on a snapshot taken after it finished.
+                        await holds.wait_for_target(uow, terms.target_id)
+                    elif not tried.escrow_account_open:  # the currency's first hold
+                        await ledger.open_system_account(uow, terms.currency, domain.ESCROW)
+                    else:
+                        raise RuntimeError(f"hold of target {terms.target_id} did not proceed under its lock")
+                else:
+                    raise RuntimeError(f"hold of target {terms.target_id} did not proceed in three looks")
+                if tried.held is None:
                     balance = await ledger.wallet_balance(uow, terms.advertiser_id, terms.currency)
                     refusal = domain.insufficient_funds(balance, terms.amount)
                     await escrows.record_refusal(uow, terms, refusal.message)
                     await uow.commit()
                     raise refusal
-                tx = ledger.new_transaction_id()
-                escrow = await escrows.create(uow, terms, tx)
-                accounts = await ledger.lock_accounts(uow, terms.currency, [terms.advertiser_id], [domain.ESCROW])
-                await ledger.post(uow, tx, domain.ESCROW_HOLD, terms.target_id, [
-                    dataclasses.replace(debited, kind=domain.ESCROW_HOLD),
-                    Leg(accounts.system(domain.ESCROW).id, domain.ESCROW_HOLD, terms.amount)])
                 await uow.commit()
-                return escrow
+                return tried.held
 
         return await self._retrying(attempt)
 

@@ -117,6 +117,11 @@ async def lock_accounts(uow: UnitOfWork, currency: str, users: list[str], system
     return Accounts([Account(r.id, r.kind, r.user_id, r.balance, r.version) for r in rows])
 
 
+async def open_system_account(uow: UnitOfWork, currency: str, kind: str) -> None:
+    """Opens the shared `kind` account of the currency unless it exists."""
+    await uow.execute(_ENSURE, {"currency": currency, "kinds": [kind], "users": [None]})
+
+
 async def debit_wallet(uow: UnitOfWork, user_id: str, currency: str, amount: int) -> Leg | None:
     """Takes `amount` from the user's wallet if it has it (the applied leg),
     else None and nothing changed. A user without a wallet has nothing."""
