@@ -71,8 +71,7 @@ class Payments:
 
     async def wallet(self, user_id: str, currency: str) -> Wallet:
         async with self.db.unit_of_work("read_wallet") as uow:
-            balance = await ledger.wallet_balance(uow, user_id, currency)
-            held = await ledger.held(uow, user_id, currency)
+            balance, held = await ledger.wallet(uow, user_id, currency)
         return Wallet(user_id, currency, balance, held)
 
     async def ledger_page(self, user_id: str, currency: str, cursor: str, limit: int) -> tuple[list, str]:

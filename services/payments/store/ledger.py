@@ -60,6 +60,13 @@ _HELD = sa.text("""
     SELECT coalesce(sum(amount), 0) FROM escrows
      WHERE advertiser_id = :user AND currency = :currency AND status = 'held'""")
 
+# A wallet page's two figures on one snapshot, in one round trip.
+_WALLET = sa.text("""
+    SELECT coalesce((SELECT balance FROM accounts
+                      WHERE kind = 'wallet' AND user_id = :user AND currency = :currency), 0) AS balance,
+           (SELECT coalesce(sum(amount), 0) FROM escrows
+             WHERE advertiser_id = :user AND currency = :currency AND status = 'held') AS held""")
+
 _LEDGER_PAGE = sa.text("""
     SELECT CAST(e.id AS text) AS id, CAST(e.transaction_id AS text) AS transaction_id, e.kind, e.amount,
            e.balance_after, e.account_version, t.reference, e.created_at
@@ -151,6 +158,12 @@ async def post(uow: UnitOfWork, tx: str, kind: str, reference: str, legs: list[L
 async def held(uow: UnitOfWork, user_id: str, currency: str) -> int:
     """What the user has in held escrows as advertiser."""
     return int((await uow.execute(_HELD, {"user": user_id, "currency": currency})).scalar_one())
+
+
+async def wallet(uow: UnitOfWork, user_id: str, currency: str) -> tuple[int, int]:
+    """(balance, held in escrows as advertiser); a user without a wallet has (0, 0)."""
+    row = (await uow.execute(_WALLET, {"user": user_id, "currency": currency})).one()
+    return int(row.balance), int(row.held)
 
 
 async def ledger_page(uow: UnitOfWork, user_id: str, currency: str, before: int | None, limit: int) -> list:
