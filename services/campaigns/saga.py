@@ -77,7 +77,7 @@ async def snapshot(db: Database, actor: Actor, target_id: str, *, now: dt.dateti
     campaigns' own verdict on them right now."""
     _require_saga_caller(actor)
     async with db.unit_of_work("read_target_snapshot") as uow:
-        target = await store.get_target(uow, target_id)
+        target = await saga_store.snapshot(uow, target_id)
     if target is None:
         raise NotFound(TARGET_NOT_FOUND)
     return target, domain.approve_refusal(target_view(target), now, min_lead_ms)

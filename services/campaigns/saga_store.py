@@ -15,7 +15,37 @@ import sqlalchemy as sa
 
 from common.db import UnitOfWork
 from common.logs import request_id_var
-from services.campaigns.store import new_id, target_view_sql
+from services.campaigns.store import new_id
+
+# What a step (and the snapshot) needs of a target: the approve
+# preconditions and the reply (api.target_pb, api.snapshot_pb), nothing
+# more. Named in order with text().columns(): SQLAlchemy then matches result
+# columns by position and keeps the result metadata with the compiled
+# statement, instead of rebuilding it from cursor.description every call.
+_VIEW_COLUMNS = (
+    "id", "campaign_id", "channel_id", "scheduled_at", "price", "currency", "status", "moderated_by",
+    "moderated_at", "moderation_reason", "submitted_at", "reserved_by", "campaign_status", "advertiser_id",
+    "channel_status", "publisher_id", "creatives_count", "post_job_id", "post_job_execute_at", "post_job_status")
+
+
+def _view_sql(targets: str = "targets", campaigns: str = "campaigns", post_jobs: str = "post_jobs") -> str:
+    """The target with its campaign, channel and post job. Each source may
+    name a CTE instead of the table: rows a statement locked or just wrote
+    (which its own snapshot cannot see)."""
+    return f"""
+    SELECT t.id, t.campaign_id, t.channel_id, t.scheduled_at, t.price, t.currency, t.status, t.moderated_by,
+           t.moderated_at, t.moderation_reason, t.submitted_at, t.reserved_by,
+           c.status AS campaign_status, c.advertiser_id, ch.status AS channel_status, ch.owner_id AS publisher_id,
+           (SELECT count(*) FROM creatives cr WHERE cr.campaign_id = t.campaign_id) AS creatives_count,
+           p.id AS post_job_id, p.execute_at AS post_job_execute_at, p.status AS post_job_status
+      FROM {targets} t
+      JOIN {campaigns} c ON c.id = t.campaign_id
+      JOIN channels ch ON ch.id = t.channel_id
+      LEFT JOIN {post_jobs} p ON p.target_id = t.id"""
+
+
+def _statement(sql: str, *columns: str) -> sa.TextClause:
+    return sa.text(sql).columns(*(sa.column(name) for name in columns))
 
 # The campaign is locked before the target, the order of every other path
 # (store.py's docstring), and so never deadlocks with a campaign
@@ -29,14 +59,15 @@ from services.campaigns.store import new_id, target_view_sql
 # latest committed version after any wait (READ COMMITTED re-checks a locked
 # row), and the campaign's columns come from the locked CTE row, never from
 # the statement's older snapshot.
-_LOCK_WITH_CAMPAIGN_SHARE = sa.text(f"""
+_LOCK_WITH_CAMPAIGN_SHARE = _statement(f"""
     WITH locked_campaign AS MATERIALIZED (
         SELECT id, status, advertiser_id, name FROM campaigns
          WHERE id = (SELECT campaign_id FROM targets WHERE id = :id)  -- immutable: read without a lock
            FOR SHARE)
-    {target_view_sql(campaigns="locked_campaign")}
-     WHERE t.id = :id FOR UPDATE OF t""")
-_LOCK = sa.text(f"{target_view_sql()} WHERE t.id = :id FOR UPDATE OF t")
+    {_view_sql(campaigns="locked_campaign")}
+     WHERE t.id = :id FOR UPDATE OF t""", *_VIEW_COLUMNS)
+_LOCK = _statement(f"{_view_sql()} WHERE t.id = :id FOR UPDATE OF t", *_VIEW_COLUMNS)
+_SNAPSHOT = _statement(f"{_view_sql()} WHERE t.id = :id", *_VIEW_COLUMNS)
 
 # The record of this (decision, step), as of the write statement's snapshot,
 # taken after the target lock: any call for this target that decided before
@@ -44,11 +75,13 @@ _LOCK = sa.text(f"{target_view_sql()} WHERE t.id = :id FOR UPDATE OF t")
 _PRIOR = """prior AS (
         SELECT outcome, detail, target_id FROM saga_steps WHERE decision_id = CAST(:d AS uuid) AND step = :step)"""
 _RECORDED = "prior.outcome AS recorded_outcome, prior.detail AS recorded_detail, prior.target_id AS recorded_for"
+_RECORDED_COLUMNS = ("recorded_outcome", "recorded_detail", "recorded_for")
+_JOB_COLUMNS = ("job_id", "job_execute_at", "job_status")
 _AUDIT_COLUMNS = ("audit_log (actor_id, actor_role, action, entity_type, entity_id, from_status, to_status, "
                   "correlation_id, detail)")
 _ACTOR = "CAST(:aid AS uuid), CAST(:role AS text)"
 
-_RESERVE = sa.text(f"""
+_RESERVE = _statement(f"""
     WITH {_PRIOR},
     moved AS (
         UPDATE targets SET status = 'approving', reserved_by = :d, updated_at = now()
@@ -65,9 +98,9 @@ _RESERVE = sa.text(f"""
     SELECT {_RECORDED}, v.*
       FROM (SELECT) AS one
       LEFT JOIN prior ON true
-      LEFT JOIN ({target_view_sql(targets="moved")}) v ON true""")
+      LEFT JOIN ({_view_sql(targets="moved")}) v ON true""", *_RECORDED_COLUMNS, *_VIEW_COLUMNS)
 
-_APPROVE = sa.text(f"""
+_APPROVE = _statement(f"""
     WITH {_PRIOR},
     moved AS (
         UPDATE targets SET status = 'approved', reserved_by = NULL, moderated_by = :moderator,
@@ -97,9 +130,10 @@ _APPROVE = sa.text(f"""
       LEFT JOIN (SELECT id, execute_at, status FROM job
                  UNION ALL
                  SELECT id, execute_at, status FROM post_jobs WHERE target_id = :id) j ON true
-      LEFT JOIN ({target_view_sql(targets="moved", post_jobs="job")}) v ON true""")
+      LEFT JOIN ({_view_sql(targets="moved", post_jobs="job")}) v ON true""",
+    *_RECORDED_COLUMNS, *_JOB_COLUMNS, *_VIEW_COLUMNS)
 
-_REFUSE = sa.text(f"""
+_REFUSE = _statement(f"""
     WITH {_PRIOR},
     step_record AS (
         INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
@@ -108,7 +142,7 @@ _REFUSE = sa.text(f"""
     SELECT {_RECORDED}, p.id AS job_id, p.execute_at AS job_execute_at, p.status AS job_status
       FROM (SELECT) AS one
       LEFT JOIN prior ON true
-      LEFT JOIN post_jobs p ON p.target_id = :id""")
+      LEFT JOIN post_jobs p ON p.target_id = :id""", *_RECORDED_COLUMNS, *_JOB_COLUMNS)
 
 
 class PostJob(NamedTuple):
@@ -121,6 +155,11 @@ def post_job_of(row) -> PostJob | None:
     """The post job a step's write returned (the new one, or the one a
     recorded approval made)."""
     return None if row.job_id is None else PostJob(row.job_id, row.job_execute_at, row.job_status)
+
+
+async def snapshot(uow: UnitOfWork, target_id: str):
+    """The target as moderation's snapshot shows it, or None."""
+    return (await uow.execute(_SNAPSHOT, {"id": target_id})).one_or_none()
 
 
 async def lock_target(uow: UnitOfWork, target_id: str, *, campaign_share: bool = False):

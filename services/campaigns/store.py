@@ -98,24 +98,17 @@ async def move_campaign(uow: UnitOfWork, campaign_id: str, *, expected: str, sta
 
 
 # ---- targets --------------------------------------------------------------
-def target_view_sql(targets: str = "targets", campaigns: str = "campaigns", post_jobs: str = "post_jobs") -> str:
-    """A target with what its readers need. Each source may name a CTE
-    instead of the table: rows a statement locked or just wrote (which its
-    own snapshot cannot see)."""
-    return f"""
+_TARGET_VIEW = """
     SELECT t.*, c.status AS campaign_status, c.advertiser_id, c.name AS campaign_name,
            ch.status AS channel_status, ch.owner_id AS publisher_id, ch.title AS channel_title,
            ch.handle AS channel_handle, ch.price_per_post AS channel_price, ch.currency AS channel_currency,
            ch.rejection_reason AS channel_rejection_reason, ch.created_at AS channel_created_at,
            (SELECT count(*) FROM creatives cr WHERE cr.campaign_id = t.campaign_id) AS creatives_count,
            p.id AS post_job_id, p.execute_at AS post_job_execute_at, p.status AS post_job_status
-      FROM {targets} t
-      JOIN {campaigns} c ON c.id = t.campaign_id
+      FROM targets t
+      JOIN campaigns c ON c.id = t.campaign_id
       JOIN channels ch ON ch.id = t.channel_id
-      LEFT JOIN {post_jobs} p ON p.target_id = t.id"""
-
-
-_TARGET_VIEW = target_view_sql()
+      LEFT JOIN post_jobs p ON p.target_id = t.id"""
 
 
 async def insert_target(uow: UnitOfWork, *, campaign_id: str, channel_id: str, scheduled_at, price: int,
