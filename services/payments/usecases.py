@@ -49,13 +49,13 @@ class Payments:
 
         async def attempt() -> DepositResult:
             async with self.db.unit_of_work("deposit") as uow:
-                if not await deposits.claim(uow, key, fingerprint, user_id, currency):
+                claimed, held = await deposits.claim(uow, key, fingerprint, user_id, currency)
+                if not claimed:
                     first = await deposits.stored(uow, key)
                     if first.fingerprint != fingerprint:
                         raise domain.IdempotencyKeyReused("idempotency key was used with a different deposit")
                     return DepositResult(first.transaction_id, Wallet(
                         first.user_id, first.currency, first.balance_after, first.held_after), replayed=True)
-                held = await ledger.held(uow, user_id, currency)
                 accounts = await ledger.lock_accounts(uow, currency, [user_id], [domain.EXTERNAL])
                 wallet = accounts.wallet(user_id)
                 balance = domain.credited(wallet.balance, amount)

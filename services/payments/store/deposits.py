@@ -9,9 +9,16 @@ from common.db import UnitOfWork
 # A second request with the key waits here on the first one's row lock, then
 # sees nothing inserted and reads the winner's result once it has committed
 # (or claims the key itself if the winner rolled back).
+#
+# The claim also reads what the user has held in escrows, which the deposit
+# answers with: one round trip for both.
 _CLAIM = sa.text("""
-    INSERT INTO deposit_keys (key, fingerprint, user_id, currency) VALUES (:key, :fingerprint, :user, :currency)
-    ON CONFLICT (key) DO NOTHING RETURNING key""")
+    WITH claimed AS (
+        INSERT INTO deposit_keys (key, fingerprint, user_id, currency) VALUES (:key, :fingerprint, :user, :currency)
+        ON CONFLICT (key) DO NOTHING RETURNING key)
+    SELECT EXISTS (SELECT FROM claimed) AS claimed,
+           (SELECT coalesce(sum(amount), 0) FROM escrows
+             WHERE advertiser_id = :user AND currency = :currency AND status = 'held') AS held""")
 
 _STORED = sa.text("""
     SELECT fingerprint, CAST(user_id AS text) AS user_id, currency, CAST(transaction_id AS text) AS transaction_id,
@@ -33,11 +40,12 @@ class StoredDeposit:
     held_after: int
 
 
-async def claim(uow: UnitOfWork, key: str, fingerprint: str, user_id: str, currency: str) -> bool:
-    """True when this request owns the key; False when another did first."""
+async def claim(uow: UnitOfWork, key: str, fingerprint: str, user_id: str, currency: str) -> tuple[bool, int]:
+    """(True when this request owns the key, False when another did first;
+    what the user has in held escrows as advertiser)."""
     row = (await uow.execute(_CLAIM, {"key": key, "fingerprint": fingerprint, "user": user_id,
-                                      "currency": currency})).first()
-    return row is not None
+                                      "currency": currency})).one()
+    return row.claimed, int(row.held)
 
 
 async def stored(uow: UnitOfWork, key: str) -> StoredDeposit:

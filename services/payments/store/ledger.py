@@ -5,8 +5,8 @@ Lock order, the same for every move so two moves can never deadlock: the
 user's wallet first, then the shared system accounts (escrow holding,
 platform fee, external funding) by id. Every hold, release, refund and
 deposit of a currency touches one shared system account, so it is locked
-last and held only for the posting statement and the commit; a wallet debit
-is done, and an escrow row written, before it."""
+last and held only for the posting statement and the commit. HoldEscrow
+does its whole move in one statement in that same order (store/holds.py)."""
 import dataclasses
 import uuid
 
@@ -25,13 +25,6 @@ _LOCK = sa.text("""
      WHERE currency = :currency
        AND ((kind = 'wallet' AND user_id = ANY(CAST(:users AS uuid[]))) OR kind = ANY(CAST(:system AS text[])))
      ORDER BY kind <> 'wallet', id FOR UPDATE""")
-
-# The only way money leaves a wallet: conditional, never read-modify-write,
-# so a balance cannot go below zero whatever else happens.
-_DEBIT_WALLET = sa.text("""
-    UPDATE accounts SET balance = balance - :amount, version = version + 1
-     WHERE kind = 'wallet' AND user_id = :user AND currency = :currency AND balance >= :amount
-    RETURNING id, balance, version""")
 
 _WALLET_BALANCE = sa.text("""
     SELECT coalesce((SELECT balance FROM accounts
@@ -55,10 +48,6 @@ _POST = sa.text("""
     SELECT (SELECT id FROM tx), l.account_id, l.kind, l.amount,
            coalesce(m.balance, l.balance_after), coalesce(m.version, l.version)
       FROM legs AS l LEFT JOIN moved AS m ON m.id = l.account_id""")
-
-_HELD = sa.text("""
-    SELECT coalesce(sum(amount), 0) FROM escrows
-     WHERE advertiser_id = :user AND currency = :currency AND status = 'held'""")
 
 # A wallet page's two figures on one snapshot, in one round trip.
 _WALLET = sa.text("""
@@ -129,13 +118,6 @@ async def open_system_account(uow: UnitOfWork, currency: str, kind: str) -> None
     await uow.execute(_ENSURE, {"currency": currency, "kinds": [kind], "users": [None]})
 
 
-async def debit_wallet(uow: UnitOfWork, user_id: str, currency: str, amount: int) -> Leg | None:
-    """Takes `amount` from the user's wallet if it has it (the applied leg),
-    else None and nothing changed. A user without a wallet has nothing."""
-    row = (await uow.execute(_DEBIT_WALLET, {"user": user_id, "currency": currency, "amount": amount})).first()
-    return None if row is None else Leg(row.id, "", -amount, (row.balance, row.version))
-
-
 async def wallet_balance(uow: UnitOfWork, user_id: str, currency: str) -> int:
     return int((await uow.execute(_WALLET_BALANCE, {"user": user_id, "currency": currency})).scalar_one())
 
@@ -153,11 +135,6 @@ async def post(uow: UnitOfWork, tx: str, kind: str, reference: str, legs: list[L
         "amounts": [leg.amount for leg in legs], "applied": [leg.state is not None for leg in legs],
         "balances": [leg.state[0] if leg.state else None for leg in legs],
         "versions": [leg.state[1] if leg.state else None for leg in legs]})
-
-
-async def held(uow: UnitOfWork, user_id: str, currency: str) -> int:
-    """What the user has in held escrows as advertiser."""
-    return int((await uow.execute(_HELD, {"user": user_id, "currency": currency})).scalar_one())
 
 
 async def wallet(uow: UnitOfWork, user_id: str, currency: str) -> tuple[int, int]:
