@@ -121,6 +121,7 @@ class Database:
             url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False,
             connect_args={"server_settings": {"application_name": "adtech"}},
         )
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self, name: str) -> AsyncIterator[UnitOfWork]:
@@ -132,6 +133,14 @@ class Database:
             finally:
                 if not uow.committed:
                     await connection.rollback()
+
+    @contextlib.asynccontextmanager
+    async def read(self, name: str) -> AsyncIterator[UnitOfWork]:
+        """For a use case that is ONE read statement: no BEGIN/ROLLBACK round
+        trips (the statement is its own snapshot). Several statements that
+        must agree with each other need `unit_of_work`."""
+        async with self._autocommit.connect() as connection:
+            yield UnitOfWork(connection, name)
 
     async def retrying(self, fn: Callable[[], Awaitable[T]], *, attempts: int = 5) -> T:
         """Runs a whole unit of work again on serialization failure or
