@@ -32,17 +32,21 @@ ROLES = ("admin", "advertiser", "publisher")
 EXTENSIONS = {"verify": "common.verify"}
 
 
+class CommandFailed(Exception):
+    """The command could not do its job; the process exits 1 with this line."""
+
+
 class CliSettings(CommonSettings):
     """What the `adtech` command reads (besides the common settings)."""
     adtech_jwt_secret: str | None = Field(default=None, description="HS256 key of user JWTs; generated into the data directory when unset")
     campaigns_database: str = Field(default="adtech_campaigns", description="Database of campaigns on the server")
     moderation_database: str = Field(default="adtech_moderation", description="Database of moderation on the server")
     payments_database: str = Field(default="adtech_payments", description="Database of payments on the server")
-    campaigns_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port campaigns listens on")
-    moderation_port: int = Field(default=50052, ge=0, le=65535, description="gRPC port moderation listens on")
-    payments_port: int = Field(default=50053, ge=0, le=65535, description="gRPC port payments listens on")
+    campaigns_port: int = Field(default=50051, ge=1, le=65535, description="gRPC port campaigns listens on")
+    moderation_port: int = Field(default=50052, ge=1, le=65535, description="gRPC port moderation listens on")
+    payments_port: int = Field(default=50053, ge=1, le=65535, description="gRPC port payments listens on")
     gateway_host: str = Field(default="127.0.0.1", description="Address the HTTP gateway listens on")
-    gateway_port: int = Field(default=4002, ge=0, le=65535, description="HTTP port of the gateway")
+    gateway_port: int = Field(default=4002, ge=1, le=65535, description="HTTP port of the gateway")
     adtech_stop_grace_seconds: float = Field(default=10.0, gt=0, le=300, description="`adtech run`: how long a stopping process may take before it is killed")
 
     def jwt_secret(self) -> str:
@@ -57,6 +61,13 @@ def mint_token(secret: str, role: str, sub: str, ttl: int, now: float | None = N
 
     issued = int(now if now is not None else time.time())
     return jwt.encode({"sub": sub, "role": role, "iat": issued, "exp": issued + ttl}, secret, algorithm="HS256")
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError("must be between 1 and 65535")
+    return port
 
 
 def _uuid(value: str) -> str:
@@ -96,7 +107,11 @@ def database_server(settings: CliSettings) -> str:
     from common.db import start_embedded_server
 
     forget_dead_holders(settings.data_dir())
-    return start_embedded_server(settings.data_dir())
+    try:
+        return start_embedded_server(settings.data_dir())
+    except Exception as error:  # pg_ctl's failure, with the server log path
+        raise CommandFailed(f"the embedded PostgreSQL under {settings.data_dir() / 'pg'} did not start: {error} "
+                            f"(see {settings.data_dir() / 'pg' / 'log'})") from None
 
 
 def forget_dead_holders(data_dir) -> None:
@@ -146,10 +161,6 @@ def cmd_migrate(args, settings: CliSettings) -> int:
 
 
 # ---- outbox and reconcile (gRPC as the system actor) -----------------------
-
-class CommandFailed(Exception):
-    """The command could not do its job; the process exits 1 with this line."""
-
 
 async def _call(settings: CliSettings, context: str, stub_cls, method: str, request):
     import grpc
@@ -392,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the whole stack on this machine, one combined log; Ctrl-C stops it")
     for context in (*CONTEXTS, "gateway"):
-        p.add_argument(f"--{context}-port", type=int, help=f"default: {context.upper()}_PORT")
+        p.add_argument(f"--{context}-port", type=_port, help=f"default: {context.upper()}_PORT")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("outbox", help="outbox messages of campaigns or moderation")

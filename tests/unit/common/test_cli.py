@@ -14,6 +14,7 @@ import pytest
 from adtech.payments.v1 import payments_pb2 as pb
 from common import cli
 from common.supervisor import BusyPort, check_ports_free
+from tests.harness import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 SECRET = "k" * 12 + uuid.uuid4().hex
@@ -83,11 +84,15 @@ def test_busy_port_is_named_before_anything_starts(tmp_path):
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        done = adtech("run", "--gateway-port", str(port), "--campaigns-port", "0", "--moderation-port", "0",
-                      "--payments-port", "0", env={"ADTECH_DATA_DIR": str(tmp_path)})
+        others = [arg for name in ("campaigns", "moderation", "payments") for arg in (f"--{name}-port", str(free_port()))]
+        done = adtech("run", "--gateway-port", str(port), *others, env={"ADTECH_DATA_DIR": str(tmp_path)})
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"cannot start: port {port} (gateway, 127.0.0.1) is already in use"]
     assert not (tmp_path / "pg").exists()  # refused before the database started
+
+
+def test_run_refuses_port_zero_because_peers_must_know_the_port(cli_env):
+    assert run_main("run", "--payments-port", "0") == 2
 
 
 def test_check_ports_free_names_the_process_and_port():
