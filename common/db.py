@@ -135,10 +135,12 @@ class Database:
                     await connection.rollback()
 
     @contextlib.asynccontextmanager
-    async def read(self, name: str) -> AsyncIterator[UnitOfWork]:
-        """For a use case that is ONE read statement: no BEGIN/ROLLBACK round
-        trips (the statement is its own snapshot). Several statements that
-        must agree with each other need `unit_of_work`."""
+    async def single_statement(self, name: str) -> AsyncIterator[UnitOfWork]:
+        """For a use case that is ONE statement: PostgreSQL runs a statement
+        outside a transaction block as its own transaction (one snapshot,
+        atomic, constraints and deferred triggers checked at its end), so the
+        BEGIN and COMMIT/ROLLBACK round trips are pure cost. Several
+        statements that must agree or commit together need `unit_of_work`."""
         async with self._autocommit.connect() as connection:
             yield UnitOfWork(connection, name)
 

@@ -76,7 +76,7 @@ async def snapshot(db: Database, actor: Actor, target_id: str, *, now: dt.dateti
     """The target with everything the approve preconditions look at, and
     campaigns' own verdict on them right now."""
     _require_saga_caller(actor)
-    async with db.read("read_target_snapshot") as uow:
+    async with db.single_statement("read_target_snapshot") as uow:
         target = await saga_store.snapshot(uow, target_id)
     if target is None:
         raise NotFound(TARGET_NOT_FOUND)

@@ -56,7 +56,7 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
                                               settled=decision.settled)
 
     async def _read(self, decision_id: str) -> Decision:
-        async with self.db.read("read_decision") as uow:
+        async with self.db.single_statement("read_decision") as uow:
             return await store.get_decision(uow, decision_id)
 
     async def begin_approve(self, target_id: str, moderator_id: str) -> tuple[Decision, bool, bool]:
@@ -70,9 +70,8 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
         refusal = domain.refusal_from_snapshot(reply.snapshot.approve_refusal_code,
                                                reply.snapshot.approve_refusal_message)
         if refusal is None:
-            async with self.db.unit_of_work("start_approve_saga") as uow:
+            async with self.db.single_statement("start_approve_saga") as uow:
                 started = await self.saga.start(uow, target_id, moderator_id)
-                await uow.commit()
             if started is not None:
                 decision, first_step = started
                 self.saga.dispatch(first_step)
@@ -88,7 +87,7 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
         raise Conflict("the target's approval changed meanwhile; try again")
 
     async def _current_approve(self, target_id: str) -> Decision | None:
-        async with self.db.read("read_current_approve") as uow:
+        async with self.db.single_statement("read_current_approve") as uow:
             return await store.current_approve(uow, target_id)
 
     async def Reject(self, request, context):
@@ -100,15 +99,14 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
             raise InvalidInput(f"reason is required (at most {MAX_REASON} characters)")
         reply = await ask(self.campaigns.RejectTarget, campaigns_pb2.RejectTargetRequest(
             target_id=target_id, moderator_id=actor.id, reason=reason))
-        async with self.db.unit_of_work("record_rejection") as uow:
+        async with self.db.single_statement("record_rejection") as uow:
             await store.insert_reject(uow, target_id, actor.id, reason)
-            await uow.commit()
         return moderation_pb2.RejectResponse(target=reply.target)
 
     async def GetDecision(self, request, context):
         domain.require_moderator(require_actor().role)
         target_id = parse_uuid(request.target_id, "target_id")
-        async with self.db.read("read_latest_decision") as uow:
+        async with self.db.single_statement("read_latest_decision") as uow:
             decision = await store.latest_decision(uow, target_id)
         if decision is None:
             raise NotFound("No decision for this target")
@@ -122,6 +120,6 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
 
     async def ListLiveDecisions(self, request, context):
         require_actor().require("admin", "system")
-        async with self.db.read("list_live_decisions") as uow:
+        async with self.db.single_statement("list_live_decisions") as uow:
             decisions = await store.live_decisions(uow)
         return moderation_pb2.ListLiveDecisionsResponse(decisions=[decision_message(d) for d in decisions])

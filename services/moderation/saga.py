@@ -107,10 +107,9 @@ class ApproveSaga:
         decision_id = message.payload["decision_id"]
         follow = (next_topic, message.aggregate_id, {"decision_id": decision_id, **(next_payload or {})}) \
             if next_topic else None
-        async with self.db.unit_of_work(f"saga_{current}_to_{wanted}") as uow:
+        async with self.db.single_statement(f"saga_{current}_to_{wanted}") as uow:
             moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
                                                  lease=self.relay.policy.lease_s, **fields)
-            await uow.commit()
         self._after_commit(moved, chained)
 
     async def _compensate(self, message: outbox.Message, current: str, refusal: Refused, compensation: str,
@@ -121,14 +120,13 @@ class ApproveSaga:
         decision_id = message.payload["decision_id"]
         follow = (compensation, message.aggregate_id, {"decision_id": decision_id})
         lease = self.relay.policy.lease_s
-        async with self.db.unit_of_work("start_saga_compensation") as uow:
+        async with self.db.single_statement("start_saga_compensation") as uow:
             if wanted is not None:
                 moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
                                                      lease=lease, reason=refusal.code, reason_message=refusal.message)
             else:
                 moved, chained = await store.note_failure(uow, decision_id, current, refusal.code, refusal.message,
                                                           done=message.id, follow=follow, lease=lease)
-            await uow.commit()
         self._after_commit(moved, chained)
 
     def _after_commit(self, moved: Decision | None, chained: outbox.Message | None) -> None:

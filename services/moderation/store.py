@@ -1,7 +1,8 @@
 """Moderation's tables and queries. Every saga move is a guarded UPDATE
 (`WHERE status = :from`), so a redelivered step finds nothing to move and
 changes nothing. A step's move, the completion of the message it handled
-and the next message are one statement: one round trip per step."""
+and the next message are one statement, which is its own transaction: one
+round trip per step (run them with `Database.single_statement`)."""
 import uuid
 
 import sqlalchemy as sa

@@ -70,14 +70,14 @@ class Payments:
         return await self._retrying(attempt)
 
     async def wallet(self, user_id: str, currency: str) -> Wallet:
-        async with self.db.read("read_wallet") as uow:
+        async with self.db.single_statement("read_wallet") as uow:
             balance, held = await ledger.wallet(uow, user_id, currency)
         return Wallet(user_id, currency, balance, held)
 
     async def ledger_page(self, user_id: str, currency: str, cursor: str, limit: int) -> tuple[list, str]:
         """A wallet's entries, newest first; keyset on the account version."""
         before = decode_cursor(cursor, int)
-        async with self.db.read("read_ledger") as uow:
+        async with self.db.single_statement("read_ledger") as uow:
             rows = await ledger.ledger_page(uow, user_id, currency, before[0] if before else None, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -168,7 +168,7 @@ class Payments:
         return await self._retrying(attempt)
 
     async def escrow(self, target_id: str) -> EscrowRow:
-        async with self.db.read("read_escrow") as uow:
+        async with self.db.single_statement("read_escrow") as uow:
             escrow = await escrows.by_target(uow, target_id)
         if escrow is None:
             raise domain.EscrowNotFound(f"target {target_id} has no escrow")
