@@ -49,12 +49,21 @@ class RunningService:
         return self.port
 
     async def stop(self, grace: float = 5.0) -> None:
-        await self.server.stop(grace)
+        """Drains calls for `grace`, then workers and closers; each stage is
+        bounded, so a stuck peer or worker cannot keep the process alive."""
+        await _bounded(self.server.stop(grace), grace + 2, "grpc server stop")
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await _bounded(asyncio.gather(*self.tasks, return_exceptions=True), grace + 5, "workers stop")
         for close in self.assembly.closers:
-            await close()
+            await _bounded(close(), grace + 5, "close")
+
+
+async def _bounded(awaitable, seconds: float, what: str) -> None:
+    try:
+        await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:
+        log.error("%s did not finish within %.1fs; going on", what, seconds)
 
 
 async def start_service(name: str, settings: CommonSettings, assembly: Assembly, address: str) -> RunningService:
