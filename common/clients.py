@@ -3,8 +3,16 @@ every call, and the internal credential, acting user and request id added
 to the metadata of every call by one interceptor."""
 import grpc
 
-from common.auth import ACTOR_ID_KEY, ACTOR_ROLE_KEY, REQUEST_ID_KEY, SYSTEM, TOKEN_KEY, Actor, current_actor
+from common.auth import ACTOR_ID_KEY, ACTOR_ROLE_KEY, REQUEST_ID_KEY, TOKEN_KEY, current_actor
 from common.logs import request_id_var
+
+# Health and reflection need no acting user (load balancers, readiness).
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class NoActingUser(RuntimeError):
+    """A business call without an acting user: a bug, refused here so that
+    it can never go out with somebody else's (or the system's) authority."""
 
 
 class _CallerMetadata(grpc.aio.UnaryUnaryClientInterceptor):
@@ -13,10 +21,15 @@ class _CallerMetadata(grpc.aio.UnaryUnaryClientInterceptor):
         self._deadline = deadline_s
 
     async def intercept_unary_unary(self, continuation, client_call_details, request):
-        actor: Actor = current_actor.get() or SYSTEM
+        method = client_call_details.method
+        method = method.decode() if isinstance(method, bytes) else method
         metadata = list(client_call_details.metadata or ())
-        metadata += [(TOKEN_KEY, self._token), (ACTOR_ID_KEY, actor.id), (ACTOR_ROLE_KEY, actor.role),
-                     (REQUEST_ID_KEY, request_id_var.get())]
+        metadata += [(TOKEN_KEY, self._token), (REQUEST_ID_KEY, request_id_var.get())]
+        actor = current_actor.get()
+        if actor is not None:
+            metadata += [(ACTOR_ID_KEY, actor.id), (ACTOR_ROLE_KEY, actor.role)]
+        elif not method.startswith(OPEN_METHOD_PREFIXES):
+            raise NoActingUser(f"{method} called without an acting user; wrap the call in acting_as(...)")
         details = grpc.aio.ClientCallDetails(
             client_call_details.method,
             client_call_details.timeout if client_call_details.timeout is not None else self._deadline,
