@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from adtech.campaigns.v1 import campaigns_pb2_grpc
 from adtech.moderation.v1 import moderation_pb2_grpc
+from adtech.ops.v1 import ops_pb2_grpc
 from adtech.payments.v1 import payments_pb2_grpc
 from common.auth import USER_ROLES, Actor, current_actor
 from common.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -99,6 +100,7 @@ class Services:
         self.moderation = moderation_pb2_grpc.ModerationServiceStub(self.channels["moderation"])
         self.payments = payments_pb2_grpc.PaymentsServiceStub(self.channels["payments"])
         self.health = {name: health_pb2_grpc.HealthStub(channel) for name, channel in self.channels.items()}
+        self.outboxes = {name: ops_pb2_grpc.OpsServiceStub(self.channels[name]) for name in ("campaigns", "moderation")}
 
 
 def _services(request: Request) -> Services:

@@ -7,6 +7,8 @@ from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2
 from pydantic import BaseModel
 
+from adtech.ops.v1 import ops_pb2
+from common.auth import SYSTEM, acting_as
 from gateway.deps import AllServices
 
 router = APIRouter(prefix="/api/health", tags=["health"])
@@ -22,6 +24,7 @@ class Live(BaseModel):
 class Ready(BaseModel):
     status: str
     services: dict[str, str]
+    outbox: dict[str, dict] | None = None
 
 
 @router.get("/live", response_model=Live)
@@ -31,15 +34,32 @@ async def live() -> Live:
 
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready, "description": "A service is not serving"}})
-async def ready(services: AllServices) -> JSONResponse:
+async def ready(services: AllServices, details: bool = False) -> JSONResponse:
     """Asks each service's gRPC health. 503 names the one not SERVING
-    (NOT_SERVING, UNREACHABLE or UNKNOWN)."""
+    (NOT_SERVING, UNREACHABLE or UNKNOWN). With `?details=true` the body
+    adds `outbox`: each outbox's backlog (pending, dead letters, age of the
+    oldest pending message, attempts); it informs, it does not decide
+    readiness. Without it the body is exactly API.md's."""
     names = list(services.health)
     states = await asyncio.gather(*(_probe(services.health[name]) for name in names))
     report = dict(zip(names, states))
     serving = all(state == "SERVING" for state in states)
-    return JSONResponse({"status": "ok" if serving else "unavailable", "services": report},
-                        status_code=200 if serving else 503)
+    body = {"status": "ok" if serving else "unavailable", "services": report}
+    if details:
+        outboxes = {name: stub for name, stub in services.outboxes.items() if report.get(name) == "SERVING"}
+        backlogs = await asyncio.gather(*(_backlog(stub) for stub in outboxes.values()))
+        body["outbox"] = {name: backlog for name, backlog in zip(outboxes, backlogs) if backlog is not None}
+    return JSONResponse(body, status_code=200 if serving else 503)
+
+
+async def _backlog(stub) -> dict | None:
+    try:
+        with acting_as(SYSTEM):  # the gateway's own question, not a user's
+            stats = await stub.GetOutboxStats(ops_pb2.GetOutboxStatsRequest(), timeout=PROBE_DEADLINE_S)
+    except grpc.aio.AioRpcError:
+        return None
+    return {"pending": stats.pending, "dead": stats.dead, "maxAttempts": stats.max_attempts,
+            "oldestPendingAgeSeconds": round(stats.oldest_pending_age_seconds, 3)}
 
 
 async def _probe(stub) -> str:

@@ -394,3 +394,11 @@ async def test_approve_that_has_not_settled_within_the_wait_is_202(api, http_no_
         return decision if decision["status"] == "approved" else None
     decision = await eventually(approved)
     assert decision["decisionId"] == body["decisionId"]
+
+
+async def test_ready_details_report_each_outbox_backlog(http):
+    response = await http.get("/api/health/ready", params={"details": "true"})
+    assert response.status_code == 200
+    outbox = response.json()["outbox"]
+    assert set(outbox) == {"campaigns", "moderation"}
+    assert set(outbox["moderation"]) == {"pending", "dead", "maxAttempts", "oldestPendingAgeSeconds"}
