@@ -161,5 +161,22 @@ class Database:
         await self.engine.dispose()
 
 
+# SQLSTATE classes that say "the database could not answer now", not "no":
+# connection exception, insufficient resources, operator intervention.
+TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
+def is_transient(error: BaseException) -> bool:
+    """The database (or the way to it) failed, not the request: the caller
+    may repeat the call. Whether the transaction committed is unknown."""
+    if isinstance(error, (OSError, sa.exc.TimeoutError)):
+        return True
+    if isinstance(error, DBAPIError):
+        state = sqlstate(error) or ""
+        return bool(error.connection_invalidated) or state in RETRYABLE_SQLSTATES or \
+            state[:2] in TRANSIENT_SQLSTATE_CLASSES or isinstance(error, sa.exc.InterfaceError)
+    return False
+
+
 def is_unique_violation(error: BaseException, constraint: str | None = None) -> bool:
     return sqlstate(error) == UNIQUE_VIOLATION and (constraint is None or constraint_name(error) == constraint)

@@ -22,8 +22,21 @@ STATUS_OF_ERROR: dict[type[errors.DomainError], grpc.StatusCode] = {
 }
 ERROR_OF_STATUS = {code: cls for cls, code in STATUS_OF_ERROR.items()}
 
-# Outcomes a caller may retry (the relay does); anything else is definite.
-RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
+# How a caller that may repeat a call (a relay delivering an idempotent
+# step) reads a peer's answer. Only a business refusal is definite: the peer
+# decided, and said no. Everything else (UNAVAILABLE, DEADLINE_EXCEEDED,
+# ABORTED, but also INTERNAL, UNKNOWN, CANCELLED…) says nothing about whether
+# the step committed, so it is repeated; the step answers a repeat from its
+# record, which makes that safe. Running a compensation on INTERNAL could
+# undo a step that did commit.
+DEFINITE_REFUSALS = frozenset({
+    grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.PERMISSION_DENIED,
+})
+
+
+def is_definite_refusal(code: grpc.StatusCode) -> bool:
+    return code in DEFINITE_REFUSALS
 
 
 def status_code_for(error: errors.DomainError) -> grpc.StatusCode:

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.auth import REQUEST_ID_KEY, TOKEN_KEY, actor_from_metadata, current_actor, tokens_match
+from common.db import is_transient
 from common.errors import DomainError
 from common.grpc_errors import rich_status_trailer, status_code_for
 from common.logs import request_id_var
@@ -61,7 +62,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 status = "ABORTED_BY_HANDLER"
                 raise
-            except Exception:
+            except Exception as error:
+                if is_transient(error):
+                    # The caller may repeat: its steps are idempotent, and
+                    # UNAVAILABLE (unlike INTERNAL) says so.
+                    status = "UNAVAILABLE"
+                    log.warning("database unavailable", exc_info=True, extra={"fields": {"method": method}})
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry")
                 status = "INTERNAL"
                 log.exception("unexpected error", extra={"fields": {"method": method}})
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")

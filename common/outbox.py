@@ -149,9 +149,12 @@ Raising means "try again later"."""
 class RelayPolicy:
     batch: int = 32
     lease_s: float = 30.0
-    max_attempts: int = 25
+    # ~300 attempts at the 60 s cap: a peer down for hours is waited for;
+    # only what never succeeds ends in the dead letters (adtech verify and
+    # readiness details report them; `adtech outbox retry` requeues).
+    max_attempts: int = 300
     backoff_base_s: float = 0.2
-    backoff_cap_s: float = 30.0
+    backoff_cap_s: float = 60.0
     poll_s: float = 1.0
     max_in_flight: int = 128
 
@@ -159,9 +162,9 @@ class RelayPolicy:
 class OutboxSettings(CommonSettings):
     """Settings of a process that runs a relay."""
 
-    outbox_max_attempts: int = Field(default=25, ge=1, le=1000, description="Deliveries of an outbox message before it is dead-lettered")
+    outbox_max_attempts: int = Field(default=300, ge=1, le=1000, description="Deliveries of an outbox message before it is dead-lettered")
     outbox_backoff_base_ms: int = Field(default=200, ge=1, le=60_000, description="First retry delay of a failed outbox delivery (doubles, with jitter)")
-    outbox_backoff_cap_ms: int = Field(default=30_000, ge=1, le=600_000, description="Longest retry delay of a failed outbox delivery")
+    outbox_backoff_cap_ms: int = Field(default=60_000, ge=1, le=600_000, description="Longest retry delay of a failed outbox delivery")
     outbox_poll_ms: int = Field(default=1000, ge=10, le=60_000, description="How often a relay looks for due messages when nothing woke it")
     outbox_lease_ms: int = Field(default=30_000, ge=100, le=3_600_000, description="How long a relay's claim on a message lasts; a claim whose holder died is retried after it")
 
@@ -226,9 +229,8 @@ class Relay:
         if free <= 0:
             return []
         try:
-            async with self.db.unit_of_work("claim_outbox_messages") as uow:
+            async with self.db.single_statement("claim_outbox_messages") as uow:
                 rows = (await uow.execute(_CLAIM, {"lease": self.policy.lease_s, "batch": min(free, self.policy.batch)})).all()
-                await uow.commit()
         except Exception:
             log.exception("claiming outbox messages failed")
             await asyncio.sleep(self.policy.poll_s)
@@ -248,19 +250,17 @@ class Relay:
                 await self._failed(message, error)
                 return
             if not handled:
-                async with self.db.unit_of_work("complete_outbox_message") as uow:
+                async with self.db.single_statement("complete_outbox_message") as uow:
                     await complete(uow, message.id)
-                    await uow.commit()
 
     async def _failed(self, message: Message, error: Exception) -> None:
         delay = min(self.policy.backoff_cap_s, self.policy.backoff_base_s * 2 ** max(message.attempts - 1, 0))
         delay *= random.uniform(0.5, 1.0)
         text = f"{type(error).__name__}: {getattr(error, 'details', lambda: None)() or error}"[:2000]
         try:
-            async with self.db.unit_of_work("reschedule_outbox_message") as uow:
+            async with self.db.single_statement("reschedule_outbox_message") as uow:
                 status = await uow.scalar(_FAIL, {
                     "id": message.id, "error": text, "delay": delay, "max_attempts": self.policy.max_attempts})
-                await uow.commit()
         except Exception:
             log.exception("rescheduling outbox message %s failed; its lease will expire", message.id)
             return

@@ -17,7 +17,7 @@ _STATS = sa.text("""
 
 
 async def outbox_stats(db: Database) -> dict:
-    async with db.unit_of_work("read_outbox_stats") as uow:
+    async with db.single_statement("read_outbox_stats") as uow:
         row = (await uow.execute(_STATS)).one()
     return {"pending": row.pending, "dead": row.dead, "oldest_pending_age_seconds": float(row.oldest),
             "max_attempts": row.max_attempts}
@@ -34,7 +34,7 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
     async def ListOutboxMessages(self, request, context):
         require_actor().require("admin", "system")
         statuses = [request.status] if request.status else ["pending", "dead"]
-        async with self.db.unit_of_work("list_outbox_messages") as uow:
+        async with self.db.single_statement("list_outbox_messages") as uow:
             rows = (await uow.execute(sa.text("""
                 SELECT id, topic, aggregate_id, status, attempts, coalesce(last_error, '') AS last_error,
                        created_at, next_attempt_at

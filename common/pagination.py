@@ -37,20 +37,26 @@ def decode_cursor(cursor: str, *kinds: type) -> tuple | None:
         if not isinstance(raw, list) or len(raw) != len(kinds):
             raise ValueError
         return tuple(_typed(value, kind) for value, kind in zip(raw, kinds))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidInput("cursor is not valid") from None
+
+
+INT64 = range(-(2 ** 63), 2 ** 63)
+# Keys the database can compare: a time whose UTC value PostgreSQL can hold.
+EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(9999, 12, 30, tzinfo=dt.timezone.utc)
 
 
 def _typed(value, kind):
     if kind is dt.datetime:
         parsed = dt.datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
+        if parsed.tzinfo is None or not EARLIEST <= parsed <= LATEST:
             raise ValueError
-        return parsed
+        return parsed.astimezone(dt.timezone.utc)
     if kind is uuid.UUID:
         return uuid.UUID(value)
     if kind is int:
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not isinstance(value, int) or isinstance(value, bool) or value not in INT64:
             raise ValueError
         return value
     if not isinstance(value, str):

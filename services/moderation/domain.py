@@ -2,8 +2,6 @@
 and how a peer's answer is classified. Pure: no I/O, no clock."""
 import dataclasses
 
-import grpc
-
 from common.errors import DomainError, Forbidden, PreconditionFailed
 from common.fsm import assert_transition
 
@@ -30,16 +28,10 @@ CONFIRM = "approve.approve_target"
 RELEASE = "approve.release_target"
 REFUND = "approve.refund_escrow"
 
-# A peer's transient trouble: retry. Anything else is a definite answer.
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
 
 
 def assert_saga_move(current: str, wanted: str) -> None:
     assert_transition(SAGA_MOVES, current, wanted, SYSTEM, subject="Approve saga")
-
-
-def is_definite_refusal(code: grpc.StatusCode) -> bool:
-    return code not in RETRYABLE
 
 
 def require_moderator(role: str) -> None:

@@ -18,7 +18,7 @@ from adtech.payments.v1 import payments_pb2, payments_pb2_grpc
 from common import outbox
 from common.auth import SYSTEM, acting_as
 from common.db import Database
-from common.grpc_errors import reason_of
+from common.grpc_errors import is_definite_refusal, reason_of
 from services.moderation import domain, store
 from services.moderation.domain import Decision
 
@@ -34,13 +34,13 @@ class Refused(Exception):
 
 
 async def call(method, request):
-    """A peer call as the system actor; definite refusals become Refused,
-    transient trouble propagates for the relay to retry."""
+    """A peer call as the system actor; a business refusal becomes Refused,
+    anything else propagates for the relay to repeat the step."""
     try:
         with acting_as(SYSTEM):
             return await method(request)
     except grpc.aio.AioRpcError as error:
-        if domain.is_definite_refusal(error.code()):
+        if is_definite_refusal(error.code()):
             raise Refused(reason_of(error) or error.code().name.lower(), error.details() or "") from None
         raise
 
@@ -188,7 +188,11 @@ class ApproveSaga:
         return True
 
     async def refund_escrow(self, message: outbox.Message) -> bool:
-        """Compensation after a refused approval: the advertiser gets the money back."""
+        """Compensation after a refused approval: the advertiser gets the
+        money back, and the target is released if this decision still holds
+        it (rule 4: a no-op when a cancellation won, as it usually has)."""
         await call(self.payments.RefundEscrow, payments_pb2.RefundEscrowRequest(target_id=message.aggregate_id))
+        await call(self.campaigns.ReleaseTarget, campaigns_pb2.ReleaseTargetRequest(
+            target_id=message.aggregate_id, decision_id=message.payload["decision_id"]))
         await self._advance(message, "compensating", "failed")
         return True

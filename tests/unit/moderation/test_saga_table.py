@@ -4,6 +4,8 @@ import itertools
 import grpc
 import pytest
 
+from common.grpc_errors import is_definite_refusal
+
 from common.errors import PreconditionFailed
 from services.moderation import domain
 
@@ -32,15 +34,17 @@ def test_settled_and_live_states_partition_the_approve_states():
     assert set(STATES) <= domain.LIVE | domain.SETTLED
 
 
-@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED])
-def test_transient_peer_trouble_is_retried(code):
-    assert not domain.is_definite_refusal(code)
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
+                                  grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED,
+                                  grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED])
+def test_an_answer_that_may_hide_a_commit_is_repeated_not_compensated(code):
+    assert not is_definite_refusal(code)
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND,
                                   grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.PERMISSION_DENIED])
-def test_a_definite_refusal_ends_the_step(code):
-    assert domain.is_definite_refusal(code)
+def test_a_business_refusal_ends_the_step(code):
+    assert is_definite_refusal(code)
 
 
 def test_snapshot_without_refusal_lets_the_approve_proceed():
