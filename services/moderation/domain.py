@@ -2,7 +2,7 @@
 and how a peer's answer is classified. Pure: no I/O, no clock."""
 import dataclasses
 
-from common.errors import DomainError, Forbidden, PreconditionFailed
+from common.errors import DomainError, Forbidden, InvalidInput, PreconditionFailed
 from common.fsm import assert_transition
 
 SYSTEM = "system"
@@ -32,6 +32,23 @@ REFUND = "approve.refund_escrow"
 
 def assert_saga_move(current: str, wanted: str) -> None:
     assert_transition(SAGA_MOVES, current, wanted, SYSTEM, subject="Approve saga")
+
+
+MAX_WAIT_MS = 30_000
+MAX_REASON = 1000
+
+
+def check_wait(wait_ms: int) -> None:
+    if not 0 <= wait_ms <= MAX_WAIT_MS:
+        raise InvalidInput(f"wait_ms must be between 0 and {MAX_WAIT_MS}")
+
+
+def valid_reason(reason: str) -> str:
+    """A rejection's reason, trimmed: required, at most MAX_REASON characters."""
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON:
+        raise InvalidInput(f"reason is required (at most {MAX_REASON} characters)")
+    return reason
 
 
 def require_moderator(role: str) -> None:

@@ -11,6 +11,7 @@ from common.outbox import OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
 from services.moderation.api import ModerationServicer
 from services.moderation.saga import ApproveSaga
+from services.moderation.usecases import Moderation
 
 
 class Settings(OutboxSettings):
@@ -39,7 +40,7 @@ async def assemble(settings: Settings) -> Assembly:
 
     return Assembly(
         registrations=[
-            (moderation_pb2_grpc.add_ModerationServiceServicer_to_server, ModerationServicer(db, campaigns, saga),
+            (moderation_pb2_grpc.add_ModerationServiceServicer_to_server, ModerationServicer(Moderation(db, campaigns, saga)),
              "adtech.moderation.v1.ModerationService"),
             (ops_pb2_grpc.add_OpsServiceServicer_to_server, OpsServicer(db), "adtech.ops.v1.OpsService"),
         ],

@@ -54,3 +54,29 @@ def test_snapshot_without_refusal_lets_the_approve_proceed():
 def test_snapshot_refusal_carries_campaigns_code_and_message():
     refusal = domain.refusal_from_snapshot("channel_not_approved", "Channel must be approved")
     assert (refusal.code, refusal.message) == ("channel_not_approved", "Channel must be approved")
+
+
+@pytest.mark.parametrize("wait_ms", [-1, 30_001])
+def test_approve_wait_outside_0_to_30s_is_invalid_input(wait_ms):
+    from common.errors import InvalidInput
+    with pytest.raises(InvalidInput):
+        domain.check_wait(wait_ms)
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "x" * 1001])
+def test_rejection_needs_a_reason_of_at_most_1000_characters(reason):
+    from common.errors import InvalidInput
+    with pytest.raises(InvalidInput):
+        domain.valid_reason(reason)
+
+
+def test_rejection_reason_is_trimmed():
+    assert domain.valid_reason("  Off-topic ") == "Off-topic"
+
+
+def test_only_an_admin_moderates():
+    from common.errors import Forbidden
+    for role in ("advertiser", "publisher", "system"):
+        with pytest.raises(Forbidden):
+            domain.require_moderator(role)
+    domain.require_moderator("admin")

@@ -1,0 +1,116 @@
+"""Moderation's use cases: approve (start or join the saga, wait a bounded
+time for its end), reject, and the reads. Each opens its own unit of work;
+peers' refusals pass through unchanged."""
+import dataclasses
+
+import grpc
+
+from adtech.campaigns.v1 import campaigns_pb2, campaigns_pb2_grpc
+from common.auth import Actor
+from common.db import Database
+from common.errors import Conflict, NotFound
+from common.grpc_errors import to_domain_error
+from services.moderation import domain, store
+from services.moderation.domain import Decision
+from services.moderation.saga import ApproveSaga
+
+
+async def ask(method, request):
+    """A peer call on behalf of the current actor; its refusals pass through
+    to our caller unchanged."""
+    try:
+        return await method(request)
+    except grpc.aio.AioRpcError as error:
+        translated = to_domain_error(error)
+        if translated is None:
+            raise
+        raise translated from None
+
+
+@dataclasses.dataclass(frozen=True)
+class ApproveOutcome:
+    decision: Decision
+    already_approved: bool  # an earlier approve had already succeeded
+
+
+class Moderation:
+    def __init__(self, db: Database, campaigns: campaigns_pb2_grpc.CampaignsServiceStub, saga: ApproveSaga):
+        self.db = db
+        self.campaigns = campaigns
+        self.saga = saga
+
+    async def approve(self, moderator: Actor, target_id: str, wait_ms: int) -> ApproveOutcome:
+        """Starts the approve saga of a target, or joins the approve that
+        counts for it, and waits up to `wait_ms` for it to end."""
+        domain.require_moderator(moderator.role)
+        domain.check_wait(wait_ms)
+        decision, already, joined = await self._begin(target_id, moderator.id)
+        if not decision.settled and wait_ms:
+            ended = await self.saga.wait_settled(decision.id, wait_ms / 1000,
+                                                 recheck=(lambda: self._read(decision.id)) if joined else None)
+            decision = ended or await self._read(decision.id)
+        return ApproveOutcome(decision, already)
+
+    async def _begin(self, target_id: str, moderator_id: str) -> tuple[Decision, bool, bool]:
+        """(decision, already_approved, joined). The decision and its first
+        step commit together; the step is sent at once.
+
+        The snapshot comes first: a target that may be approved has no
+        successful approve yet, and a live one is found by the insert."""
+        reply = await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))
+        refusal = domain.refusal_from_snapshot(reply.snapshot.approve_refusal_code,
+                                               reply.snapshot.approve_refusal_message)
+        if refusal is None:
+            async with self.db.single_statement("start_approve_saga") as uow:
+                started = await self.saga.start(uow, target_id, moderator_id)
+            if started is not None:
+                decision, first_step = started
+                self.saga.dispatch(first_step)
+                return decision, False, False
+        # Refused, or another approve is live: an approve that counts (a
+        # concurrent one that locked the target, or one that succeeded)
+        # answers for this one.
+        current = await self._current_approve(target_id)
+        if current is not None:
+            return current, current.status == "approved", True
+        if refusal is not None:
+            raise refusal
+        raise Conflict("the target's approval changed meanwhile; try again")
+
+    async def reject(self, moderator: Actor, target_id: str, reason: str) -> campaigns_pb2.Target:
+        """submitted → rejected in campaigns (which refuses with 409 while the
+        target is being approved), then the decision is recorded here."""
+        domain.require_moderator(moderator.role)
+        reason = domain.valid_reason(reason)
+        reply = await ask(self.campaigns.RejectTarget, campaigns_pb2.RejectTargetRequest(
+            target_id=target_id, moderator_id=moderator.id, reason=reason))
+        async with self.db.single_statement("record_rejection") as uow:
+            await store.insert_reject(uow, target_id, moderator.id, reason)
+        return reply.target
+
+    async def latest_decision(self, moderator: Actor, target_id: str) -> Decision:
+        domain.require_moderator(moderator.role)
+        async with self.db.single_statement("read_latest_decision") as uow:
+            decision = await store.latest_decision(uow, target_id)
+        if decision is None:
+            raise NotFound("No decision for this target")
+        return decision
+
+    async def queue(self, moderator: Actor, limit: int, cursor: str):
+        domain.require_moderator(moderator.role)
+        return await ask(self.campaigns.ListSubmittedTargets,
+                         campaigns_pb2.ListSubmittedTargetsRequest(limit=limit, cursor=cursor))
+
+    async def live_decisions(self, actor: Actor) -> list[Decision]:
+        actor.require("admin", "system")
+        async with self.db.single_statement("list_live_decisions") as uow:
+            return await store.live_decisions(uow)
+
+    async def _read(self, decision_id: str) -> Decision:
+        async with self.db.single_statement("read_decision") as uow:
+            return await store.get_decision(uow, decision_id)
+
+    async def _current_approve(self, target_id: str) -> Decision | None:
+        async with self.db.single_statement("read_current_approve") as uow:
+            return await store.current_approve(uow, target_id)
+
