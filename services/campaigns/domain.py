@@ -166,6 +166,23 @@ def approve_refusal(target: TargetView, now: dt.datetime, min_lead_ms: int) -> t
     return None
 
 
+CLOSED_CAMPAIGN = frozenset({"cancelled", "completed"})
+
+
+def check_target_creation(campaign_status: str) -> None:
+    """A closed campaign buys no more posts."""
+    if campaign_status in CLOSED_CAMPAIGN:
+        raise PreconditionFailed(f"Cannot add targets to a {campaign_status} campaign", code="campaign_closed")
+
+
+def approve_step_refusal(status: str) -> dict:
+    """Why ApproveTarget refuses a target this decision does not hold
+    (recorded for the decision; rule 5): a cancellation won, or anything else."""
+    if status == "cancelled":
+        return {"code": "target_cancelled", "message": "Target was cancelled"}
+    return {"code": "target_not_reserved", "message": f"Target is not reserved by this decision (status: {status})"}
+
+
 def check_target_cancel(status: str, actor_role: str) -> None:
     """A single target's cancel by its owner or an admin."""
     if status == "approving":

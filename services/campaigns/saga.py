@@ -160,9 +160,7 @@ async def approve(db: Database, actor: Actor, target_id: str, decision_id: str, 
             row = await _deciding(saga_store.approve(uow, actor, target_id, decision_id, moderator_id=moderator_id,
                                                      escrow_id=escrow_id, now=now))
         else:
-            refusal = ({"code": "target_cancelled", "message": "Target was cancelled"} if target.status == "cancelled"
-                       else {"code": "target_not_reserved",
-                             "message": f"Target is not reserved by this decision (status: {target.status})"})
+            refusal = domain.approve_step_refusal(target.status)
             row = await _deciding(saga_store.refuse(uow, target_id, decision_id, "approve", refusal))
         if _decided_before(row, decision_id, target_id):
             if row.recorded_outcome != "approved":

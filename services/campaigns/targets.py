@@ -4,12 +4,10 @@ import datetime as dt
 
 from common.auth import Actor
 from common.db import Database, UnitOfWork
-from common.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from common.errors import Conflict, InvalidInput, NotFound
 from common.pagination import page_limit
 from services.campaigns import domain, store
 from services.campaigns.usecases import TARGET_NOT_FOUND, cancel_consequences, campaign_for, cursor_key, paginate
-
-CLOSED_CAMPAIGN = frozenset({"cancelled", "completed"})
 
 
 def target_view(row) -> domain.TargetView:
@@ -28,8 +26,7 @@ async def create_target(db: Database, actor: Actor, campaign_id: str, *, channel
         if campaign is None:
             raise NotFound("Campaign not found")
         domain.check_owner(actor.id, str(campaign.advertiser_id))
-        if campaign.status in CLOSED_CAMPAIGN:
-            raise PreconditionFailed(f"Cannot add targets to a {campaign.status} campaign", code="campaign_closed")
+        domain.check_target_creation(campaign.status)
         channel = await store.get_channel(uow, channel_id)
         if channel is None:
             raise NotFound("Channel not found")
