@@ -15,7 +15,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "gen")]
@@ -26,7 +25,6 @@ from adtech.campaigns.v1 import campaigns_pb2 as pb  # noqa: E402
 from common.auth import SYSTEM  # noqa: E402
 from common.timestamps import utcnow  # noqa: E402
 from services.campaigns import saga  # noqa: E402
-from tests import harness  # noqa: E402
 from tests.integration.campaigns.conftest import advertiser, new_id, start_campaigns  # noqa: E402
 
 

@@ -236,7 +236,7 @@ async def bench(args, server_url: str, workdir: pathlib.Path) -> None:
         await fund(stub, many + hot + many_direct + hot_direct, args.concurrency)
         print(f"payments HoldEscrow, concurrency {args.concurrency}, {args.seconds:.0f}s per run, "
               f"{args.wallets} wallets in (a)")
-        warm = await measure(grpc_hold(stub), many, 1, args.concurrency)  # noqa: F841 (warm-up)
+        await measure(grpc_hold(stub), many, 1, args.concurrency)  # warm-up: connections, caches
         before = cpu_seconds(server.pid)
         alone = await measure(grpc_hold(stub), many, args.seconds, 1)
         cpu_ms = (cpu_seconds(server.pid) - before) * 1000 / alone["n"]
