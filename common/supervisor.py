@@ -130,7 +130,7 @@ READY_WITHIN_S = 30.0
 def run_stack(settings) -> int:
     """`adtech run`: database, secrets, migrations, then every process until
     SIGINT/SIGTERM; then every child and the embedded database stop."""
-    from common.cli import database_server, migrate
+    from common.cli.database import database_server, migrate
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -41,7 +41,7 @@ async def run_checks(settings, max_outbox_age_s: float) -> list:
 
 def report(checks) -> tuple[str, bool]:
     """The table (check, ok, violations, first offenders) and whether all passed."""
-    from common.cli import _table
+    from common.cli.ops import _table
 
     rows = [[c.name, "yes" if c.ok else "NO", len(c.violations),
              "; ".join(c.violations[:SHOWN_OFFENDERS]) + (" …" if len(c.violations) > SHOWN_OFFENDERS else "")]

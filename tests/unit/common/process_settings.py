@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-from common.cli import PROCESSES
+from common.cli.docs import PROCESSES
 
 
 def settings_class(process: str) -> type:

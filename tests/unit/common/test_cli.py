@@ -13,6 +13,8 @@ import pytest
 
 from adtech.payments.v1 import payments_pb2 as pb
 from common import cli
+from common.cli.compose import COMPOSE_SECRETS, compose_plan
+from common.cli.ops import reconcile_report
 from common.supervisor import BusyPort, check_ports_free
 from tests.harness import free_port
 
@@ -105,7 +107,7 @@ def test_check_ports_free_names_the_process_and_port():
 
 
 def test_compose_plan_brings_the_stack_up_runs_e2e_against_it_and_tears_down():
-    env, commands, teardown = cli.compose_plan({"PATH": "/bin"})
+    env, commands, teardown = compose_plan({"PATH": "/bin"})
     assert commands[0] == ["docker", "compose", "up", "--build", "--detach", "--wait"]
     assert commands[1][:4] == [sys.executable, "-m", "pytest", "tests/e2e"]
     assert teardown == ["docker", "compose", "down", "--volumes", "--remove-orphans"]
@@ -113,7 +115,7 @@ def test_compose_plan_brings_the_stack_up_runs_e2e_against_it_and_tears_down():
 
 
 def test_compose_plan_generates_missing_secrets_and_keeps_given_ones():
-    env, _, _ = cli.compose_plan({"ADTECH_JWT_SECRET": SECRET})
+    env, _, _ = compose_plan({"ADTECH_JWT_SECRET": SECRET})
     assert env["ADTECH_JWT_SECRET"] == SECRET
     assert len(env["ADTECH_INTERNAL_TOKEN"]) >= 32 and len(env["POSTGRES_PASSWORD"]) >= 32
     assert env["ADTECH_INTERNAL_TOKEN"] != env["POSTGRES_PASSWORD"]
@@ -123,7 +125,7 @@ def test_compose_secrets_are_exactly_the_ones_docker_compose_requires():
     import re
 
     text = (ROOT / "docker-compose.yml").read_text()
-    assert set(re.findall(r"\$\{(\w+):\?", text)) == set(cli.COMPOSE_SECRETS)
+    assert set(re.findall(r"\$\{(\w+):\?", text)) == set(COMPOSE_SECRETS)
 
 
 def test_test_compose_without_docker_engine_says_so_and_fails(tmp_path):
@@ -143,10 +145,10 @@ def test_reconcile_report_fails_on_any_violation():
     response = pb.ReconcileResponse(ok=False, checks=[
         pb.ReconcileCheck(name="transactions_sum_to_zero", ok=True),
         pb.ReconcileCheck(name="no_negative_balance", ok=False, violations=2, detail="wallet 1, wallet 2")])
-    table, ok = cli.reconcile_report(response)
+    table, ok = reconcile_report(response)
     assert not ok
     assert ["no_negative_balance", "NO", "2", "wallet", "1,", "wallet", "2"] in [line.split() for line in table.splitlines()]
 
 
 def test_reconcile_report_with_no_checks_is_not_a_pass():
-    assert cli.reconcile_report(pb.ReconcileResponse(ok=True))[1] is False
+    assert reconcile_report(pb.ReconcileResponse(ok=True))[1] is False

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from common.cli import PROCESSES
+from common.cli.docs import PROCESSES
 from tests.unit.common.process_settings import env_names, settings_class
 
 README = (pathlib.Path(__file__).resolve().parents[3] / "README.md").read_text()
