@@ -73,7 +73,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 log.exception("unexpected error", extra={"fields": {"method": method}})
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
-                log.debug("call", extra={"fields": {
+                log.info("call", extra={"fields": {
                     "method": method, "status": status, "actor_role": actor.role,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
 
