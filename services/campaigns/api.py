@@ -181,7 +181,8 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
     async def RejectTarget(self, request, context):
         row = await saga.reject(self.db, require_actor(), parse_uuid(request.target_id, "targetId"),
                                 moderator_id=parse_uuid(request.moderator_id, "moderatorId"),
-                                reason=request.reason, now=self.clock())
+                                reason=request.reason, now=self.clock(),
+                                decision_id=parse_uuid(request.decision_id, "decisionId") if request.decision_id else "")
         return pb.RejectTargetResponse(target=target_pb(row))
 
     @staticmethod

@@ -5,7 +5,7 @@ import dataclasses
 import datetime as dt
 import re
 
-from common.errors import Conflict, Forbidden, InvalidInput, PreconditionFailed
+from common.errors import Conflict, DomainError, Forbidden, InvalidInput, PreconditionFailed
 from common.fsm import assert_transition
 
 # The acting roles of common.auth, plus the one pseudo-actor below: a campaign
@@ -190,6 +190,13 @@ def check_target_cancel(status: str, actor_role: str) -> None:
     if (status, "cancelled") not in TARGET_MOVES:
         raise PreconditionFailed(f"Target cannot be cancelled from status {status}", code="invalid_transition")
     assert_transition(TARGET_MOVES, status, "cancelled", actor_role, subject="Target transition")
+
+
+def reject_refusal_from_record(detail: dict) -> DomainError:
+    """The recorded refusal of a reject decision, as the error it was."""
+    if detail["code"] == TargetBeingApproved.code:
+        return TargetBeingApproved()
+    return SagaStepRefused(detail["message"], code=detail["code"])
 
 
 def check_reject(status: str) -> None:

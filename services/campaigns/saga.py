@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from common.auth import Actor
 from common.db import Database, UnitOfWork, is_unique_violation
-from common.errors import Conflict, InvalidInput, NotFound
+from common.errors import Conflict, DomainError, InvalidInput, NotFound
 from common.fsm import assert_transition
 from common.pagination import page_limit
 from services.campaigns import domain, saga_store, store
@@ -174,19 +174,37 @@ async def approve(db: Database, actor: Actor, target_id: str, decision_id: str, 
     return row, saga_store.post_job_of(row)
 
 
-async def reject(db: Database, actor: Actor, target_id: str, *, moderator_id: str, reason: str, now: dt.datetime):
+async def reject(db: Database, actor: Actor, target_id: str, *, moderator_id: str, reason: str, now: dt.datetime,
+                 decision_id: str = ""):
     """submitted → rejected with the moderator's reason. An admin calls it,
     or the system on an admin's behalf (the moderator is the actor of the
-    table's move either way)."""
+    table's move either way). With a decision id the outcome, refusals
+    included, is recorded and a repeat is answered from the record."""
     _require_saga_caller(actor)
     reason = domain.valid_text(reason, "reason", domain.REASON_MAX)
     async with db.unit_of_work("reject_target") as uow:
         target = await _locked_target(uow, target_id)
-        domain.check_reject(target.status)
+        if decision_id:
+            record = await _recorded(uow, decision_id, "reject", target_id)
+            if record is not None:
+                if record.outcome != "rejected":
+                    raise domain.reject_refusal_from_record(record.detail)
+                return target
+        try:
+            domain.check_reject(target.status)
+        except DomainError as refusal:
+            if decision_id:
+                await _record(uow, decision_id, "reject", target_id, "refused",
+                              {"code": refusal.code, "message": refusal.message})
+                await uow.commit()
+            raise
         await store.move_target(uow, target_id, expected=["submitted"], status="rejected", moderated_by=moderator_id,
                                 moderated_at=now, moderation_reason=reason)
+        if decision_id:
+            await _record(uow, decision_id, "reject", target_id, "rejected", {})
         await store.audit(uow, actor, "target_rejected", "target", target_id, from_status="submitted",
-                          to_status="rejected", detail={"moderator_id": moderator_id, "reason": reason})
+                          to_status="rejected", detail={"moderator_id": moderator_id, "reason": reason,
+                                                        "decision_id": decision_id or None})
         target = await store.get_target(uow, target_id)
         await uow.commit()
     return target

@@ -2,7 +2,7 @@
 and how a peer's answer is classified. Pure: no I/O, no clock."""
 import dataclasses
 
-from common.errors import DomainError, Forbidden, InvalidInput, PreconditionFailed
+from common.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from common.fsm import assert_transition
 
 SYSTEM = "system"
@@ -17,6 +17,7 @@ SAGA_MOVES = {
     ("escrow_held", "approved"): {SYSTEM},
     ("escrow_held", "compensating"): {SYSTEM},
     ("compensating", "failed"): {SYSTEM},  # after the escrow was refunded
+    ("pending", "rejected"): {SYSTEM},  # a reject decision campaigns carried out
 }
 LIVE = frozenset({"pending", "reserved", "escrow_held", "compensating"})
 SETTLED = frozenset({"approved", "failed", "rejected"})
@@ -27,6 +28,15 @@ HOLD = "approve.hold_escrow"
 CONFIRM = "approve.approve_target"
 RELEASE = "approve.release_target"
 REFUND = "approve.refund_escrow"
+REJECT = "reject.reject_target"
+
+# Conflicts (ABORTED) that a peer decided and recorded for the decision: a
+# repeat gets the same answer, so they end the step like a refusal.
+RECORDED_CONFLICTS = frozenset({"target_being_approved"})
+
+# How long a reject waits for campaigns' answer before saying it is still
+# being recorded (the step goes on; GetDecision shows its end).
+REJECT_WAIT_S = 10.0
 
 
 
@@ -49,6 +59,16 @@ def valid_reason(reason: str) -> str:
     if not reason or len(reason) > MAX_REASON:
         raise InvalidInput(f"reason is required (at most {MAX_REASON} characters)")
     return reason
+
+
+def reject_refusal(code: str, message: str) -> DomainError:
+    """The refusal a failed reject decision records, as the error campaigns
+    answered: 409 while the target is being approved, else 400."""
+    if code == "target_being_approved":
+        return Conflict(message, code=code)
+    if code == "not_found":
+        return NotFound(message)
+    return PreconditionFailed(message, code=code)
 
 
 def require_moderator(role: str) -> None:

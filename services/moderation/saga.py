@@ -40,8 +40,9 @@ async def call(method, request):
         with acting_as(SYSTEM):
             return await method(request)
     except grpc.aio.AioRpcError as error:
-        if is_definite_refusal(error.code()):
-            raise Refused(reason_of(error) or error.code().name.lower(), error.details() or "") from None
+        reason = reason_of(error)
+        if is_definite_refusal(error.code()) or reason in domain.RECORDED_CONFLICTS:
+            raise Refused(reason or error.code().name.lower(), error.details() or "") from None
         raise
 
 
@@ -57,7 +58,12 @@ class ApproveSaga:
     def handlers(self) -> dict[str, outbox.Handler]:
         return {domain.RESERVE: self.reserve_target, domain.HOLD: self.hold_escrow,
                 domain.CONFIRM: self.approve_target, domain.RELEASE: self.release_target,
-                domain.REFUND: self.refund_escrow}
+                domain.REFUND: self.refund_escrow, domain.REJECT: self.reject_target}
+
+    async def start_reject(self, uow, target_id: str, moderator_id: str, reason: str):
+        """Writes a pending reject decision and its step in the caller's
+        transaction; the caller dispatches the step after commit."""
+        return await store.start_reject(uow, target_id, moderator_id, reason, domain.REJECT, self.relay.policy.lease_s)
 
     async def start(self, uow, target_id: str, moderator_id: str) -> tuple[Decision, outbox.Message] | None:
         """Writes the decision and its first step in the caller's
@@ -195,4 +201,18 @@ class ApproveSaga:
         await call(self.campaigns.ReleaseTarget, campaigns_pb2.ReleaseTargetRequest(
             target_id=message.aggregate_id, decision_id=message.payload["decision_id"]))
         await self._advance(message, "compensating", "failed")
+        return True
+
+    async def reject_target(self, message: outbox.Message) -> bool:
+        """A reject decision's one step: campaigns rejects the target for it
+        (recorded per decision, so a repeat gets the same answer)."""
+        step = message.payload
+        try:
+            await call(self.campaigns.RejectTarget, campaigns_pb2.RejectTargetRequest(
+                target_id=message.aggregate_id, moderator_id=step["moderator_id"], reason=step["reason"],
+                decision_id=step["decision_id"]))
+        except Refused as refusal:
+            await self._advance(message, "pending", "failed", reason=refusal.code, reason_message=refusal.message)
+            return True
+        await self._advance(message, "pending", "rejected")
         return True

@@ -89,13 +89,20 @@ async def _step(uow, statement, params, done, follow, lease):
     return _decision(row), message
 
 
-async def insert_reject(uow: UnitOfWork, target_id: str, moderator_id: str, reason: str) -> Decision:
-    row = (await uow.execute(sa.text(f"""
-        INSERT INTO decisions (id, target_id, kind, status, moderator_id, reason)
-        VALUES (:id, :target_id, 'reject', 'rejected', :moderator_id, :reason)
-        RETURNING {_COLUMNS}"""), {"id": str(uuid.uuid4()), "target_id": target_id,
-                                  "moderator_id": moderator_id, "reason": reason})).one()
-    return _decision(row)
+_START_REJECT = _with_outbox("""
+    INSERT INTO decisions (id, target_id, kind, status, moderator_id, reason)
+    VALUES (:id, :target_id, 'reject', 'pending', :moderator_id, :reason)""")
+
+
+async def start_reject(uow: UnitOfWork, target_id: str, moderator_id: str, reason: str, topic: str,
+                       lease: float) -> tuple[Decision, outbox.Message]:
+    """A pending reject decision and its one step, born claimed."""
+    decision_id = str(uuid.uuid4())
+    payload = {"decision_id": decision_id, "moderator_id": moderator_id, "reason": reason}
+    row = (await uow.execute(_START_REJECT, {
+        "id": decision_id, "target_id": target_id, "moderator_id": moderator_id, "reason": reason,
+        **outbox.step_params(topic=topic, aggregate_id=target_id, payload=payload, lease=lease)})).one()
+    return _decision(row), outbox.Message(row.follow_id, topic, target_id, payload, 1)
 
 
 async def current_approve(uow: UnitOfWork, target_id: str) -> Decision | None:
@@ -108,9 +115,12 @@ async def current_approve(uow: UnitOfWork, target_id: str) -> Decision | None:
 
 
 async def latest_decision(uow: UnitOfWork, target_id: str) -> Decision | None:
+    """The newest decision about a target; a reject that campaigns refused
+    (an approve won the race) is shown only when there is nothing else."""
     row = (await uow.execute(sa.text(f"""
         SELECT {_COLUMNS} FROM decisions WHERE target_id = :t
-         ORDER BY created_at DESC, (status = 'approved') DESC LIMIT 1"""), {"t": target_id})).first()
+         ORDER BY (kind = 'reject' AND status = 'failed'), created_at DESC, (status = 'approved') DESC
+         LIMIT 1"""), {"t": target_id})).first()
     return _decision(row)
 
 

@@ -8,7 +8,7 @@ import grpc
 from adtech.campaigns.v1 import campaigns_pb2, campaigns_pb2_grpc
 from common.auth import Actor
 from common.db import Database
-from common.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound, Unavailable
 from common.grpc_errors import to_domain_error
 from services.moderation import domain, store
 from services.moderation.domain import Decision
@@ -78,15 +78,23 @@ class Moderation:
         raise Conflict("the target's approval changed meanwhile; try again")
 
     async def reject(self, moderator: Actor, target_id: str, reason: str) -> campaigns_pb2.Target:
-        """submitted → rejected in campaigns (which refuses with 409 while the
-        target is being approved), then the decision is recorded here."""
+        """submitted → rejected, as a recorded step: the pending decision and
+        the step commit together, campaigns carries it out (refusing with
+        409 while the target is being approved) and answers a repeat from
+        its record, so both services always end with the same outcome."""
         domain.require_moderator(moderator.role)
         reason = domain.valid_reason(reason)
-        reply = await ask(self.campaigns.RejectTarget, campaigns_pb2.RejectTargetRequest(
-            target_id=target_id, moderator_id=moderator.id, reason=reason))
-        async with self.db.single_statement("record_rejection") as uow:
-            await store.insert_reject(uow, target_id, moderator.id, reason)
-        return reply.target
+        await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))
+        async with self.db.single_statement("start_reject") as uow:
+            decision, step = await self.saga.start_reject(uow, target_id, moderator.id, reason)
+        self.saga.dispatch(step)
+        ended = await self.saga.wait_settled(decision.id, domain.REJECT_WAIT_S) or await self._read(decision.id)
+        if ended.status == "failed":
+            raise domain.reject_refusal(ended.reason, ended.reason_message or ended.reason)
+        if ended.status != "rejected":
+            raise Unavailable("The rejection is still being carried out; GET the decision for its end")
+        reply = await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))
+        return reply.snapshot.target
 
     async def latest_decision(self, moderator: Actor, target_id: str) -> Decision:
         domain.require_moderator(moderator.role)

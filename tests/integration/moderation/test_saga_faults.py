@@ -198,3 +198,40 @@ async def _snapshot(world, advertiser, target):
     money = await wallet(world, advertiser)
     escrow = await escrow_of(world, target.id)
     return decision.status, decision.escrow_id, decision.post_job_id, escrow.status, money.balance, money.held
+
+
+async def test_reject_delivered_twice_and_replayed_after_resubmit_rejects_once(stack, world):
+    from adtech.moderation.v1 import moderation_pb2 as mpb
+    recording = Recording(saga_relay(stack), times=2)
+    try:
+        advertiser, campaign, target = await world.ready_to_approve()
+        with acting_as(world.admin):
+            rejected = (await world.moderation.Reject(mpb.RejectRequest(target_id=target.id, reason="Off-topic"))).target
+    finally:
+        recording.restore()
+    assert rejected.status == "rejected"
+    with acting_as(advertiser):
+        await world.campaigns.SubmitTarget(campaigns_pb2.SubmitTargetRequest(campaign_id=campaign.id, target_id=target.id))
+    await recording.replay()  # the old reject step, late: answered from its record
+    assert (await target_of(world, advertiser, campaign, target.id)).status == "submitted"
+    decision = await decision_of(world, target.id)
+    assert (decision.decision, decision.status) == ("reject", "rejected")
+
+
+async def test_reject_refused_while_approving_is_recorded_as_failed_and_approve_stays_the_decision(stack, world, gate):
+    from adtech.moderation.v1 import moderation_pb2 as mpb
+    import grpc
+    hold = gate("payments", "HoldEscrow")
+    _, _, target = await world.ready_to_approve()
+    await approve(world, target.id, wait_ms=0)
+    await hold.reached.wait()
+    try:
+        with acting_as(world.admin):
+            await world.moderation.Reject(mpb.RejectRequest(target_id=target.id, reason="late"))
+        raise AssertionError("reject while approving must be refused")
+    except grpc.aio.AioRpcError as refused:
+        assert refused.code() == grpc.StatusCode.ABORTED
+    hold.opened.set()
+    final = await eventually(lambda: settled(world, target.id))
+    assert (final.decision, final.status) == ("approve", "approved")
+    await assert_consistent(stack)
