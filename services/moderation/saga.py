@@ -1,13 +1,13 @@
-"""The approve saga: one outbox message per step, each carrying the decision
-id. A step calls its peer, then in ONE moderation transaction moves the
-decision (guarded by its current status), marks the message delivered and
-writes the next message, born claimed so it is sent at once.
+"""The approve saga (and the one-step reject): one outbox message per step,
+each carrying the decision id. A step calls its peer, then ONE statement
+moves the decision (guarded by its current status), marks the message
+delivered and writes the next message, born claimed so it is sent at once.
 
 Peers answer repeats of a step from their record of it (DESIGN.md, saga step
 rules), and our moves are guarded, so a redelivered message finds nothing to
-move and changes nothing. Transient peer trouble is raised to the relay,
-which retries with backoff; a definite refusal runs the compensation its
-state owes and ends the saga `failed`."""
+move and changes nothing. Anything but a business refusal is raised to the
+relay, which repeats the step with backoff; a business refusal runs the
+compensation its state owes and ends the saga `failed`."""
 import asyncio
 import logging
 
@@ -47,6 +47,8 @@ async def call(method, request):
 
 
 class ApproveSaga:
+    """The steps, their compensations, and in-process waiters for the end."""
+
     def __init__(self, db: Database, campaigns: campaigns_pb2_grpc.CampaignsServiceStub,
                  payments: payments_pb2_grpc.PaymentsServiceStub):
         self.db = db
@@ -65,7 +67,7 @@ class ApproveSaga:
         transaction; the caller dispatches the step after commit."""
         return await store.start_reject(uow, target_id, moderator_id, reason, domain.REJECT, self.relay.policy.lease_s)
 
-    async def start(self, uow, target_id: str, moderator_id: str) -> tuple[Decision, outbox.Message] | None:
+    async def start_approve(self, uow, target_id: str, moderator_id: str) -> tuple[Decision, outbox.Message] | None:
         """Writes the decision and its first step in the caller's
         transaction; the caller dispatches the step after commit. None when
         another approve of the target is live."""

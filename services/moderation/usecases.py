@@ -62,7 +62,7 @@ class Moderation:
                                                reply.snapshot.approve_refusal_message)
         if refusal is None:
             async with self.db.single_statement("start_approve_saga") as uow:
-                started = await self.saga.start(uow, target_id, moderator_id)
+                started = await self.saga.start_approve(uow, target_id, moderator_id)
             if started is not None:
                 decision, first_step = started
                 self.saga.dispatch(first_step)
