@@ -3,6 +3,7 @@
 changes nothing. A step's move, the completion of the message it handled
 and the next message are one statement, which is its own transaction: one
 round trip per step (run them with `Database.single_statement`)."""
+import functools
 import uuid
 
 import sqlalchemy as sa
@@ -60,22 +61,29 @@ async def advance(uow: UnitOfWork, decision_id: str, current: str, wanted: str, 
     aggregate, payload) born claimed. (None, None) when the decision was no
     longer in `current`: a redelivered step."""
     assert_saga_move(current, wanted)
-    sets = "".join(f", {name} = :{name}" for name in fields)
-    statement = _with_outbox(f"""
+    return await _step(uow, _advance_statement(tuple(sorted(fields))),
+                       {"id": decision_id, "current": current, "wanted": wanted, **fields}, done, follow, lease)
+
+
+@functools.lru_cache(maxsize=32)
+def _advance_statement(field_names: tuple[str, ...]) -> sa.TextClause:
+    """Built once per set of columns a move sets (a handful exist)."""
+    sets = "".join(f", {name} = :{name}" for name in field_names)
+    return _with_outbox(f"""
         UPDATE decisions SET status = :wanted, updated_at = now(){sets}
          WHERE id = :id AND status = :current""")
-    return await _step(uow, statement, {"id": decision_id, "current": current, "wanted": wanted, **fields},
-                       done, follow, lease)
+
+
+_NOTE_FAILURE = _with_outbox("""
+    UPDATE decisions SET reason = :reason, reason_message = :message, updated_at = now()
+     WHERE id = :id AND status = :status AND reason IS NULL""")
 
 
 async def note_failure(uow: UnitOfWork, decision_id: str, status: str, reason: str, message: str, *, done: int,
                        follow: tuple[str, str, dict], lease: float) -> tuple[Decision | None, outbox.Message | None]:
     """Records why a saga will fail while its compensation (`follow`) runs;
     the decision keeps its status until the compensation is done."""
-    statement = _with_outbox("""
-        UPDATE decisions SET reason = :reason, reason_message = :message, updated_at = now()
-         WHERE id = :id AND status = :status AND reason IS NULL""")
-    return await _step(uow, statement, {"id": decision_id, "status": status, "reason": reason, "message": message},
+    return await _step(uow, _NOTE_FAILURE, {"id": decision_id, "status": status, "reason": reason, "message": message},
                        done, follow, lease)
 
 
