@@ -52,6 +52,17 @@ DDL = [
     "CREATE INDEX outbox_due ON outbox_messages (next_attempt_at, id) WHERE status = 'pending'",
     "CREATE INDEX outbox_aggregate_pending ON outbox_messages (aggregate_id, id) WHERE status = 'pending'",
 ]
+# Added later (each service's migration 0003): dead letters are counted by
+# readiness and verify without scanning the delivered history.
+DDL_DEAD_LETTER_INDEX = "CREATE INDEX IF NOT EXISTS outbox_dead ON outbox_messages (id) WHERE status = 'dead'"
+
+# Delivered history older than the retention, oldest first, a batch at a
+# time (the primary key walks it in order; old rows come first).
+_PURGE = sa.text("""
+    DELETE FROM outbox_messages WHERE id IN (
+        SELECT id FROM outbox_messages
+         WHERE status = 'delivered' AND delivered_at < now() - make_interval(secs => CAST(:keep AS float8))
+         ORDER BY id LIMIT :batch)""")
 
 _INSERT = sa.text("""
     INSERT INTO outbox_messages (topic, aggregate_id, payload, attempts, claimed_until)
@@ -157,6 +168,8 @@ class RelayPolicy:
     backoff_cap_s: float = 60.0
     poll_s: float = 1.0
     max_in_flight: int = 128
+    retention_s: float = 24 * 3600  # delivered messages kept this long, then purged
+    purge_every_s: float = 60.0
 
 
 class OutboxSettings(CommonSettings):
@@ -166,12 +179,13 @@ class OutboxSettings(CommonSettings):
     outbox_backoff_base_ms: int = Field(default=200, ge=1, le=60_000, description="First retry delay of a failed outbox delivery (doubles, with jitter)")
     outbox_backoff_cap_ms: int = Field(default=60_000, ge=1, le=600_000, description="Longest retry delay of a failed outbox delivery")
     outbox_poll_ms: int = Field(default=1000, ge=10, le=60_000, description="How often a relay looks for due messages when nothing woke it")
+    outbox_retention_hours: float = Field(default=24, gt=0, le=24 * 365, description="How long delivered outbox messages are kept before the relay purges them")
     outbox_lease_ms: int = Field(default=30_000, ge=100, le=3_600_000, description="How long a relay's claim on a message lasts; a claim whose holder died is retried after it")
 
     def relay_policy(self) -> RelayPolicy:
         return RelayPolicy(max_attempts=self.outbox_max_attempts, backoff_base_s=self.outbox_backoff_base_ms / 1000,
                            backoff_cap_s=self.outbox_backoff_cap_ms / 1000, poll_s=self.outbox_poll_ms / 1000,
-                           lease_s=self.outbox_lease_ms / 1000)
+                           lease_s=self.outbox_lease_ms / 1000, retention_s=self.outbox_retention_hours * 3600)
 
 
 class Relay:
@@ -197,8 +211,12 @@ class Relay:
 
     async def run(self) -> None:
         await self._listen()
+        next_purge = asyncio.get_running_loop().time()
         try:
             while True:
+                if asyncio.get_running_loop().time() >= next_purge:
+                    await self.purge_delivered()
+                    next_purge = asyncio.get_running_loop().time() + self.policy.purge_every_s
                 self._wake.clear()
                 claimed = await self._claim()
                 for message in claimed:
@@ -212,6 +230,20 @@ class Relay:
                     pass
         finally:
             await self.stop()
+
+    async def purge_delivered(self, batch: int = 1000) -> int:
+        """Deletes delivered messages older than the retention; returns how many."""
+        purged = 0
+        try:
+            while True:
+                async with self.db.single_statement("purge_delivered_outbox_messages") as uow:
+                    deleted = (await uow.execute(_PURGE, {"keep": self.policy.retention_s, "batch": batch})).rowcount
+                purged += deleted
+                if deleted < batch:
+                    return purged
+        except Exception:
+            log.exception("purging delivered outbox messages failed; next time")
+            return purged
 
     async def drain(self) -> None:
         """Waits for the deliveries under way (tests, graceful stop)."""

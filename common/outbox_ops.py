@@ -8,12 +8,14 @@ from common.db import Database
 from common.pagination import page_limit
 from common.timestamps import to_timestamp
 
+# Each part reads only pending or dead rows through their partial indexes,
+# never the delivered history.
 _STATS = sa.text("""
-    SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
-           count(*) FILTER (WHERE status = 'dead') AS dead,
-           coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0) AS oldest,
-           coalesce(max(attempts) FILTER (WHERE status = 'pending'), 0) AS max_attempts
-      FROM outbox_messages WHERE status <> 'delivered'""")
+    SELECT (SELECT count(*) FROM outbox_messages WHERE status = 'pending') AS pending,
+           (SELECT count(*) FROM outbox_messages WHERE status = 'dead') AS dead,
+           coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM outbox_messages
+                                                 WHERE status = 'pending')), 0) AS oldest,
+           coalesce((SELECT max(attempts) FROM outbox_messages WHERE status = 'pending'), 0) AS max_attempts""")
 
 
 async def outbox_stats(db: Database) -> dict:

@@ -49,11 +49,15 @@ LATEST = dt.datetime(9999, 12, 30, tzinfo=dt.timezone.utc)
 
 def _typed(value, kind):
     if kind is dt.datetime:
+        if not isinstance(value, str):
+            raise ValueError
         parsed = dt.datetime.fromisoformat(value)
         if parsed.tzinfo is None or not EARLIEST <= parsed <= LATEST:
             raise ValueError
         return parsed.astimezone(dt.timezone.utc)
     if kind is uuid.UUID:
+        if not isinstance(value, str):
+            raise ValueError
         return uuid.UUID(value)
     if kind is int:
         if not isinstance(value, int) or isinstance(value, bool) or value not in INT64:

@@ -1,15 +1,17 @@
 """Liveness, and readiness as each service's standard gRPC health says."""
 import asyncio
+from typing import Annotated
 
 import grpc
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from grpc_health.v1 import health_pb2
 from pydantic import BaseModel
 
 from adtech.ops.v1 import ops_pb2
-from common.auth import SYSTEM, acting_as
-from gateway.deps import AllServices
+from gateway.deps import AllServices, current_user
+from gateway.errors import ApiError
 
 router = APIRouter(prefix="/api/health", tags=["health"])
 
@@ -34,12 +36,19 @@ async def live() -> Live:
 
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready, "description": "A service is not serving"}})
-async def ready(services: AllServices, details: bool = False) -> JSONResponse:
+async def ready(services: AllServices, request: Request, details: bool = False,
+                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))] = None,
+                ) -> JSONResponse:
     """Asks each service's gRPC health. 503 names the one not SERVING
     (NOT_SERVING, UNREACHABLE or UNKNOWN). With `?details=true` the body
     adds `outbox`: each outbox's backlog (pending, dead letters, age of the
     oldest pending message, attempts); it informs, it does not decide
-    readiness. Without it the body is exactly API.md's."""
+    readiness, and needs an admin token. Without it the body is exactly
+    API.md's and no token is needed."""
+    if details:
+        user = await current_user(request, credentials)  # 401 without a valid token
+        if user.role != "admin":
+            raise ApiError(403, "forbidden", "readiness details are for admins")
     names = list(services.health)
     states = await asyncio.gather(*(_probe(services.health[name]) for name in names))
     report = dict(zip(names, states))
@@ -54,8 +63,7 @@ async def ready(services: AllServices, details: bool = False) -> JSONResponse:
 
 async def _backlog(stub) -> dict | None:
     try:
-        with acting_as(SYSTEM):  # the gateway's own question, not a user's
-            stats = await stub.GetOutboxStats(ops_pb2.GetOutboxStatsRequest(), timeout=PROBE_DEADLINE_S)
+        stats = await stub.GetOutboxStats(ops_pb2.GetOutboxStatsRequest(), timeout=PROBE_DEADLINE_S)
     except grpc.aio.AioRpcError:
         return None
     return {"pending": stats.pending, "dead": stats.dead, "maxAttempts": stats.max_attempts,

@@ -59,9 +59,13 @@ def _refusal(reason: str, message: str) -> ApiError:
 
 
 @router.post("/targets/{target_id}/reject", response_model=views.Target)
-async def reject(target_id: uuid.UUID, body: Rejection, user: Admin, moderation: ModerationApi) -> views.Target:
+async def reject(target_id: uuid.UUID, body: Rejection, user: Admin, moderation: ModerationApi,
+                 request: Request) -> views.Target:
     """Rejects a submitted target with a reason (409 while it is being approved)."""
-    reply = await moderation.Reject(pb.RejectRequest(target_id=str(target_id), reason=body.reason))
+    wait_ms = request.app.state.settings.moderation_approve_wait_ms
+    deadline_s = (wait_ms + request.app.state.settings.grpc_deadline_ms) / 1000
+    reply = await moderation.Reject(pb.RejectRequest(target_id=str(target_id), reason=body.reason, wait_ms=wait_ms),
+                                    timeout=deadline_s)
     return views.target(reply.target)
 
 

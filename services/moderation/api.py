@@ -27,7 +27,7 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
 
     async def Reject(self, request, context):
         target = await self.moderation.reject(require_actor(), parse_uuid(request.target_id, "target_id"),
-                                              request.reason)
+                                              request.reason, request.wait_ms)
         return moderation_pb2.RejectResponse(target=target)
 
     async def GetDecision(self, request, context):

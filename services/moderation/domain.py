@@ -34,9 +34,10 @@ REJECT = "reject.reject_target"
 # repeat gets the same answer, so they end the step like a refusal.
 RECORDED_CONFLICTS = frozenset({"target_being_approved"})
 
-# How long a reject waits for campaigns' answer before saying it is still
-# being recorded (the step goes on; GetDecision shows its end).
-REJECT_WAIT_S = 10.0
+# How long a reject waits for campaigns' answer, unless the caller says,
+# before saying it is still being carried out (the step goes on;
+# GetDecision shows its end).
+DEFAULT_REJECT_WAIT_MS = 3000
 
 
 

@@ -99,18 +99,29 @@ async def _step(uow, statement, params, done, follow, lease):
 
 _START_REJECT = _with_outbox("""
     INSERT INTO decisions (id, target_id, kind, status, moderator_id, reason)
-    VALUES (:id, :target_id, 'reject', 'pending', :moderator_id, :reason)""")
+    VALUES (:id, :target_id, 'reject', 'pending', :moderator_id, :reason)
+    ON CONFLICT (target_id) WHERE kind = 'reject' AND status = 'pending' DO NOTHING""")
 
 
 async def start_reject(uow: UnitOfWork, target_id: str, moderator_id: str, reason: str, topic: str,
-                       lease: float) -> tuple[Decision, outbox.Message]:
-    """A pending reject decision and its one step, born claimed."""
+                       lease: float) -> tuple[Decision, outbox.Message] | None:
+    """A pending reject decision and its one step, born claimed; None when
+    a reject of the target is pending already (one_pending_reject_per_target)."""
     decision_id = str(uuid.uuid4())
     payload = {"decision_id": decision_id, "moderator_id": moderator_id, "reason": reason}
     row = (await uow.execute(_START_REJECT, {
         "id": decision_id, "target_id": target_id, "moderator_id": moderator_id, "reason": reason,
-        **outbox.step_params(topic=topic, aggregate_id=target_id, payload=payload, lease=lease)})).one()
+        **outbox.step_params(topic=topic, aggregate_id=target_id, payload=payload, lease=lease)})).first()
+    if row is None:
+        return None
     return _decision(row), outbox.Message(row.follow_id, topic, target_id, payload, 1)
+
+
+async def pending_reject(uow: UnitOfWork, target_id: str) -> Decision | None:
+    row = (await uow.execute(sa.text(f"""
+        SELECT {_COLUMNS} FROM decisions WHERE target_id = :t AND kind = 'reject' AND status = 'pending'"""),
+        {"t": target_id})).first()
+    return _decision(row)
 
 
 async def current_approve(uow: UnitOfWork, target_id: str) -> Decision | None:
@@ -123,12 +134,13 @@ async def current_approve(uow: UnitOfWork, target_id: str) -> Decision | None:
 
 
 async def latest_decision(uow: UnitOfWork, target_id: str) -> Decision | None:
-    """The newest decision about a target; a reject that campaigns refused
-    (an approve won the race) is shown only when there is nothing else."""
+    """The newest decision about a target. A reject that campaigns refused
+    decided nothing (the target was not submitted, or an approve won), so
+    it is not one."""
     row = (await uow.execute(sa.text(f"""
-        SELECT {_COLUMNS} FROM decisions WHERE target_id = :t
-         ORDER BY (kind = 'reject' AND status = 'failed'), created_at DESC, (status = 'approved') DESC
-         LIMIT 1"""), {"t": target_id})).first()
+        SELECT {_COLUMNS} FROM decisions
+         WHERE target_id = :t AND NOT (kind = 'reject' AND status = 'failed')
+         ORDER BY created_at DESC, (status = 'approved') DESC LIMIT 1"""), {"t": target_id})).first()
     return _decision(row)
 
 

@@ -77,18 +77,30 @@ class Moderation:
             raise refusal
         raise Conflict("the target's approval changed meanwhile; try again")
 
-    async def reject(self, moderator: Actor, target_id: str, reason: str) -> campaigns_pb2.Target:
+    async def reject(self, moderator: Actor, target_id: str, reason: str, wait_ms: int) -> campaigns_pb2.Target:
         """submitted → rejected, as a recorded step: the pending decision and
         the step commit together, campaigns carries it out (refusing with
         409 while the target is being approved) and answers a repeat from
         its record, so both services always end with the same outcome."""
         domain.require_moderator(moderator.role)
         reason = domain.valid_reason(reason)
+        domain.check_wait(wait_ms)
+        wait_s = (wait_ms or domain.DEFAULT_REJECT_WAIT_MS) / 1000
         await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))
         async with self.db.single_statement("start_reject") as uow:
-            decision, step = await self.saga.start_reject(uow, target_id, moderator.id, reason)
-        self.saga.dispatch(step)
-        ended = await self.saga.wait_settled(decision.id, domain.REJECT_WAIT_S) or await self._read(decision.id)
+            started = await self.saga.start_reject(uow, target_id, moderator.id, reason)
+        if started is not None:
+            decision, step = started
+            self.saga.dispatch(step)
+            recheck = None
+        else:  # a reject of this target is in flight: its outcome answers this one
+            async with self.db.single_statement("read_pending_reject") as uow:
+                decision = await store.pending_reject(uow, target_id)
+            if decision is None:
+                raise Conflict("The target's rejection changed meanwhile; try again")
+            recheck = lambda: self._read(decision.id)  # noqa: E731
+        ended = await self.saga.wait_settled(decision.id, wait_s, recheck=recheck) \
+            or await self._read(decision.id)
         if ended.status == "failed":
             raise domain.reject_refusal(ended.reason, ended.reason_message or ended.reason)
         if ended.status != "rejected":

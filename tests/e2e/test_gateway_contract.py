@@ -396,8 +396,14 @@ async def test_approve_that_has_not_settled_within_the_wait_is_202(api, http_no_
     assert decision["decisionId"] == body["decisionId"]
 
 
+async def test_ready_details_are_for_admins(http):
+    assert (await http.get("/api/health/ready", params={"details": "true"})).status_code == 401
+    advertiser = User("advertiser").auth
+    assert (await http.get("/api/health/ready", params={"details": "true"}, headers=advertiser)).status_code == 403
+
+
 async def test_ready_details_report_each_outbox_backlog(http):
-    response = await http.get("/api/health/ready", params={"details": "true"})
+    response = await http.get("/api/health/ready", params={"details": "true"}, headers=User("admin").auth)
     assert response.status_code == 200
     outbox = response.json()["outbox"]
     assert set(outbox) == {"campaigns", "moderation"}

@@ -71,3 +71,15 @@ async def test_lost_connection_in_a_cascade_refund_is_repeated(stack, world, mon
     assert (await escrow_of(world, target.id)).status == "refunded" and len(flaky.calls) >= 2
     money = await wallet(world, advertiser)
     assert (money.balance, money.held) == (5_000, 0)
+
+
+async def test_lost_database_connection_answers_unavailable_not_internal(stack, world, monkeypatch):
+    import grpc
+    from adtech.campaigns.v1 import campaigns_pb2 as cpb
+
+    async def broken(*args, **kwargs):
+        raise ConnectionResetError("connection to the database lost")
+    monkeypatch.setattr(campaigns_steps, "snapshot", broken)
+    with pytest.raises(grpc.aio.AioRpcError) as refused, acting_as(world.admin):
+        await world.campaigns.GetTargetSnapshot(cpb.GetTargetSnapshotRequest(target_id=str(__import__("uuid").uuid4())))
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -235,3 +235,46 @@ async def test_reject_refused_while_approving_is_recorded_as_failed_and_approve_
     final = await eventually(lambda: settled(world, target.id))
     assert (final.decision, final.status) == ("approve", "approved")
     await assert_consistent(stack)
+
+
+async def test_retried_reject_joins_the_one_in_flight(stack, world, gate):
+    import grpc
+    from adtech.moderation.v1 import moderation_pb2 as mpb
+    held = gate("campaigns", "RejectTarget")
+    advertiser, campaign, target = await world.ready_to_approve()
+    with acting_as(world.admin):
+        try:
+            await world.moderation.Reject(mpb.RejectRequest(target_id=target.id, reason="first", wait_ms=200))
+            raise AssertionError("the first reject cannot have ended: campaigns is held")
+        except grpc.aio.AioRpcError as pending:
+            assert pending.code() == grpc.StatusCode.UNAVAILABLE
+        retry = asyncio.ensure_future(world.moderation.Reject(mpb.RejectRequest(target_id=target.id, reason="second")))
+        await asyncio.sleep(0.2)
+        held.opened.set()
+        rejected = (await retry).target
+    assert (rejected.status, rejected.moderation_reason) == ("rejected", "first")
+    decision = await decision_of(world, target.id)
+    assert (decision.status, decision.reason) == ("rejected", "first")
+
+
+async def test_refused_reject_leaves_the_target_undecided(stack, world):
+    import grpc
+    from adtech.moderation.v1 import moderation_pb2 as mpb
+    advertiser = __import__("tests.factories", fromlist=["new_actor"]).new_actor("advertiser")
+    channel = await world.approved_channel()
+    campaign = await world.active_campaign(advertiser)
+    with acting_as(advertiser):
+        pending = (await world.campaigns.CreateTarget(campaigns_pb2.CreateTargetRequest(
+            campaign_id=campaign.id, channel_id=channel.id,
+            scheduled_at=(await world.submitted_target(advertiser, campaign, channel)).scheduled_at))).target
+    with acting_as(world.admin):
+        try:
+            await world.moderation.Reject(mpb.RejectRequest(target_id=pending.id, reason="not yet submitted"))
+            raise AssertionError("a pending target cannot be rejected")
+        except grpc.aio.AioRpcError as refused:
+            assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        try:
+            await world.moderation.GetDecision(mpb.GetDecisionRequest(target_id=pending.id))
+            raise AssertionError("a refused reject decided nothing")
+        except grpc.aio.AioRpcError as none:
+            assert none.code() == grpc.StatusCode.NOT_FOUND

@@ -167,3 +167,19 @@ async def _is(db, message_id, status) -> bool:
 async def _all_delivered(db, count) -> bool:
     values = list((await statuses(db)).values())
     return len(values) == count and set(values) == {"delivered"}
+
+
+async def test_delivered_messages_older_than_the_retention_are_purged(db):
+    handler = Recorder()
+    relay = Relay(db, {"t": handler}, RelayPolicy(poll_s=0.05, retention_s=3600))
+    task = await running(relay)
+    old, recent = await put(db), await put(db)
+    await eventually(lambda: _all_delivered(db, 2))
+    await stop(task)
+    async with db.unit_of_work("age_a_message") as uow:
+        await uow.execute(sa.text("UPDATE outbox_messages SET delivered_at = now() - interval '2 hours' WHERE id = :i"),
+                          {"i": old.id})
+        await uow.commit()
+    pending = await put(db, aggregate="other")
+    assert await relay.purge_delivered() == 1
+    assert set(await statuses(db)) == {recent.id, pending.id}

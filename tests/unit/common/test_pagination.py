@@ -35,11 +35,17 @@ def test_integer_cursor_outside_int64_or_malformed_is_invalid_input(cursor):
 
 
 @pytest.mark.parametrize("when", [
-    "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00", "yesterday",
+    "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00", "yesterday", 5, None,
 ])
 def test_time_cursor_the_database_cannot_compare_is_invalid_input(when):
     with pytest.raises(InvalidInput):
         decode_cursor(raw(when, str(uuid.uuid4())), dt.datetime, uuid.UUID)
+
+
+@pytest.mark.parametrize("identifier", [5, None, [], "not-a-uuid"])
+def test_cursor_id_that_is_not_a_uuid_string_is_invalid_input(identifier):
+    with pytest.raises(InvalidInput):
+        decode_cursor(raw("2026-01-01T00:00:00+00:00", identifier), dt.datetime, uuid.UUID)
 
 
 @given(st.text(max_size=200))
