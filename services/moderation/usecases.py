@@ -89,18 +89,18 @@ class Moderation:
         await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))
         async with self.db.single_statement("start_reject") as uow:
             started = await self.saga.start_reject(uow, target_id, moderator.id, reason)
-        if started is not None:
-            decision, step = started
-            self.saga.dispatch(step)
-            recheck = None
-        else:  # a reject of this target is in flight: its outcome answers this one
+        joined = started is None
+        if joined:  # a reject of this target is in flight: its outcome answers this one
             async with self.db.single_statement("read_pending_reject") as uow:
                 decision = await store.pending_reject(uow, target_id)
             if decision is None:
                 raise Conflict("The target's rejection changed meanwhile; try again")
-            recheck = lambda: self._read(decision.id)  # noqa: E731
-        ended = await self.saga.wait_settled(decision.id, wait_s, recheck=recheck) \
-            or await self._read(decision.id)
+        else:
+            decision, step = started
+            self.saga.dispatch(step)
+        ended = await self.saga.wait_settled(decision.id, wait_s,
+                                             recheck=(lambda: self._read(decision.id)) if joined else None)
+        ended = ended or await self._read(decision.id)
         if ended.status == "failed":
             raise domain.reject_refusal(ended.reason, ended.reason_message or ended.reason)
         if ended.status != "rejected":
