@@ -94,11 +94,6 @@ class UnitOfWork:
         self.name = name
         self.committed = False
 
-    @property
-    def session(self) -> AsyncConnection:
-        """The connection (the name older call sites use)."""
-        return self.connection
-
     async def execute(self, statement, params=None):
         return await self.connection.execute(statement, params)
 
