@@ -12,16 +12,22 @@ Leaving the block without `commit()` rolls back. Driver errors are
 translated once, here, by SQLSTATE and constraint name."""
 import asyncio
 import contextlib
+import dataclasses
+import functools
+import json
 import logging
 import pathlib
 import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from common.errors import Conflict
 
@@ -34,6 +40,10 @@ FOREIGN_KEY_VIOLATION = "23503"
 SERIALIZATION_FAILURE = "40001"
 DEADLOCK_DETECTED = "40P01"
 RETRYABLE_SQLSTATES = {SERIALIZATION_FAILURE, DEADLOCK_DETECTED}
+
+# What a statement raises when PostgreSQL refuses it; match it with
+# `sqlstate()` / `is_unique_violation()`, never by message.
+DatabaseError = asyncpg.PostgresError
 
 
 def start_embedded_server(data_dir: pathlib.Path) -> str:
@@ -74,60 +84,199 @@ async def ensure_database(server: str, database: str) -> None:
 
 
 def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error (asyncpg's own, or wrapped by SQLAlchemy)."""
+    if isinstance(error, asyncpg.PostgresError):
+        return error.sqlstate
     orig = getattr(error, "orig", None)
     return getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
 
 
 def constraint_name(error: BaseException) -> str | None:
+    if isinstance(error, asyncpg.PostgresError):
+        return getattr(error, "constraint_name", None)
     orig = getattr(error, "orig", None)
     cause = getattr(orig, "__cause__", None)
     return getattr(cause, "constraint_name", None)
 
 
-class UnitOfWork:
-    """One transaction for one use case, on one pooled connection. Core
-    statements only (no ORM session: nothing here needs identity maps, and
-    the ORM's per-statement overhead is a third of a small step's cost)."""
+class Row(tuple):
+    """A result row: by position, by attribute, and as a mapping (`_mapping`)."""
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+    _index: dict[str, int] = {}
 
-    def __init__(self, connection: AsyncConnection, name: str):
+    def __getattr__(self, name: str):
+        try:
+            return self[type(self)._index[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> dict:
+        return dict(zip(self._fields, self))
+
+
+@functools.lru_cache(maxsize=1024)
+def _row_class(fields: tuple[str, ...]) -> type[Row]:
+    return type("Row", (Row,), {"__slots__": (), "_fields": fields, "_index": {f: i for i, f in enumerate(fields)}})
+
+
+class Result:
+    """The rows a statement returned (or the count it changed)."""
+    __slots__ = ("rows", "rowcount")
+
+    def __init__(self, rows: list[Row], rowcount: int):
+        self.rows, self.rowcount = rows, rowcount
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def all(self) -> list[Row]:
+        return self.rows
+
+    def first(self) -> Row | None:
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> Row:
+        if len(self.rows) != 1:
+            raise LookupError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0]
+
+    def one_or_none(self) -> Row | None:
+        if len(self.rows) > 1:
+            raise LookupError(f"expected at most one row, got {len(self.rows)}")
+        return self.rows[0] if self.rows else None
+
+    def scalar(self):
+        return self.rows[0][0] if self.rows else None
+
+    def scalar_one(self):
+        return self.one()[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]
+
+
+_COMPILED: dict[str, _Compiled] = {}
+
+
+def _compiled(statement) -> _Compiled:
+    """A `sa.text()` statement rendered once for the driver ($n
+    placeholders, in the order its named parameters appear)."""
+    key = statement if isinstance(statement, str) else getattr(statement, "text", None) or str(statement)
+    found = _COMPILED.get(key)
+    if found is None:
+        clause = sa.text(statement) if isinstance(statement, str) else statement
+        compiled = clause.compile(dialect=_DIALECT)
+        found = _COMPILED[key] = _Compiled(str(compiled), tuple(compiled.positiontup or ()))
+    return found
+
+
+_DIALECT = pg_asyncpg.dialect()
+
+
+class _Connection(asyncpg.Connection):
+    """A connection that keeps its prepared statements (and the row class
+    of each) for its whole life: PostgreSQL parses and plans each once per
+    session, not once per call."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prepared: dict[str, tuple[asyncpg.prepared_stmt.PreparedStatement, type[Row]]] = {}
+
+    async def prepared(self, sql: str):
+        found = self._prepared.get(sql)
+        if found is None:
+            statement = await self.prepare(sql)
+            fields = tuple(attribute.name for attribute in statement.get_attributes())
+            found = self._prepared[sql] = (statement, _row_class(fields))
+        return found
+_STATUS_COUNT = re.compile(r"(\d+)$")
+
+
+class UnitOfWork:
+    """One transaction for one use case (or one statement on its own), on
+    one pooled connection. Statements are `sa.text()` clauses with named
+    parameters, compiled once per process and prepared once per connection
+    (asyncpg's statement cache), so PostgreSQL plans each once per session."""
+
+    def __init__(self, connection: asyncpg.Connection, name: str, transaction=None):
         self.connection = connection
         self.name = name
         self.committed = False
+        self._transaction = transaction
 
-    async def execute(self, statement, params=None):
-        return await self.connection.execute(statement, params)
+    async def execute(self, statement, params: dict | None = None) -> Result:
+        compiled = _compiled(statement)
+        args = [params[name] for name in compiled.names] if compiled.names else ()
+        prepared, row_class = await self.connection.prepared(compiled.sql)
+        records = await prepared.fetch(*args)
+        status = prepared.get_statusmsg() or ""
+        counted = _STATUS_COUNT.search(status)
+        return Result([row_class(record) for record in records], int(counted.group(1)) if counted else len(records))
 
-    async def scalar(self, statement, params=None):
-        return await self.connection.scalar(statement, params)
-
-    def savepoint(self):
-        """A nested transaction: a failure inside it leaves the outer one usable."""
-        return self.connection.begin_nested()
+    async def scalar(self, statement, params: dict | None = None):
+        return (await self.execute(statement, params)).scalar()
 
     async def commit(self) -> None:
-        await self.connection.commit()
+        await self._transaction.commit()
         self.committed = True
+class PoolExhausted(Exception):
+    """No connection became free in time: the database is overloaded, so
+    the caller may repeat the call later."""
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10):
+    """A service's database: a fixed pool of long-lived connections (no
+    churn: every new session would parse and plan every statement again)
+    and the two ways a use case runs on it."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, acquire_timeout_s: float = 30.0):
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False,
-            connect_args={"server_settings": {"application_name": "adtech"}},
-        )
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.pool_size = pool_size
+        self.acquire_timeout_s = acquire_timeout_s
+        self._pool: _Pool | None = None
+
+    async def _connect(self) -> "_Connection":
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = await asyncpg.connect(dsn, connection_class=_Connection, server_settings=SESSION_SETTINGS)
+        await _session_setup(connection)
+        return connection
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator["_Connection"]:
+        if self._pool is None:
+            self._pool = _Pool(self._connect, self.pool_size)
+        connection = await self._pool.acquire(self.acquire_timeout_s)
+        try:
+            yield connection
+        except BaseException as error:
+            if not isinstance(error, asyncpg.PostgresError):
+                # Cancelled or cut off mid-statement: the session's state is
+                # unknown, so it is closed rather than handed to another call.
+                connection.terminate()
+            raise
+        finally:
+            self._pool.release(connection)
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self, name: str) -> AsyncIterator[UnitOfWork]:
-        async with self.engine.connect() as connection:
-            uow = UnitOfWork(connection, name)
+        async with self._connection() as connection:
+            transaction = connection.transaction()
+            await transaction.start()
+            uow = UnitOfWork(connection, name, transaction)
             try:
-                await connection.begin()
                 yield uow
-            finally:
-                if not uow.committed:
-                    await connection.rollback()
+            except asyncpg.PostgresError:
+                await _roll_back(connection, transaction, uow)
+                raise
+            except BaseException:
+                raise  # the connection is closed on the way out; the transaction dies with it
+            else:
+                await _roll_back(connection, transaction, uow)
 
     @contextlib.asynccontextmanager
     async def single_statement(self, name: str) -> AsyncIterator[UnitOfWork]:
@@ -136,7 +285,7 @@ class Database:
         atomic, constraints and deferred triggers checked at its end), so the
         BEGIN and COMMIT/ROLLBACK round trips are pure cost. Several
         statements that must agree or commit together need `unit_of_work`."""
-        async with self._autocommit.connect() as connection:
+        async with self._connection() as connection:
             yield UnitOfWork(connection, name)
 
     async def retrying(self, fn: Callable[[], Awaitable[T]], *, attempts: int = 5) -> T:
@@ -145,7 +294,7 @@ class Database:
         for attempt in range(attempts):
             try:
                 return await fn()
-            except DBAPIError as error:
+            except DatabaseError as error:
                 if sqlstate(error) not in RETRYABLE_SQLSTATES:
                     raise
                 log.info("retrying after %s (attempt %d)", sqlstate(error), attempt + 1)
@@ -153,7 +302,84 @@ class Database:
         raise Conflict("a concurrent change won; try again")
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+class _Pool:
+    """At most `size` sessions, kept open for the life of the process and
+    reused last-in first-out. (asyncpg's own pool invalidates a session's
+    prepared statements at every release and resets the session with a
+    round trip; ours keeps both, as nothing in our sessions needs a reset.)"""
+
+    def __init__(self, connect: Callable[[], Awaitable["_Connection"]], size: int):
+        self._connect = connect
+        self._idle: list[_Connection] = []
+        self._free = asyncio.Semaphore(size)
+        self._closed = False
+
+    async def acquire(self, timeout_s: float) -> "_Connection":
+        if self._free.locked():
+            try:
+                await asyncio.wait_for(self._free.acquire(), timeout_s)
+            except asyncio.TimeoutError:
+                raise PoolExhausted(f"no database connection free within {timeout_s:g}s") from None
+        else:
+            await self._free.acquire()
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.is_closed():
+                return connection
+        try:
+            return await self._connect()
+        except BaseException:
+            self._free.release()
+            raise
+
+    def release(self, connection: "_Connection") -> None:
+        if self._closed or connection.is_closed() or connection.is_in_transaction():
+            connection.terminate()
+        else:
+            self._idle.append(connection)
+        self._free.release()
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            try:
+                await asyncio.wait_for(connection.close(), 5)
+            except Exception:
+                connection.terminate()
+
+
+async def _roll_back(connection: asyncpg.Connection, transaction, uow: UnitOfWork) -> None:
+    """Ends a unit of work left without commit; a session that cannot roll
+    back is closed instead, so it never reaches another caller."""
+    if uow.committed or connection.is_closed():
+        return
+    try:
+        await transaction.rollback()
+    except Exception:
+        connection.terminate()
+
+
+# Every session of a service. Generic plans: the hot statements are key
+# lookups whose best plan does not depend on the values, and a custom plan
+# would make PostgreSQL plan them again on every execution.
+SESSION_SETTINGS = {"application_name": "adtech", "plan_cache_mode": "force_generic_plan"}
+
+
+async def _session_setup(connection: asyncpg.Connection) -> None:
+    """json/jsonb arrive as Python values and are sent as JSON text."""
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(name, encoder=_identity, decoder=json.loads, schema="pg_catalog",
+                                        format="text")
+
+
+def _identity(value):
+    return value
 
 
 # SQLSTATE classes that say "the database could not answer now", not "no":
@@ -164,9 +390,12 @@ TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
 def is_transient(error: BaseException) -> bool:
     """The database (or the way to it) failed, not the request: the caller
     may repeat the call. Whether the transaction committed is unknown."""
-    if isinstance(error, (OSError, sa.exc.TimeoutError)):
+    if isinstance(error, (OSError, PoolExhausted, asyncio.TimeoutError, asyncpg.InterfaceError)):
         return True
-    if isinstance(error, DBAPIError):
+    if isinstance(error, asyncpg.PostgresError):
+        state = sqlstate(error) or ""
+        return state in RETRYABLE_SQLSTATES or state[:2] in TRANSIENT_SQLSTATE_CLASSES
+    if isinstance(error, DBAPIError):  # SQLAlchemy (migrations, tools)
         state = sqlstate(error) or ""
         return bool(error.connection_invalidated) or state in RETRYABLE_SQLSTATES or \
             state[:2] in TRANSIENT_SQLSTATE_CLASSES or isinstance(error, sa.exc.InterfaceError)

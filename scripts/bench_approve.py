@@ -1,25 +1,26 @@
 """Approve benchmark through the gateway (make bench-approve / make bench).
 
 Starts the whole stack as `make run` does (separate processes, embedded
-PostgreSQL in a temporary data directory, free ports) unless --base-url
-points at a running one. Prepares funded advertisers with submitted targets,
-then for each moderator count approves distinct targets back-to-back and
-reports approve latency (p50/p95/p99 of settled approvals: 200 with escrow
-and post job), settled approvals per second, errors and outbox lag; then
-the seed's single-transaction approve on the same PostgreSQL server as the
-baseline, and the ratios. Figures also go to a JSON file."""
+PostgreSQL in a temporary data directory, free ports, the default log
+level; pg_stat_statements loaded) unless --base-url points at a running
+one. Runs, in one go: the seed's single-transaction approve on the same
+PostgreSQL server as the baseline (1, 10 and 50 concurrent), then 1, 10 and
+50 moderators approving distinct targets back-to-back (each on its own
+advertisers), then the seed's E.5 (50 parallel campaigns of 2 targets).
+For each phase: p50/p95/p99 of settled approvals (200 with escrow and post
+job), settled per second, errors, outbox lag, CPU ms per approve per
+process (PostgreSQL and the supervisor included, read from /proc), and
+PostgreSQL's planning and execution ms per approve per database (from
+pg_stat_statements); then the ratios to the baseline. Figures also go to a
+JSON file (bench-results/approve.json)."""
 import argparse
 import asyncio
 import datetime as dt
 import json
 import os
 import pathlib
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -28,59 +29,9 @@ import jwt
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "gen"), str(ROOT / "scripts")]
 
+from benchstack import Stack, StatStatements  # noqa: E402
 from leanhttp import Connection  # noqa: E402
 import seed_baseline  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Stack:
-    """`adtech run` in a temporary data directory on free ports."""
-
-    def __init__(self):
-        self.data_dir = pathlib.Path(tempfile.mkdtemp(prefix="adtech-bench-"))
-        self.ports = {name: free_port() for name in ("campaigns", "moderation", "payments", "gateway")}
-        self.env = {**os.environ, "ADTECH_DATA_DIR": str(self.data_dir), "LOG_LEVEL": "WARNING",
-                    "GATEWAY_PORT": str(self.ports["gateway"])}
-        for name in ("campaigns", "moderation", "payments"):
-            self.env[f"{name.upper()}_PORT"] = str(self.ports[name])
-            self.env[f"{name.upper()}_ADDR"] = f"127.0.0.1:{self.ports[name]}"
-        self.env.pop("DATABASE_URL", None)
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.log = open(self.data_dir / "stack.log", "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "common.cli", "run"], env=self.env, cwd=ROOT,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
-
-    async def ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                status, _ = await Connection("127.0.0.1", self.ports["gateway"]).request("GET", "/api/health/ready")
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            if self.process.poll() is not None:
-                break
-            await asyncio.sleep(0.2)
-        raise SystemExit(f"stack did not become ready; see {self.data_dir / 'stack.log'}")
-
-    def secret(self, name: str) -> str:
-        return (self.data_dir / "secrets" / name).read_text().strip()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 def token(secret: str, role: str, sub: str | None = None) -> str:
@@ -103,25 +54,28 @@ class Api:
         return reply
 
 
-async def prepare(api: Api, count: int, price: int = 100, per_campaign: int = 25) -> list[str]:
-    """`count` submitted targets on one approved channel, advertisers funded."""
+async def prepare(api: Api, campaigns: int, per_campaign: int, price: int = 100) -> list[list[str]]:
+    """`campaigns` funded advertisers, each with one active campaign of
+    `per_campaign` submitted targets on one approved channel."""
     conn = api.conn()
     publisher = {"Authorization": f"Bearer {token(api.secret, 'publisher')}"}
     channel = await api.call(conn, "POST", "/api/channels",
                              {"title": "Bench", "handle": f"@bench_{uuid.uuid4().hex[:10]}", "pricePerPost": price}, publisher)
     await api.call(conn, "POST", f"/api/channels/{channel['id']}/approve", None, api.admin)
     scheduled = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    await conn.close()
 
-    async def advertiser(n: int) -> list[str]:
+    async def advertiser() -> list[str]:
         c = api.conn()
         user = str(uuid.uuid4())
         me = {"Authorization": f"Bearer {token(api.secret, 'advertiser', user)}"}
-        await api.call(c, "POST", f"/api/wallets/{user}/deposits", {"amount": price * n},
+        await api.call(c, "GET", "/api/wallet", None, me)
+        await api.call(c, "POST", f"/api/wallets/{user}/deposits", {"amount": price * per_campaign},
                        {**api.admin, "Idempotency-Key": uuid.uuid4().hex})
         campaign = await api.call(c, "POST", "/api/campaigns", {"name": "Bench", "creatives": [{"text": "Hello"}]}, me)
         await api.call(c, "POST", f"/api/campaigns/{campaign['id']}/activate", None, me)
         ids = []
-        for _ in range(n):
+        for _ in range(per_campaign):
             target = await api.call(c, "POST", f"/api/campaigns/{campaign['id']}/targets",
                                     {"channelId": channel["id"], "scheduledAt": scheduled}, me)
             await api.call(c, "POST", f"/api/campaigns/{campaign['id']}/targets/{target['id']}/submit", None, me)
@@ -129,12 +83,10 @@ async def prepare(api: Api, count: int, price: int = 100, per_campaign: int = 25
         await c.close()
         return ids
 
-    sizes = [per_campaign] * (count // per_campaign) + ([count % per_campaign] if count % per_campaign else [])
     batches = []
-    for start in range(0, len(sizes), 16):
-        batches += await asyncio.gather(*(advertiser(n) for n in sizes[start:start + 16]))
-    await conn.close()
-    return [t for batch in batches for t in batch]
+    for start in range(0, campaigns, 16):
+        batches += await asyncio.gather(*(advertiser() for _ in range(start, min(campaigns, start + 16))))
+    return batches
 
 
 def summary(latencies: list[float], wall: float, errors: int) -> dict:
@@ -147,14 +99,13 @@ def summary(latencies: list[float], wall: float, errors: int) -> dict:
             "per_second": round(len(ordered) / wall, 1) if wall else None}
 
 
-async def approve_phase(api: Api, targets: list[str], moderators: int, lag_probe) -> dict:
-    queue = list(reversed(targets))
+async def approve_phase(api: Api, work: list[list[str]], lag_probe, meter=None, stats=None) -> dict:
+    """One moderator per list in `work`, each approving its targets back to back."""
     latencies, errors = [], []
 
-    async def moderator():
+    async def moderator(targets: list[str]):
         conn = api.conn()
-        while queue:
-            target = queue.pop()
+        for target in targets:
             started = time.perf_counter()
             status, reply = await conn.request("POST", f"/api/moderation/targets/{target}/approve", None, api.admin)
             elapsed = time.perf_counter() - started
@@ -164,16 +115,29 @@ async def approve_phase(api: Api, targets: list[str], moderators: int, lag_probe
                 errors.append((status, reply))
         await conn.close()
 
+    if stats:
+        await stats.reset()
+    cpu_before = meter.read() if meter else None
     probe = asyncio.create_task(lag_probe.watch())
     started = time.perf_counter()
-    await asyncio.gather(*(moderator() for _ in range(moderators)))
+    await asyncio.gather(*(moderator(targets) for targets in work))
     wall = time.perf_counter() - started
     probe.cancel()
     result = summary(latencies, wall, len(errors))
-    result.update(moderators=moderators, outbox=lag_probe.result())
+    result.update(moderators=len(work), outbox=lag_probe.result())
+    if meter:
+        result["cpu_ms_per_approve"] = meter.per_item_ms(cpu_before, meter.read(), len(latencies) + len(errors))
+    if stats:
+        result["postgres_ms_per_approve"] = await stats.per_database(len(latencies) + len(errors))
     if errors:
         result["first_error"] = str(errors[0])[:300]
     return result
+
+
+def deal(targets: list[list[str]], moderators: int) -> list[list[str]]:
+    """One shared queue, `moderators` takers: target i goes to moderator i mod n."""
+    flat = [t for campaign in targets for t in campaign]
+    return [flat[i::moderators] for i in range(moderators)]
 
 
 class LagProbe:
@@ -206,17 +170,18 @@ class LagProbe:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moderators", default="1,10,50", help="comma-separated moderator counts")
-    parser.add_argument("--approvals", type=int, default=200, help="approvals per moderator count (at least 5 per moderator)")
+    parser.add_argument("--approvals", type=int, default=300, help="approvals per moderator count (at least 5 per moderator)")
+    parser.add_argument("--no-e5", action="store_true", help="skip the seed's E.5 phase")
     parser.add_argument("--base-url", help="a running gateway, e.g. http://127.0.0.1:4002 (needs --jwt-secret)")
     parser.add_argument("--jwt-secret", default=os.environ.get("ADTECH_JWT_SECRET"))
     parser.add_argument("--json", default=str(ROOT / "bench-results" / "approve.json"))
     args = parser.parse_args()
     counts = [int(n) for n in args.moderators.split(",")]
 
-    stack = None
+    stack = meter = stats = pg_dsn = None
     if args.base_url:
         host, port = args.base_url.split("//")[1].split("/")[0].split(":")
-        api, probe, pg_dsn = Api(host, int(port), args.jwt_secret), LagProbe(None, None), None
+        api, probe = Api(host, int(port), args.jwt_secret), LagProbe(None, None)
     else:
         stack = Stack()
         stack.start()
@@ -225,19 +190,31 @@ async def main() -> int:
             await stack.ready()
             api = Api("127.0.0.1", stack.ports["gateway"], stack.secret("ADTECH_JWT_SECRET"))
             probe = LagProbe(f"127.0.0.1:{stack.ports['moderation']}", stack.secret("ADTECH_INTERNAL_TOKEN"))
-            from common.db import start_embedded_server
-            pg_dsn = start_embedded_server(stack.data_dir)
-        results = {"when": dt.datetime.now(dt.timezone.utc).isoformat(), "machine": f"{os.cpu_count()} cores", "phases": []}
+            pg_dsn = stack.server_dsn()
+            meter, stats = stack.cpu_meter(), StatStatements(pg_dsn)
+        results = {"when": dt.datetime.now(dt.timezone.utc).isoformat(), "machine": f"{os.cpu_count()} cores",
+                   "baseline": {}, "phases": []}
+        if pg_dsn:
+            for moderators in counts:
+                latencies, wall = await seed_baseline.run(pg_dsn, max(args.approvals, moderators * 5), moderators)
+                results["baseline"][str(moderators)] = summary(latencies, wall, 0)
+                print(format_baseline(moderators, results["baseline"][str(moderators)]), flush=True)
         for moderators in counts:
-            total = max(args.approvals, moderators * 5)
-            targets = await prepare(api, total)
-            await approve_phase(api, targets[: moderators], moderators, probe)  # warm-up: connections, caches
-            phase = await approve_phase(api, targets[moderators:], moderators, probe)
-            if pg_dsn:
-                base_latencies, base_wall = await seed_baseline.run(pg_dsn, total - moderators, moderators)
-                phase["baseline"] = summary(base_latencies, base_wall, 0)
-                phase["ratio_p50"] = round(phase["p50_ms"] / phase["baseline"]["p50_ms"], 2) if phase["p50_ms"] else None
-                phase["ratio_per_second"] = round(phase["per_second"] / phase["baseline"]["per_second"], 3) if phase["per_second"] else None
+            total = max(args.approvals, moderators * 5) + moderators
+            per_campaign = max(1, min(25, total // moderators))
+            targets = await prepare(api, -(-total // per_campaign), per_campaign)
+            work = deal(targets, moderators)
+            await approve_phase(api, [w[:1] for w in work], probe)  # warm-up: connections, caches
+            phase = await approve_phase(api, [w[1:] for w in work], probe, meter, stats)
+            phase["name"] = f"{moderators} moderators"
+            compare(phase, results["baseline"].get(str(moderators)))
+            results["phases"].append(phase)
+            print(format_phase(phase), flush=True)
+        if not args.no_e5:
+            targets = await prepare(api, 50, 2)
+            phase = await approve_phase(api, targets, probe, meter, stats)
+            phase["name"] = "E.5: 50 parallel campaigns x 2 targets"
+            compare(phase, results["baseline"].get("50"))
             results["phases"].append(phase)
             print(format_phase(phase), flush=True)
         path = pathlib.Path(args.json)
@@ -250,14 +227,34 @@ async def main() -> int:
             stack.stop()
 
 
+def compare(phase: dict, baseline: dict | None) -> None:
+    if not baseline:
+        return
+    phase["ratio_p50"] = round(phase["p50_ms"] / baseline["p50_ms"], 2) if phase["p50_ms"] else None
+    phase["ratio_per_second"] = round(phase["per_second"] / baseline["per_second"], 3) if phase["per_second"] else None
+
+
+def format_baseline(concurrency: int, b: dict) -> str:
+    return (f"seed baseline (1 tx, 1 process), {concurrency:>2} concurrent: p50={b['p50_ms']}ms p95={b['p95_ms']}ms "
+            f"{b['per_second']}/s")
+
+
 def format_phase(p: dict) -> str:
-    line = (f"moderators={p['moderators']:>3}  settled={p['settled']:>5}  errors={p['errors']}  "
+    line = (f"{p['name']}: settled={p['settled']}  errors={p['errors']}  "
             f"p50={p['p50_ms']}ms p95={p['p95_ms']}ms p99={p['p99_ms']}ms  {p['per_second']}/s  "
             f"outbox max pending={p['outbox']['max_pending']} oldest={p['outbox']['max_oldest_pending_ms']}ms")
-    if "baseline" in p:
-        b = p["baseline"]
-        line += (f"\n    seed baseline (1 tx, 1 process): p50={b['p50_ms']}ms p95={b['p95_ms']}ms {b['per_second']}/s"
-                 f"  ratio p50 x{p['ratio_p50']}  throughput x{p['ratio_per_second']}")
+    if "ratio_p50" in p:
+        line += f"\n    vs seed baseline: p50 x{p['ratio_p50']}  throughput x{p['ratio_per_second']}"
+    if "cpu_ms_per_approve" in p:
+        line += "\n    CPU ms per approve: " + "  ".join(f"{k} {v}" for k, v in p["cpu_ms_per_approve"].items())
+    if "postgres_ms_per_approve" in p:
+        pg = p["postgres_ms_per_approve"]
+        line += "\n    PostgreSQL ms per approve (planning / execution, plans / calls): " + "  ".join(
+            f"{db} {v['plan_ms']} / {v['exec_ms']} ({v['plans']}/{v['calls']})" for db, v in pg.items() if db != "top")
+        plan = sum(v["plan_ms"] for db, v in pg.items() if db != "top")
+        line += f"  planning total {round(plan, 3)}"
+    if "first_error" in p:
+        line += f"\n    first error: {p['first_error']}"
     return line
 
 

@@ -11,10 +11,9 @@ from collections.abc import Awaitable
 import datetime as dt
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError
 
 from common.auth import Actor
-from common.db import Database, UnitOfWork, is_unique_violation
+from common.db import Database, DatabaseError, UnitOfWork, is_unique_violation
 from common.errors import Conflict, DomainError, InvalidInput, NotFound
 from common.fsm import assert_transition
 from common.pagination import page_limit
@@ -62,7 +61,7 @@ async def _deciding(write: Awaitable[T]) -> T:
     on the record means the decision is being decided for another target."""
     try:
         return await write
-    except DBAPIError as error:
+    except DatabaseError as error:
         if is_unique_violation(error, "saga_steps_pkey"):
             raise Conflict("this step of the decision was decided concurrently; repeat it") from None
         raise

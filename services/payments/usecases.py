@@ -3,9 +3,7 @@ import dataclasses
 import datetime as dt
 import uuid
 
-from sqlalchemy.exc import DBAPIError
-
-from common.db import Database, is_unique_violation, sqlstate
+from common.db import Database, DatabaseError, is_unique_violation, sqlstate
 from common.errors import Conflict, InvalidInput
 from common.pagination import decode_cursor, encode_cursor
 from services.payments import domain
@@ -195,7 +193,7 @@ class Payments:
         for _ in range(3):
             try:
                 return await self.db.retrying(attempt)
-            except DBAPIError as error:
+            except DatabaseError as error:
                 if sqlstate(error) == NUMERIC_OUT_OF_RANGE:
                     raise InvalidInput("the amount would take a balance beyond the int64 range") from None
                 if not is_unique_violation(error):
