@@ -6,9 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
-import grpc
-
-from common.clients import open_channel
+from common.clients import CallerChannel, open_channel
 from common.db import Database, database_url_for, ensure_database, server_url
 from common.grpc_server import PortInUse, Registration, ServiceServer, install_uvloop, run_until_signalled
 from common.logs import configure_logging
@@ -31,7 +29,7 @@ async def open_database(settings: CommonSettings, database: str, *, pool_size: i
     return Database(database_url_for(server, database), pool_size=pool_size)
 
 
-def peer(settings: CommonSettings, address: str) -> grpc.aio.Channel:
+def peer(settings: CommonSettings, address: str) -> CallerChannel:
     return open_channel(address, settings.internal_token(), settings.grpc_deadline_ms)
 
 

@@ -1,6 +1,6 @@
 """Calling a peer service: one long-lived channel per peer, a deadline on
 every call, and the internal credential, acting user and request id added
-to the metadata of every call by one interceptor."""
+to the metadata of every call in one place (`CallerChannel`)."""
 import grpc
 
 from common.auth import ACTOR_ID_KEY, ACTOR_ROLE_KEY, REQUEST_ID_KEY, TOKEN_KEY, current_actor
@@ -15,36 +15,61 @@ class NoActingUser(RuntimeError):
     it can never go out with somebody else's (or the system's) authority."""
 
 
-class _CallerMetadata(grpc.aio.UnaryUnaryClientInterceptor):
-    def __init__(self, internal_token: str, deadline_s: float):
+class _CallerCall:
+    """One RPC method of a peer, adding the caller's metadata and the
+    deadline to every call. (A grpc.aio client interceptor would do the same
+    at the cost of an extra task and call object per call.)"""
+
+    def __init__(self, inner, method: str, token: str, deadline_s: float):
+        self._inner = inner
+        self._method = method
+        self._token = token
+        self._deadline = deadline_s
+        self._open = method.startswith(OPEN_METHOD_PREFIXES)
+
+    def __call__(self, request, *, timeout=None, metadata=None, **options):
+        actor = current_actor.get()
+        caller = [(TOKEN_KEY, self._token), (REQUEST_ID_KEY, request_id_var.get())]
+        if actor is not None:
+            caller += [(ACTOR_ID_KEY, actor.id), (ACTOR_ROLE_KEY, actor.role)]
+        elif not self._open:
+            raise NoActingUser(f"{self._method} called without an acting user; wrap the call in acting_as(...)")
+        return self._inner(request, timeout=self._deadline if timeout is None else timeout,
+                           metadata=[*metadata, *caller] if metadata else caller, **options)
+
+
+class CallerChannel:
+    """A channel to one peer whose unary calls carry the internal
+    credential, the request id and the acting user; everything else is the
+    wrapped grpc.aio channel's."""
+
+    def __init__(self, channel: grpc.aio.Channel, internal_token: str, deadline_s: float):
+        self._channel = channel
         self._token = internal_token
         self._deadline = deadline_s
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):
-        method = client_call_details.method
-        method = method.decode() if isinstance(method, bytes) else method
-        metadata = list(client_call_details.metadata or ())
-        metadata += [(TOKEN_KEY, self._token), (REQUEST_ID_KEY, request_id_var.get())]
-        actor = current_actor.get()
-        if actor is not None:
-            metadata += [(ACTOR_ID_KEY, actor.id), (ACTOR_ROLE_KEY, actor.role)]
-        elif not method.startswith(OPEN_METHOD_PREFIXES):
-            raise NoActingUser(f"{method} called without an acting user; wrap the call in acting_as(...)")
-        details = grpc.aio.ClientCallDetails(
-            client_call_details.method,
-            client_call_details.timeout if client_call_details.timeout is not None else self._deadline,
-            metadata, client_call_details.credentials, client_call_details.wait_for_ready)
-        return await continuation(details, request)
+    def unary_unary(self, method, request_serializer=None, response_deserializer=None, *args, **kwargs):
+        inner = self._channel.unary_unary(method, request_serializer, response_deserializer, *args, **kwargs)
+        name = method.decode() if isinstance(method, bytes) else method
+        return _CallerCall(inner, name, self._token, self._deadline)
+
+    def __getattr__(self, name):
+        return getattr(self._channel, name)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self._channel.close()
 
 
-def open_channel(target: str, internal_token: str, deadline_ms: int) -> grpc.aio.Channel:
+def open_channel(target: str, internal_token: str, deadline_ms: int) -> CallerChannel:
     """A channel to one peer, to keep for the life of the process."""
-    return grpc.aio.insecure_channel(
+    return CallerChannel(grpc.aio.insecure_channel(
         target,
-        interceptors=[_CallerMetadata(internal_token, deadline_ms / 1000)],
         # Short reconnect backoff: with gRPC's default (growing to 120 s) a
         # channel keeps failing fast for seconds after its peer is back.
         options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0),
                  ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
                  ("grpc.max_reconnect_backoff_ms", 2000)],
-    )
+    ), internal_token, deadline_ms / 1000)

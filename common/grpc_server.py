@@ -33,17 +33,26 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, internal_token: str):
         self._token = internal_token
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
 
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method
+        guarded = self._guarded.get(method)
+        if guarded is not None:
+            return guarded
+        handler = await continuation(handler_call_details)
         if handler is None or method.startswith(OPEN_PREFIXES) or handler.unary_unary is None:
             return handler
-        metadata = {key: value for key, value in handler_call_details.invocation_metadata or ()}
-        inner = handler.unary_unary
+        guarded = self._guarded[method] = grpc.unary_unary_rpc_method_handler(
+            self._guard(method, handler.unary_unary), request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+        return guarded
+
+    def _guard(self, method: str, inner):
         token = self._token
 
         async def guarded(request, context: grpc.aio.ServicerContext):
+            metadata = dict(context.invocation_metadata() or ())
             request_id_var.set(metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex)
             if not tokens_match(metadata.get(TOKEN_KEY), token):
                 log.warning("refused", extra={"fields": {"method": method, "status": "UNAUTHENTICATED"}})
@@ -73,13 +82,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 log.exception("unexpected error", extra={"fields": {"method": method}})
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
-                log.info("call", extra={"fields": {
-                    "method": method, "status": status, "actor_role": actor.role,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
+                # The gateway logs each request at INFO; the internal calls it
+                # fans out to are DEBUG (the request id joins them up), unless
+                # refused or failed. Nothing is built when the level is off.
+                level = logging.DEBUG if status == "OK" else logging.INFO
+                if log.isEnabledFor(level):
+                    log.log(level, "call", extra={"fields": {
+                        "method": method, "status": status, "actor_role": actor.role,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+        return guarded
 
 
 class ServiceServer:

@@ -54,17 +54,22 @@ class Supervisor:
         self.grace = grace
         self.stopping = False
         self._lock = threading.Lock()
-        self._write = write or self._stdout
+        self._write = write
         self._threads: list[threading.Thread] = []
 
-    @staticmethod
-    def _stdout(line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+    def _emit(self, lines: list[str]) -> None:
+        """Writes whole lines under one lock (and, to stdout, one flush), so
+        lines of different processes never interleave mid-line."""
+        with self._lock:
+            if self._write is not None:
+                for line in lines:
+                    self._write(line)
+            else:
+                sys.stdout.write("\n".join(lines) + "\n")
+                sys.stdout.flush()
 
     def say(self, name: str, text: str) -> None:
-        with self._lock:
-            self._write(f"[{name}] {text}")
+        self._emit([f"[{name}] {text}"])
 
     def start(self) -> None:
         env = {**self.env, "ADTECH_SUPERVISOR_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
@@ -72,7 +77,7 @@ class Supervisor:
             child.proc = subprocess.Popen(
                 [sys.executable, "-m", "common.supervisor", child.module], env={**env, **child.env},
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, text=True, errors="replace", bufsize=1)
+                start_new_session=True, bufsize=0)
             self.say("supervisor", f"started {child.name} (pid {child.proc.pid})")
             for target in (self._pump, self._watch):
                 thread = threading.Thread(target=target, args=(child,), daemon=True)
@@ -80,8 +85,23 @@ class Supervisor:
                 self._threads.append(thread)
 
     def _pump(self, child: Child) -> None:
-        for line in child.proc.stdout:
-            self.say(child.name, line.rstrip("\n"))
+        """Copies a child's output a chunk at a time (whatever is ready, up
+        to 64 KiB), each complete line prefixed with its process name: a busy
+        child costs one read and one write per chunk, not per line."""
+        prefix, pending = f"[{child.name}] ", b""
+        fd = child.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            *complete, pending = (pending + chunk).split(b"\n")
+            if complete:
+                self._emit([prefix + line.decode(errors="replace") for line in complete])
+        if pending:
+            self._emit([prefix + pending.decode(errors="replace")])
 
     def _watch(self, child: Child) -> None:
         code = child.proc.wait()

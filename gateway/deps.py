@@ -5,7 +5,6 @@ import dataclasses
 import uuid
 from typing import Annotated
 
-import grpc
 import jwt
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +15,7 @@ from adtech.moderation.v1 import moderation_pb2_grpc
 from adtech.ops.v1 import ops_pb2_grpc
 from adtech.payments.v1 import payments_pb2_grpc
 from common.auth import USER_ROLES, Actor, current_actor
+from common.clients import CallerChannel
 from common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from gateway.errors import ApiError
 
@@ -93,7 +93,7 @@ Page = Annotated[PageParams, Depends(page_params)]
 @dataclasses.dataclass
 class Services:
     """One long-lived channel per service and the stubs over it."""
-    channels: dict[str, grpc.aio.Channel]
+    channels: dict[str, CallerChannel]
 
     def __post_init__(self):
         self.campaigns = campaigns_pb2_grpc.CampaignsServiceStub(self.channels["campaigns"])
@@ -103,19 +103,19 @@ class Services:
         self.outboxes = {name: ops_pb2_grpc.OpsServiceStub(self.channels[name]) for name in ("campaigns", "moderation")}
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _campaigns(request: Request) -> campaigns_pb2_grpc.CampaignsServiceStub:
+async def _campaigns(request: Request) -> campaigns_pb2_grpc.CampaignsServiceStub:
     return request.app.state.services.campaigns
 
 
-def _moderation(request: Request) -> moderation_pb2_grpc.ModerationServiceStub:
+async def _moderation(request: Request) -> moderation_pb2_grpc.ModerationServiceStub:
     return request.app.state.services.moderation
 
 
-def _payments(request: Request) -> payments_pb2_grpc.PaymentsServiceStub:
+async def _payments(request: Request) -> payments_pb2_grpc.PaymentsServiceStub:
     return request.app.state.services.payments
 
 
