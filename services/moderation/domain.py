@@ -62,14 +62,15 @@ def valid_reason(reason: str) -> str:
     return reason
 
 
-def reject_refusal(code: str, message: str) -> DomainError:
-    """The refusal a failed reject decision records, as the error campaigns
-    answered: 409 while the target is being approved, else 400."""
-    if code == "target_being_approved":
+def refusal(code: str, message: str) -> DomainError:
+    """The error a peer's recorded refusal of a decision's step answers, as
+    campaigns answered it: 409 while the target is being approved, 404 for
+    no such target, else 400."""
+    if code in RECORDED_CONFLICTS:
         return Conflict(message, code=code)
     if code == "not_found":
         return NotFound(message)
-    return PreconditionFailed(message, code=code)
+    return PreconditionFailed(message or code, code=code)
 
 
 def require_moderator(role: str) -> None:
@@ -98,9 +99,8 @@ class Decision:
         return self.status in SETTLED
 
 
-def refusal_from_snapshot(code: str, message: str) -> DomainError | None:
-    """The synchronous refusal of an approve, judged by campaigns' rules
-    (the snapshot carries its verdict), or None when it may proceed."""
-    if not code:
-        return None
-    return PreconditionFailed(message or code, code=code)
+def refused_at_start(decision: Decision) -> bool:
+    """An approve that campaigns refused in its first step (ReserveTarget:
+    the seed's preconditions) decided nothing: it never locked the target,
+    and the terms it would hold were never read. Answered as the refusal."""
+    return decision.kind == "approve" and decision.status == "failed" and decision.advertiser_id is None

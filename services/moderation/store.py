@@ -33,9 +33,12 @@ def _with_outbox(change: str) -> sa.TextClause:
         SELECT changed.*, (SELECT id FROM follow) AS follow_id FROM changed""")
 
 
+# Nothing is written when the target has an approved decision (it answers)
+# or a live approve (one_live_approve_per_target: the caller joins it).
 _START = _with_outbox(f"""
     INSERT INTO decisions (id, target_id, kind, status, moderator_id)
-    VALUES (:id, :target_id, 'approve', 'pending', :moderator_id)
+    SELECT CAST(:id AS uuid), CAST(:target_id AS uuid), 'approve', 'pending', CAST(:moderator_id AS uuid)
+     WHERE NOT EXISTS (SELECT FROM decisions WHERE target_id = CAST(:target_id AS uuid) AND status = 'approved')
     ON CONFLICT (target_id) WHERE kind = 'approve' AND status IN {_LIVE} DO NOTHING""")
 
 
@@ -135,11 +138,13 @@ async def current_approve(uow: UnitOfWork, target_id: str) -> Decision | None:
 
 async def latest_decision(uow: UnitOfWork, target_id: str) -> Decision | None:
     """The newest decision about a target. A reject that campaigns refused
-    decided nothing (the target was not submitted, or an approve won), so
-    it is not one."""
+    decided nothing (the target was not submitted, or an approve won), nor
+    did an approve that campaigns refused in its first step (it never
+    reserved the target, so it has no terms: domain.refused_at_start)."""
     row = (await uow.execute(sa.text(f"""
         SELECT {_COLUMNS} FROM decisions
          WHERE target_id = :t AND NOT (kind = 'reject' AND status = 'failed')
+           AND NOT (kind = 'approve' AND status = 'failed' AND advertiser_id IS NULL)
          ORDER BY created_at DESC, (status = 'approved') DESC LIMIT 1"""), {"t": target_id})).first()
     return _decision(row)
 

@@ -41,7 +41,10 @@ class Moderation:
 
     async def approve(self, moderator: Actor, target_id: str, wait_ms: int) -> ApproveOutcome:
         """Starts the approve saga of a target, or joins the approve that
-        counts for it, and waits up to `wait_ms` for it to end."""
+        counts for it, and waits up to `wait_ms` for it to end. Campaigns
+        judges the seed's preconditions in the saga's first step
+        (ReserveTarget), so a refused approve is answered as soon as that
+        step refuses, having locked, held and created nothing."""
         domain.require_moderator(moderator.role)
         domain.check_wait(wait_ms)
         decision, already, joined = await self._begin(target_id, moderator.id)
@@ -49,32 +52,29 @@ class Moderation:
             ended = await self.saga.wait_settled(decision.id, wait_ms / 1000,
                                                  recheck=(lambda: self._read(decision.id)) if joined else None)
             decision = ended or await self._read(decision.id)
+        if domain.refused_at_start(decision):
+            # Refused because a concurrent approve won meanwhile: that one answers.
+            current = await self._current_approve(target_id)
+            if current is not None and current.status == "approved":
+                return ApproveOutcome(current, True)
+            raise domain.refusal(decision.reason or "approve_refused", decision.reason_message or "")
         return ApproveOutcome(decision, already)
 
     async def _begin(self, target_id: str, moderator_id: str) -> tuple[Decision, bool, bool]:
         """(decision, already_approved, joined). The decision and its first
-        step commit together; the step is sent at once.
-
-        The snapshot comes first: a target that may be approved has no
-        successful approve yet, and a live one is found by the insert."""
-        reply = await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))
-        refusal = domain.refusal_from_snapshot(reply.snapshot.approve_refusal_code,
-                                               reply.snapshot.approve_refusal_message)
-        if refusal is None:
-            async with self.db.single_statement("start_approve_saga") as uow:
-                started = await self.saga.start_approve(uow, target_id, moderator_id)
-            if started is not None:
-                decision, first_step = started
-                self.saga.dispatch(first_step)
-                return decision, False, False
-        # Refused, or another approve is live: an approve that counts (a
-        # concurrent one that locked the target, or one that succeeded)
-        # answers for this one.
+        step commit together, unless the target has an approved decision or
+        a live approve already; the step is sent at once."""
+        async with self.db.single_statement("start_approve_saga") as uow:
+            started = await self.saga.start_approve(uow, target_id, moderator_id)
+        if started is not None:
+            decision, first_step = started
+            self.saga.dispatch(first_step)
+            return decision, False, False
+        # The approve that counts (a concurrent live one, or one that
+        # succeeded) answers for this one.
         current = await self._current_approve(target_id)
         if current is not None:
             return current, current.status == "approved", True
-        if refusal is not None:
-            raise refusal
         raise Conflict("the target's approval changed meanwhile; try again")
 
     async def reject(self, moderator: Actor, target_id: str, reason: str, wait_ms: int) -> campaigns_pb2.Target:
@@ -102,7 +102,7 @@ class Moderation:
                                              recheck=(lambda: self._read(decision.id)) if joined else None)
         ended = ended or await self._read(decision.id)
         if ended.status == "failed":
-            raise domain.reject_refusal(ended.reason, ended.reason_message or ended.reason)
+            raise domain.refusal(ended.reason, ended.reason_message or ended.reason)
         if ended.status != "rejected":
             raise Unavailable("The rejection is still being carried out; GET the decision for its end")
         reply = await ask(self.campaigns.GetTargetSnapshot, campaigns_pb2.GetTargetSnapshotRequest(target_id=target_id))

@@ -47,13 +47,32 @@ def test_a_business_refusal_ends_the_step(code):
     assert is_definite_refusal(code)
 
 
-def test_snapshot_without_refusal_lets_the_approve_proceed():
-    assert domain.refusal_from_snapshot("", "") is None
+def _decision(status: str, advertiser_id: str | None, kind: str = "approve") -> domain.Decision:
+    return domain.Decision("d", "t", kind, status, "m", reason="channel_not_approved",
+                           reason_message="Channel must be approved", advertiser_id=advertiser_id)
 
 
-def test_snapshot_refusal_carries_campaigns_code_and_message():
-    refusal = domain.refusal_from_snapshot("channel_not_approved", "Channel must be approved")
+def test_an_approve_refused_by_its_first_step_decided_nothing():
+    assert domain.refused_at_start(_decision("failed", None))
+
+
+@pytest.mark.parametrize("decision", [_decision("failed", "a"), _decision("approved", "a"),
+                                      _decision("pending", None), _decision("failed", None, kind="reject")])
+def test_an_approve_that_reserved_or_has_not_ended_was_not_refused_at_its_start(decision):
+    assert not domain.refused_at_start(decision)
+
+
+def test_a_recorded_refusal_carries_campaigns_code_and_message():
+    from common.errors import PreconditionFailed
+    refusal = domain.refusal("channel_not_approved", "Channel must be approved")
+    assert isinstance(refusal, PreconditionFailed)
     assert (refusal.code, refusal.message) == ("channel_not_approved", "Channel must be approved")
+
+
+def test_a_refusal_for_a_missing_target_is_not_found_and_one_while_approving_a_conflict():
+    from common.errors import Conflict, NotFound
+    assert isinstance(domain.refusal("not_found", "Target not found"), NotFound)
+    assert isinstance(domain.refusal("target_being_approved", "Target is being approved"), Conflict)
 
 
 @pytest.mark.parametrize("wait_ms", [-1, 30_001])
