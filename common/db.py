@@ -166,7 +166,8 @@ _COMPILED: dict[str, _Compiled] = {}
 def _compiled(statement) -> _Compiled:
     """A `sa.text()` statement rendered once for the driver ($n
     placeholders, in the order its named parameters appear)."""
-    key = statement if isinstance(statement, str) else getattr(statement, "text", None) or str(statement)
+    # The SQL text is the key (a TextualSelect, from text().columns(), holds it in .element).
+    key = statement if isinstance(statement, str) else getattr(statement, "text", None) or statement.element.text
     found = _COMPILED.get(key)
     if found is None:
         clause = sa.text(statement) if isinstance(statement, str) else statement
@@ -224,6 +225,12 @@ class UnitOfWork:
     async def commit(self) -> None:
         await self._transaction.commit()
         self.committed = True
+# Errors after which a session may be mid-statement or gone. Anything else
+# (a refusal raised between statements, PostgreSQL saying no) leaves it
+# idle and usable once the transaction is rolled back.
+_SESSION_UNKNOWN = (asyncio.CancelledError, asyncio.TimeoutError, asyncpg.InterfaceError, OSError)
+
+
 class PoolExhausted(Exception):
     """No connection became free in time: the database is overloaded, so
     the caller may repeat the call later."""
@@ -253,11 +260,10 @@ class Database:
         connection = await self._pool.acquire(self.acquire_timeout_s)
         try:
             yield connection
-        except BaseException as error:
-            if not isinstance(error, asyncpg.PostgresError):
-                # Cancelled or cut off mid-statement: the session's state is
-                # unknown, so it is closed rather than handed to another call.
-                connection.terminate()
+        except _SESSION_UNKNOWN:
+            # Cancelled or cut off, perhaps mid-statement: the session's state
+            # is unknown, so it is closed rather than handed to another call.
+            connection.terminate()
             raise
         finally:
             self._pool.release(connection)
@@ -270,11 +276,11 @@ class Database:
             uow = UnitOfWork(connection, name, transaction)
             try:
                 yield uow
-            except asyncpg.PostgresError:
+            except _SESSION_UNKNOWN:
+                raise  # the session is closed on the way out; the transaction dies with it
+            except BaseException:
                 await _roll_back(connection, transaction, uow)
                 raise
-            except BaseException:
-                raise  # the connection is closed on the way out; the transaction dies with it
             else:
                 await _roll_back(connection, transaction, uow)
 
