@@ -245,19 +245,21 @@ class Database:
         self.url = url
         self.pool_size = pool_size
         self.acquire_timeout_s = acquire_timeout_s
-        self._pool: _Pool | None = None
+        self._pools: dict[bool, _Pool] = {}  # by durability of the commits made on it
 
-    async def _connect(self) -> "_Connection":
+    async def _connect(self, durable: bool) -> "_Connection":
         dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = await asyncpg.connect(dsn, connection_class=_Connection, server_settings=SESSION_SETTINGS)
+        settings = SESSION_SETTINGS if durable else {**SESSION_SETTINGS, "synchronous_commit": "off"}
+        connection = await asyncpg.connect(dsn, connection_class=_Connection, server_settings=settings)
         await _session_setup(connection)
         return connection
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator["_Connection"]:
-        if self._pool is None:
-            self._pool = _Pool(self._connect, self.pool_size)
-        connection = await self._pool.acquire(self.acquire_timeout_s)
+    async def _connection(self, durable: bool = True) -> AsyncIterator["_Connection"]:
+        pool = self._pools.get(durable)
+        if pool is None:
+            pool = self._pools[durable] = _Pool(functools.partial(self._connect, durable), self.pool_size)
+        connection = await pool.acquire(self.acquire_timeout_s)
         try:
             yield connection
         except _SESSION_UNKNOWN:
@@ -266,7 +268,7 @@ class Database:
             connection.terminate()
             raise
         finally:
-            self._pool.release(connection)
+            pool.release(connection)
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self, name: str) -> AsyncIterator[UnitOfWork]:
@@ -285,13 +287,21 @@ class Database:
                 await _roll_back(connection, transaction, uow)
 
     @contextlib.asynccontextmanager
-    async def single_statement(self, name: str) -> AsyncIterator[UnitOfWork]:
+    async def single_statement(self, name: str, *, durable: bool = True) -> AsyncIterator[UnitOfWork]:
         """For a use case that is ONE statement: PostgreSQL runs a statement
         outside a transaction block as its own transaction (one snapshot,
         atomic, constraints and deferred triggers checked at its end), so the
         BEGIN and COMMIT/ROLLBACK round trips are pure cost. Several
-        statements that must agree or commit together need `unit_of_work`."""
-        async with self._connection() as connection:
+        statements that must agree or commit together need `unit_of_work`.
+
+        `durable=False` commits without waiting for the WAL flush
+        (synchronous_commit off): a crash may lose the last such commits,
+        never a later durable one, and the database stays consistent. Only
+        for a write whose loss is repaired by redelivery: an outbox step's
+        progress, whose handled message stays pending (and is delivered
+        again, and answered from the peer's record) until the commit that
+        completes it survives."""
+        async with self._connection(durable) as connection:
             yield UnitOfWork(connection, name)
 
     async def retrying(self, fn: Callable[[], Awaitable[T]], *, attempts: int = 5) -> T:
@@ -308,8 +318,8 @@ class Database:
         raise Conflict("a concurrent change won; try again")
 
     async def dispose(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
             await pool.close()
 
 

@@ -196,8 +196,12 @@ async def main() -> int:
                    "baseline": {}, "phases": []}
         if pg_dsn:
             for moderators in counts:
+                before = meter.read()
                 latencies, wall = await seed_baseline.run(pg_dsn, max(args.approvals, moderators * 5), moderators)
                 results["baseline"][str(moderators)] = summary(latencies, wall, 0)
+                # The baseline runs in this process; only PostgreSQL's share is read here.
+                results["baseline"][str(moderators)]["postgres_cpu_ms_per_approve"] = round(
+                    (meter.read()["postgres"] - before["postgres"]) * 1000 / max(len(latencies), 1), 2)
                 print(format_baseline(moderators, results["baseline"][str(moderators)]), flush=True)
         for moderators in counts:
             total = max(args.approvals, moderators * 5) + moderators
@@ -236,7 +240,7 @@ def compare(phase: dict, baseline: dict | None) -> None:
 
 def format_baseline(concurrency: int, b: dict) -> str:
     return (f"seed baseline (1 tx, 1 process), {concurrency:>2} concurrent: p50={b['p50_ms']}ms p95={b['p95_ms']}ms "
-            f"{b['per_second']}/s")
+            f"{b['per_second']}/s  PostgreSQL CPU {b.get('postgres_cpu_ms_per_approve')} ms per approve")
 
 
 def format_phase(p: dict) -> str:

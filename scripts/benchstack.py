@@ -144,7 +144,7 @@ class StatStatements:
             top = await conn.fetch("""
                 SELECT d.datname, s.plans, s.calls, s.total_plan_time, s.total_exec_time, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 90) AS query
                   FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-                 WHERE d.datname LIKE 'adtech%' ORDER BY s.total_plan_time + s.total_exec_time DESC LIMIT 8""")
+                 WHERE d.datname LIKE 'adtech%' ORDER BY s.calls DESC, s.total_plan_time + s.total_exec_time DESC LIMIT 24""")
         finally:
             await conn.close()
         n = max(items, 1)

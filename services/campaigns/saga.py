@@ -149,7 +149,17 @@ async def approve(db: Database, actor: Actor, target_id: str, decision_id: str, 
     the decision holding the lock. A repeat returns the same post job even
     if the target was cancelled since, or the same refusal (rule 5)."""
     _require_saga_caller(actor)
-    async with db.unit_of_work("approve_target") as uow:
+    # The usual case is one statement, its own transaction: the target is
+    # approving for this decision and the step has no record yet. The write
+    # is guarded by exactly that, so when it moves nothing (a repeat, a
+    # cancellation that won, another decision) it wrote nothing either, and
+    # the step is judged again below, under the target's lock.
+    async with db.single_statement("approve_target") as uow:
+        row = await _deciding(saga_store.approve(uow, actor, target_id, decision_id, moderator_id=moderator_id,
+                                                 escrow_id=escrow_id, now=now))
+    if row.recorded_outcome is None and row.id is not None:
+        return row, saga_store.post_job_of(row)
+    async with db.unit_of_work("approve_target_under_lock") as uow:
         target = await _locked_target(uow, target_id)
         # Judged now, but applied by the write only if the step has no record
         # yet; otherwise the record answers (the write re-reads it under the lock).

@@ -5,7 +5,13 @@ delivered and writes the next message, born claimed so it is sent at once.
 
 Peers answer repeats of a step from their record of it (DESIGN.md, saga step
 rules), and our moves are guarded, so a redelivered message finds nothing to
-move and changes nothing. Anything but a business refusal is raised to the
+move and changes nothing.
+
+Which commits wait for the disk: the start of a decision does (a peer may
+act on it at once, and nothing would ever finish what a lost start began);
+a step's move does not (`durable=False`). Losing one in a crash loses no
+outcome: the message it completed is still pending, the relay delivers it
+again, and the peer, whose own commit was durable, answers from its record. Anything but a business refusal is raised to the
 relay, which repeats the step with backoff; a business refusal runs the
 compensation its state owes and ends the saga `failed`."""
 import asyncio
@@ -115,7 +121,7 @@ class ApproveSaga:
         decision_id = message.payload["decision_id"]
         follow = (next_topic, message.aggregate_id, {"decision_id": decision_id, **(next_payload or {})}) \
             if next_topic else None
-        async with self.db.single_statement(f"saga_{current}_to_{wanted}") as uow:
+        async with self.db.single_statement(f"saga_{current}_to_{wanted}", durable=False) as uow:
             moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
                                                  lease=self.relay.policy.lease_s, **fields)
         self._after_commit(moved, chained)
@@ -128,7 +134,7 @@ class ApproveSaga:
         decision_id = message.payload["decision_id"]
         follow = (compensation, message.aggregate_id, {"decision_id": decision_id})
         lease = self.relay.policy.lease_s
-        async with self.db.single_statement("start_saga_compensation") as uow:
+        async with self.db.single_statement("start_saga_compensation", durable=False) as uow:
             if wanted is not None:
                 moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
                                                      lease=lease, reason=refusal.code, reason_message=refusal.message)

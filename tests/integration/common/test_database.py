@@ -117,3 +117,14 @@ async def test_a_call_waits_for_a_free_session_and_gives_up_with_a_transient_err
     assert is_transient(exhausted.value)
     await asyncio.gather(*holders)
     assert await count(db) == 0
+
+
+async def test_only_statements_marked_not_durable_commit_without_waiting_for_the_wal_flush(db):
+    show = sa.text("SELECT current_setting('synchronous_commit') AS mode")
+    async with db.single_statement("a_saga_step", durable=False) as uow:
+        relaxed = (await uow.execute(show)).one().mode
+    async with db.single_statement("a_business_fact") as uow:
+        durable = (await uow.execute(show)).one().mode
+    async with db.unit_of_work("a_business_act") as uow:
+        in_unit = (await uow.execute(show)).one().mode
+    assert (relaxed, durable, in_unit) == ("off", "on", "on")
