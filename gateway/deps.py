@@ -2,6 +2,8 @@
 the long-lived service stubs. The acting user is put into
 `common.auth.current_actor` so the client interceptor forwards it."""
 import dataclasses
+import functools
+import time
 import uuid
 from typing import Annotated
 
@@ -29,7 +31,18 @@ def unauthorized(message: str) -> ApiError:
 
 def actor_from_token(token: str, secret: str) -> Actor:
     """The user a token names, or a 401: HS256 only; sub a UUID, role a user
-    role and exp all required."""
+    role and exp all required. A token verified once is not verified again
+    (a client sends the same token with every request) until it expires."""
+    actor, expires_at = _verified(token, secret)
+    if time.time() >= expires_at:
+        raise unauthorized("token has expired")
+    return actor
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified(token: str, secret: str) -> tuple[Actor, float]:
+    """(actor, exp) of a token whose signature and claims are good; a bad
+    token raises (and nothing is remembered of it)."""
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "role"]})
     except jwt.ExpiredSignatureError:
@@ -43,7 +56,7 @@ def actor_from_token(token: str, secret: str) -> Actor:
         raise unauthorized("token subject is not a UUID") from None
     if not isinstance(role, str) or role not in USER_ROLES:
         raise unauthorized("token role is not one of advertiser, publisher, admin")
-    return Actor(user_id, role)
+    return Actor(user_id, role), float(claims["exp"])
 
 
 async def current_user(request: Request,

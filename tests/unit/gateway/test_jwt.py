@@ -81,3 +81,17 @@ def test_token_signed_with_another_secret_is_401():
 
 def test_garbage_is_401():
     assert_401("not.a.token")
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires():
+    token = mint(valid_claims(exp=int(time.time()) + 1))
+    assert actor_from_token(token, SECRET).id == USER
+    time.sleep(max(0.0, jwt.decode(token, SECRET, algorithms=["HS256"])["exp"] - time.time()) + 0.05)
+    assert_401(token)
+
+
+def test_a_token_accepted_under_one_secret_is_refused_under_another():
+    token = mint(valid_claims())
+    assert actor_from_token(token, SECRET).id == USER
+    with pytest.raises(ApiError):
+        actor_from_token(token, SECRET + "-rotated")
