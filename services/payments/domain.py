@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import uuid
 
 from common.auth import Actor
 from common.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, PreconditionFailed
@@ -18,10 +19,17 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 DEPOSIT, ESCROW_HOLD, ESCROW_REFUND, ESCROW_RELEASE, FEE, WITHDRAWAL = (
     "deposit", "escrow_hold", "escrow_refund", "escrow_release", "fee", "withdrawal")
 
-# Account kinds: a wallet per (user, currency); per currency one escrow
-# holding account, one platform fee account and the external funding source
-# (the only account that may go negative: deposits come out of it).
+# Account kinds: a wallet per (user, currency); an escrow account per escrow
+# (its target id), holding the escrow's amount while it is held; and per
+# currency the platform fee and the external funding source (the only
+# account that may go negative: deposits come out of it).
 WALLET, ESCROW, PLATFORM_FEE, EXTERNAL = "wallet", "escrow", "platform_fee", "external"
+
+# The platform fee and external funding of a currency are this many account
+# rows (shards): a release credits one fee shard and a deposit debits one
+# funding shard, so concurrent moves rarely want the same row. The
+# currency's fee income is the sum over its shards.
+LEDGER_SHARDS = 16
 
 HELD, RELEASED, REFUNDED = "held", "released", "refunded"
 
@@ -129,8 +137,17 @@ def release_split(amount: int, fee_bps: int) -> tuple[int, int]:
     return amount - fee, fee
 
 
-def insufficient_funds(balance: int, required: int) -> InsufficientFunds:
-    return InsufficientFunds(f"Insufficient funds: balance {balance}, required {required}")
+# The refusal's text, (balance, required). The hold statement fills it in
+# with SQL format() as it records the refusal for the decision, and a
+# repeat answers the recorded text.
+INSUFFICIENT_FUNDS = "Insufficient funds: balance %s, required %s"
+
+
+def ledger_shard(key: str) -> int:
+    """The fee or funding shard a move uses, from the UUID it is about (the
+    target of a release, the transaction of a deposit): spread evenly, and
+    the same for a repeat."""
+    return uuid.UUID(key).int % LEDGER_SHARDS
 
 
 def same_terms(escrow: HoldTerms, asked: HoldTerms) -> bool:

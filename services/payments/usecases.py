@@ -1,17 +1,24 @@
 """Payments' business acts, one unit of work each, named for the act."""
+import asyncio
 import dataclasses
 import datetime as dt
+import logging
+import random
 import uuid
 
-from common.db import Database, DatabaseError, is_unique_violation, sqlstate
+from common.db import RETRYABLE_SQLSTATES, Database, DatabaseError, is_unique_violation, sqlstate
 from common.errors import Conflict, InvalidInput
 from common.pagination import decode_cursor, encode_cursor
 from services.payments import domain
-from services.payments.store import deposits, escrows, holds, ledger, reconcile as checks
+from services.payments.store import deposits, escrows, holds, ledger, reconcile as checks, settlements
 from services.payments.store.escrows import EscrowRow
 from services.payments.store.ledger import Leg
 
+log = logging.getLogger(__name__)
 NUMERIC_OUT_OF_RANGE = "22003"
+# How often a use case runs again after losing a race (see _retrying); one
+# more run answers the winner's result, the rest is margin.
+RETRIES = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +61,11 @@ class Payments:
                         raise domain.IdempotencyKeyReused("idempotency key was used with a different deposit")
                     return DepositResult(first.transaction_id, Wallet(
                         first.user_id, first.currency, first.balance_after, first.held_after), replayed=True)
-                accounts = await ledger.lock_accounts(uow, currency, [user_id], [domain.EXTERNAL])
+                tx = ledger.new_transaction_id()
+                accounts = await ledger.lock_accounts(uow, currency, [user_id], [domain.EXTERNAL],
+                                                      domain.ledger_shard(tx))
                 wallet = accounts.wallet(user_id)
                 balance = domain.credited(wallet.balance, amount)
-                tx = ledger.new_transaction_id()
                 await deposits.record_result(uow, key, tx, balance, held)
                 await ledger.post(uow, tx, domain.DEPOSIT, reference, [
                     Leg(wallet.id, domain.DEPOSIT, amount),
@@ -82,86 +90,69 @@ class Payments:
         return rows, encode_cursor(rows[-1].account_version) if more else ""
 
     async def hold_escrow(self, terms: domain.HoldTerms) -> EscrowRow:
-        """Moves the price from the advertiser's spendable balance into
-        escrow, once per target; the outcome is recorded for the decision
-        and a repeat answers it (DESIGN.md saga rules 3 and 7)."""
+        """Moves the price from the advertiser's spendable balance into the
+        escrow's own account, once per target; the outcome is recorded for
+        the decision and a repeat answers it (DESIGN.md saga rules 3 and 7).
+
+        The hold is one statement, which PostgreSQL runs as its own
+        transaction (store/holds.py). Only when another hold of the same
+        target holds the target lock does it take a second, short
+        transaction: wait for that lock, then run the statement again under
+        it, which then decides for certain."""
         async def attempt() -> EscrowRow:
-            async with self.db.unit_of_work("hold_escrow") as uow:
-                for _ in range(3):
+            async with self.db.single_statement("hold_escrow") as uow:
+                tried = await holds.attempt(uow, terms, str(uuid.uuid4()), ledger.new_transaction_id())
+            if not tried.locked and tried.recorded is None and tried.escrow is None:
+                async with self.db.unit_of_work("hold_escrow_after_wait") as uow:
+                    await holds.wait_for_target(uow, terms.target_id)
                     tried = await holds.attempt(uow, terms, str(uuid.uuid4()), ledger.new_transaction_id())
-                    # What is recorded for the decision or the target is final,
-                    # so it is answered even when another hold holds the lock.
-                    if domain.judge_hold(terms, tried.recorded, tried.existing) == domain.SAME_ESCROW:
-                        return tried.existing
-                    if tried.proceeded:
-                        break
-                    if not tried.locked:
-                        # Another hold of this target is running: queue behind it
-                        # and look again on a snapshot taken after it finished.
-                        await holds.wait_for_target(uow, terms.target_id)
-                    elif not tried.escrow_account_open:  # the currency's first hold
-                        await ledger.open_system_account(uow, terms.currency, domain.ESCROW)
-                    else:
-                        raise RuntimeError(f"hold of target {terms.target_id} did not proceed under its lock")
-                else:
-                    raise RuntimeError(f"hold of target {terms.target_id} did not proceed in three looks")
-                if tried.held is None:
-                    balance = await ledger.wallet_balance(uow, terms.advertiser_id, terms.currency)
-                    refusal = domain.insufficient_funds(balance, terms.amount)
-                    await escrows.record_refusal(uow, terms, refusal.message)
                     await uow.commit()
-                    raise refusal
-                await uow.commit()
-                return tried.held
+            # What is recorded for the decision or the target is final, so it
+            # is answered even when another hold held the lock.
+            if domain.judge_hold(terms, tried.recorded, tried.escrow) == domain.SAME_ESCROW:
+                return tried.escrow
+            raise RuntimeError(f"hold of target {terms.target_id} decided nothing under its lock")
 
         return await self._retrying(attempt)
 
     async def release_escrow(self, target_id: str) -> EscrowRow:
         """Pays a held escrow to the publisher less the platform fee; a
-        repeat answers the same release without paying twice."""
+        repeat answers the same release without paying twice.
+
+        Two statements, each its own transaction: the read decides nothing
+        (an escrow's terms never change) and the close is guarded on the
+        escrow still being held; when another close won in between, it
+        moves nothing and a second read answers with the winner's result."""
         async def attempt() -> EscrowRow:
-            async with self.db.unit_of_work("release_escrow") as uow:
-                escrow = await escrows.by_target(uow, target_id, for_update=True)
-                verdict = domain.judge_close(target_id, escrow and escrow.status, domain.RELEASED)
-                if verdict == domain.SAME_ESCROW:
-                    return escrow
-                payout, fee = domain.release_split(escrow.amount, self.fee_bps)
-                accounts = await ledger.lock_accounts(uow, escrow.currency, [escrow.publisher_id],
-                                                      [domain.ESCROW, domain.PLATFORM_FEE])
-                legs = [Leg(accounts.system(domain.ESCROW).id, domain.ESCROW_RELEASE, -escrow.amount)]
-                if payout:
-                    legs.append(Leg(accounts.wallet(escrow.publisher_id).id, domain.ESCROW_RELEASE, payout))
-                if fee:
-                    legs.append(Leg(accounts.system(domain.PLATFORM_FEE).id, domain.FEE, fee))
-                tx = ledger.new_transaction_id()
-                await ledger.post(uow, tx, domain.ESCROW_RELEASE, target_id, legs)
-                closed = await escrows.close(uow, escrow, domain.RELEASED, fee, tx)
-                _assert_closed(closed, escrow)
-                await uow.commit()
-                return closed
+            async with self.db.single_statement("release_escrow") as uow:
+                escrow = await escrows.by_target(uow, target_id)
+                if escrow is not None and escrow.status == domain.HELD:
+                    payout, fee = domain.release_split(escrow.amount, self.fee_bps)
+                    closed = await settlements.release(uow, escrow, payout, fee, ledger.new_transaction_id())
+                    escrow = closed or await escrows.by_target(uow, target_id)
+            if domain.judge_close(target_id, escrow and escrow.status, domain.RELEASED) == domain.SAME_ESCROW:
+                return escrow
+            raise RuntimeError(f"escrow of target {target_id} is still held after its release")
 
         return await self._retrying(attempt)
 
     async def refund_escrow(self, target_id: str) -> CloseResult:
         """Returns a held escrow to the advertiser. A repeat, a second
         sender, or a target that never had an escrow succeeds without moving
-        money (DESIGN.md saga rule 6); a released escrow is refused."""
+        money (DESIGN.md saga rule 6); a released escrow is refused. Two
+        statements, as for a release."""
         async def attempt() -> CloseResult:
-            async with self.db.unit_of_work("refund_escrow") as uow:
-                escrow = await escrows.by_target(uow, target_id, for_update=True)
-                if escrow is None:
-                    return CloseResult(None, moved=False)
-                if domain.judge_close(target_id, escrow.status, domain.REFUNDED) == domain.SAME_ESCROW:
-                    return CloseResult(escrow, moved=False)
-                accounts = await ledger.lock_accounts(uow, escrow.currency, [escrow.advertiser_id], [domain.ESCROW])
-                tx = ledger.new_transaction_id()
-                await ledger.post(uow, tx, domain.ESCROW_REFUND, target_id, [
-                    Leg(accounts.wallet(escrow.advertiser_id).id, domain.ESCROW_REFUND, escrow.amount),
-                    Leg(accounts.system(domain.ESCROW).id, domain.ESCROW_REFUND, -escrow.amount)])
-                closed = await escrows.close(uow, escrow, domain.REFUNDED, None, tx)
-                _assert_closed(closed, escrow)
-                await uow.commit()
-                return CloseResult(closed, moved=True)
+            closed = None
+            async with self.db.single_statement("refund_escrow") as uow:
+                escrow = await escrows.by_target(uow, target_id)
+                if escrow is not None and escrow.status == domain.HELD:
+                    closed = await settlements.refund(uow, escrow, ledger.new_transaction_id())
+                    escrow = closed or await escrows.by_target(uow, target_id)
+            if escrow is None:
+                return CloseResult(None, moved=False)
+            if domain.judge_close(target_id, escrow.status, domain.REFUNDED) == domain.SAME_ESCROW:
+                return CloseResult(escrow, moved=closed is not None)
+            raise RuntimeError(f"escrow of target {target_id} is still held after its refund")
 
         return await self._retrying(attempt)
 
@@ -187,22 +178,19 @@ class Payments:
             return await checks.run(uow)
 
     async def _retrying(self, attempt):
-        """Serialization failures and deadlocks retry the whole unit; so
-        does losing a race on a unique key, after which the retry finds and
-        answers the winner's result."""
-        for _ in range(3):
+        """The one retry loop around a use case, bounded. A unit of work
+        runs again when it lost a race the database refused: a unique key
+        another request inserted first (the retry finds and answers the
+        winner's result), or a serialization failure or deadlock."""
+        for tries in range(RETRIES):
             try:
-                return await self.db.retrying(attempt)
+                return await attempt()
             except DatabaseError as error:
                 if sqlstate(error) == NUMERIC_OUT_OF_RANGE:
                     raise InvalidInput("the amount would take a balance beyond the int64 range") from None
-                if not is_unique_violation(error):
+                if sqlstate(error) in RETRYABLE_SQLSTATES:
+                    await asyncio.sleep(random.uniform(0, 0.01 * 2 ** tries))
+                elif not is_unique_violation(error):
                     raise
-        raise Conflict("a concurrent request for the same key won; try again")
-
-
-def _assert_closed(closed: EscrowRow | None, escrow: EscrowRow) -> None:
-    """The escrow row is locked, so the guarded close must match; if it did
-    not, leaving without commit undoes the money just moved."""
-    if closed is None:
-        raise RuntimeError(f"escrow {escrow.id} was no longer held under its lock")
+                log.info("%s retried after %s", attempt.__qualname__, sqlstate(error))
+        raise Conflict("a concurrent request won; try again")

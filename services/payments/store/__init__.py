@@ -1,2 +1,3 @@
 """Payments' tables and queries, one module per aggregate: ledger
-(accounts, transactions, entries), escrows, deposits, reconcile."""
+(accounts, transactions, entries, the lock order), escrows, holds,
+settlements (release and refund), deposits, reconcile."""

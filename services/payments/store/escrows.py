@@ -1,5 +1,5 @@
-"""Escrows (one per target id, ever) and the HoldEscrow outcome recorded
-per approve decision."""
+"""Escrows (one per target id, ever): reading them. Holding one is
+store/holds.py, closing one store/settlements.py."""
 import dataclasses
 import datetime as dt
 import uuid
@@ -14,17 +14,6 @@ COLUMNS = """CAST(id AS text) AS id, CAST(target_id AS text) AS target_id, CAST(
               amount, currency, status, fee, created_at, updated_at"""
 
 _BY_TARGET = sa.text(f"SELECT {COLUMNS} FROM escrows WHERE target_id = :target")
-_BY_TARGET_FOR_UPDATE = sa.text(f"SELECT {COLUMNS} FROM escrows WHERE target_id = :target FOR UPDATE")
-
-_REFUSED = sa.text("""
-    INSERT INTO escrow_decisions (decision_id, target_id, outcome, message)
-    VALUES (:decision, :target, 'insufficient_funds', :message)""")
-
-# Guarded: only a held escrow closes, and only once.
-_CLOSE = sa.text(f"""
-    UPDATE escrows SET status = :status, fee = :fee, close_transaction_id = :tx, updated_at = now()
-     WHERE id = :id AND status = 'held'
-    RETURNING {COLUMNS}""")
 
 _PAGE = sa.text(f"""
     SELECT {COLUMNS} FROM escrows
@@ -63,19 +52,8 @@ def escrow_from(row) -> EscrowRow | None:
                      row.currency, row.status, row.fee, row.created_at, row.updated_at)
 
 
-async def by_target(uow: UnitOfWork, target_id: str, *, for_update: bool = False) -> EscrowRow | None:
-    statement = _BY_TARGET_FOR_UPDATE if for_update else _BY_TARGET
-    return escrow_from((await uow.execute(statement, {"target": target_id})).first())
-
-
-async def record_refusal(uow: UnitOfWork, terms: domain.HoldTerms, message: str) -> None:
-    await uow.execute(_REFUSED, {"decision": terms.decision_id, "target": terms.target_id, "message": message})
-
-
-async def close(uow: UnitOfWork, escrow: EscrowRow, status: str, fee: int | None, tx: str) -> EscrowRow | None:
-    """held → released | refunded; None when it was no longer held."""
-    row = (await uow.execute(_CLOSE, {"id": escrow.id, "status": status, "fee": fee, "tx": tx})).first()
-    return escrow_from(row)
+async def by_target(uow: UnitOfWork, target_id: str) -> EscrowRow | None:
+    return escrow_from((await uow.execute(_BY_TARGET, {"target": target_id})).first())
 
 
 async def page(uow: UnitOfWork, after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> list[EscrowRow]:

@@ -1,21 +1,25 @@
 """HoldEscrow in one statement: the per-target lock, what the decision and
-the target already have, and, when neither has anything, the guarded
-wallet debit, the escrow account credit, the ledger transaction with its
-entries, the decision's 'held' outcome and the escrow row.
+the target already have, and, when neither has anything, the whole
+decision: either the guarded wallet debit, the escrow's own account opened
+holding the amount, the ledger transaction with its entries, the 'held'
+outcome and the escrow row; or the 'insufficient_funds' outcome with the
+balance it was refused on (DESIGN.md saga rules 1, 3).
 
-Lock order, the same as every other move so none can deadlock: the target
-(a try-lock: this statement never waits for it), then the advertiser's
-wallet, then the shared escrow account last. The CTEs read each other's
-output (credited needs debited, the inserts need credited), which is what
-makes PostgreSQL run them in that order, and the shared account is held
-only from its credit to the commit.
+Lock order (store/ledger.py): the target (a try-lock: this statement never
+waits for it), then the advertiser's wallet, then rows only this target's
+moves ever touch (its escrow account, its escrow row). No shared row: holds
+of different targets on different wallets never wait for each other. The
+CTEs read each other's output (the debit needs the locked wallet, the
+account needs the debit, the inserts need the transaction), which is what
+makes PostgreSQL run them in that order.
 
 The lock is tried in the statement that reads, so the read's snapshot may
 predate a hold of the same target that committed just before the lock was
-granted; then the escrow's UNIQUE(target_id) or the decision's primary key
-refuses the insert and the retried unit of work answers the winner's
-result. A hold that finds the lock taken writes nothing, waits for the
-lock on its own and runs again on a snapshot taken after it."""
+granted; then the escrow account's or the escrow's UNIQUE(target) or the
+decision's primary key refuses the insert, and the use case runs the
+statement again on a fresh snapshot, which answers the winner's result. A
+hold that finds the lock taken writes nothing; the use case then waits for
+the lock in a transaction and runs the statement again under it."""
 import dataclasses
 
 import sqlalchemy as sa
@@ -32,45 +36,56 @@ _HOLD = sa.text(f"""
          WHERE decision_id = CAST(:decision AS uuid)),
     existing AS (
         SELECT {COLUMNS} FROM escrows WHERE target_id = CAST(:target AS uuid)),
-    escrow_account AS (
-        SELECT id FROM accounts WHERE kind = 'escrow' AND user_id IS NULL AND currency = :currency),
     go AS (
-        SELECT (SELECT locked FROM target_lock) AND EXISTS (SELECT FROM escrow_account)
-               AND NOT EXISTS (SELECT FROM recorded) AND NOT EXISTS (SELECT FROM existing) AS proceed),
+        SELECT (SELECT locked FROM target_lock) AND NOT EXISTS (SELECT FROM recorded)
+               AND NOT EXISTS (SELECT FROM existing) AS proceed),
+    -- Locked before the debit, at its newest version, so that a refusal
+    -- states the balance it was refused on.
+    wallet AS (
+        SELECT id, balance FROM accounts
+         WHERE kind = 'wallet' AND user_id = CAST(:advertiser AS uuid) AND currency = :currency
+           AND (SELECT proceed FROM go)
+        FOR NO KEY UPDATE),
     -- The only way money leaves a wallet: guarded, never read-modify-write.
     debited AS (
         UPDATE accounts SET balance = balance - CAST(:amount AS bigint), version = version + 1
-         WHERE kind = 'wallet' AND user_id = CAST(:advertiser AS uuid) AND currency = :currency
-           AND balance >= CAST(:amount AS bigint) AND (SELECT proceed FROM go)
+         WHERE id = (SELECT id FROM wallet) AND balance >= CAST(:amount AS bigint)
         RETURNING id, balance, version),
-    credited AS (
-        UPDATE accounts SET balance = balance + CAST(:amount AS bigint), version = version + 1
-         WHERE id = (SELECT id FROM escrow_account) AND EXISTS (SELECT FROM debited)
+    -- The escrow's own account, opened holding the amount (version 1).
+    opened AS (
+        INSERT INTO accounts (kind, escrow_target_id, currency, balance, version)
+        SELECT 'escrow', CAST(:target AS uuid), :currency, CAST(:amount AS bigint), 1 FROM debited
         RETURNING id, balance, version),
     tx AS (
         INSERT INTO ledger_transactions (id, kind, reference)
-        SELECT CAST(:tx AS uuid), 'escrow_hold', CAST(CAST(:target AS uuid) AS text) FROM credited
+        SELECT CAST(:tx AS uuid), 'escrow_hold', CAST(CAST(:target AS uuid) AS text) FROM opened
         RETURNING id),
     entries AS (
         INSERT INTO ledger_entries (transaction_id, account_id, kind, amount, balance_after, account_version)
         SELECT tx.id, leg.id, 'escrow_hold', leg.amount, leg.balance, leg.version
           FROM tx, (SELECT id, -CAST(:amount AS bigint) AS amount, balance, version FROM debited
                     UNION ALL
-                    SELECT id, CAST(:amount AS bigint), balance, version FROM credited) AS leg),
+                    SELECT id, CAST(:amount AS bigint), balance, version FROM opened) AS leg),
+    moved AS (
+        SELECT EXISTS (SELECT FROM tx) AS held),
     decided AS (
-        INSERT INTO escrow_decisions (decision_id, target_id, outcome)
-        SELECT CAST(:decision AS uuid), CAST(:target AS uuid), 'held' FROM tx),
+        INSERT INTO escrow_decisions (decision_id, target_id, outcome, message)
+        SELECT CAST(:decision AS uuid), CAST(:target AS uuid),
+               CASE WHEN moved.held THEN 'held' ELSE 'insufficient_funds' END,
+               CASE WHEN moved.held THEN ''
+                    ELSE format(:refusal, coalesce((SELECT balance FROM wallet), 0), CAST(:amount AS bigint)) END
+          FROM moved WHERE (SELECT proceed FROM go)
+        RETURNING CAST(target_id AS text) AS target_id, outcome, message),
     created AS (
         INSERT INTO escrows (id, target_id, decision_id, advertiser_id, publisher_id, amount, currency,
                              hold_transaction_id)
         SELECT CAST(:id AS uuid), CAST(:target AS uuid), CAST(:decision AS uuid), CAST(:advertiser AS uuid),
                CAST(:publisher AS uuid), CAST(:amount AS bigint), :currency, tx.id FROM tx
         RETURNING {COLUMNS})
-    SELECT (SELECT locked FROM target_lock) AS locked, (SELECT proceed FROM go) AS proceeded,
-           EXISTS (SELECT FROM escrow_account) AS escrow_account_open,
+    SELECT (SELECT locked FROM target_lock) AS locked,
            r.target_id AS recorded_target, r.outcome AS recorded_outcome, r.message AS recorded_message, e.*
       FROM (SELECT 1) AS one
-      LEFT JOIN recorded AS r ON true
+      LEFT JOIN (SELECT * FROM recorded UNION ALL SELECT * FROM decided) AS r ON true
       LEFT JOIN (SELECT * FROM existing UNION ALL SELECT * FROM created) AS e ON true""")
 
 _WAIT_FOR_TARGET = sa.text(
@@ -79,30 +94,26 @@ _WAIT_FOR_TARGET = sa.text(
 
 @dataclasses.dataclass(frozen=True)
 class HoldAttempt:
-    """What one run of the hold statement found and did. When `proceeded`
-    is false nothing was written and `existing` is the target's escrow;
-    when true, `held` is the new escrow, or None if the wallet lacked the
-    money (nothing moved)."""
+    """What one run of the hold statement found or decided: the outcome
+    recorded for the decision and the target's escrow, each either found or
+    written just now. Both are None only when the lock was taken by another
+    hold of the target (nothing was written)."""
     locked: bool
-    escrow_account_open: bool
-    proceeded: bool
     recorded: domain.RecordedHold | None
-    existing: EscrowRow | None
-    held: EscrowRow | None
+    escrow: EscrowRow | None
 
 
 async def attempt(uow: UnitOfWork, terms: domain.HoldTerms, escrow_id: str, tx: str) -> HoldAttempt:
     row = (await uow.execute(_HOLD, {
         "target": terms.target_id, "decision": terms.decision_id, "advertiser": terms.advertiser_id,
         "publisher": terms.publisher_id, "amount": terms.amount, "currency": terms.currency,
-        "id": escrow_id, "tx": tx})).one()
+        "id": escrow_id, "tx": tx, "refusal": domain.INSUFFICIENT_FUNDS})).one()
     recorded = None if row.recorded_outcome is None else domain.RecordedHold(
         row.recorded_target, row.recorded_outcome, row.recorded_message)
-    escrow = escrow_from(row)
-    return HoldAttempt(row.locked, row.escrow_account_open, row.proceeded, recorded,
-                       None if row.proceeded else escrow, escrow if row.proceeded else None)
+    return HoldAttempt(row.locked, recorded, escrow_from(row))
 
 
 async def wait_for_target(uow: UnitOfWork, target_id: str) -> None:
-    """Queues behind the hold of the same target that holds the lock."""
+    """Queues behind the hold of the same target that holds the lock; the
+    lock is then this transaction's until it ends."""
     await uow.execute(_WAIT_FOR_TARGET, {"target": target_id})

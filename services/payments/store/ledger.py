@@ -1,12 +1,23 @@
 """Accounts and the double-entry ledger: find or open accounts, lock them in
 a fixed order, and post a balanced transaction.
 
-Lock order, the same for every move so two moves can never deadlock: the
-user's wallet first, then the shared system accounts (escrow holding,
-platform fee, external funding) by id. Every hold, release, refund and
-deposit of a currency touches one shared system account, so it is locked
-last and held only for the posting statement and the commit. HoldEscrow
-does its whole move in one statement in that same order (store/holds.py)."""
+Lock order, the same for every move so two moves can never deadlock:
+0. a hold's target lock: only tried in the hold statement; a hold that
+   waits for it (store/holds.py) holds nothing else meanwhile;
+1. the one wallet the move debits or credits (a move touches at most one,
+   and takes it before anything below);
+2. the rows of one target: its escrow row and its escrow account, which
+   only that target's hold, release and refund touch;
+3. at most one shard of a system account (platform fee, external funding),
+   chosen from the target or the transaction (domain.ledger_shard).
+A move holds at most one wallet, one target's rows and one shard, taken in
+this order, so no two moves wait for each other in a circle. No row is
+shared by every move of a currency: holds, releases and refunds of
+different targets wait for each other only when they share a wallet (or,
+for releases and deposits, a shard: 1 in LEDGER_SHARDS). HoldEscrow
+(store/holds.py) and the close of a release or refund
+(store/settlements.py) are each one statement taking its locks in this
+order."""
 import dataclasses
 import uuid
 
@@ -16,19 +27,17 @@ from common.db import UnitOfWork
 from services.payments import domain
 
 _ENSURE = sa.text("""
-    INSERT INTO accounts (kind, user_id, currency)
-    SELECT k, u, :currency FROM unnest(CAST(:kinds AS text[]), CAST(:users AS uuid[])) AS w(k, u)
+    INSERT INTO accounts (kind, user_id, shard, currency)
+    SELECT k, u, CASE WHEN k = 'wallet' THEN 0 ELSE :shard END, :currency
+      FROM unnest(CAST(:kinds AS text[]), CAST(:users AS uuid[])) AS w(k, u)
     ON CONFLICT ON CONSTRAINT accounts_one_per_owner DO NOTHING""")
 
 _LOCK = sa.text("""
     SELECT id, kind, CAST(user_id AS text) AS user_id, balance, version FROM accounts
-     WHERE currency = :currency
-       AND ((kind = 'wallet' AND user_id = ANY(CAST(:users AS uuid[]))) OR kind = ANY(CAST(:system AS text[])))
+     WHERE currency = :currency AND escrow_target_id IS NULL
+       AND ((kind = 'wallet' AND user_id = ANY(CAST(:users AS uuid[])))
+            OR (kind = ANY(CAST(:system AS text[])) AND shard = :shard))
      ORDER BY kind <> 'wallet', id FOR UPDATE""")
-
-_WALLET_BALANCE = sa.text("""
-    SELECT coalesce((SELECT balance FROM accounts
-                      WHERE kind = 'wallet' AND user_id = :user AND currency = :currency), 0)""")
 
 # One statement: apply the legs not applied yet (their rows are locked
 # already; the CHECK keeps non-external accounts from going negative),
@@ -88,7 +97,8 @@ class Leg:
 
 
 class Accounts:
-    """The locked accounts of one move, found by owner."""
+    """The locked accounts of one move, found by owner (one shard of each
+    system kind)."""
 
     def __init__(self, rows: list[Account]):
         self.rows = rows
@@ -100,26 +110,18 @@ class Accounts:
         return next(a for a in self.rows if a.kind == kind)
 
 
-async def lock_accounts(uow: UnitOfWork, currency: str, users: list[str], system: list[str]) -> Accounts:
-    """Locks (opening them when missing) the wallets of `users` and the
-    system accounts `system` of one currency, in the fixed order."""
+async def lock_accounts(uow: UnitOfWork, currency: str, users: list[str], system: list[str], shard: int) -> Accounts:
+    """Locks (opening them when missing) the wallets of `users` and shard
+    `shard` of the system accounts `system` of one currency, in the fixed
+    order."""
     users = sorted(set(users))
-    params = {"currency": currency, "users": users, "system": system}
+    params = {"currency": currency, "users": users, "system": system, "shard": shard}
     rows = (await uow.execute(_LOCK, params)).all()
     if len(rows) < len(users) + len(system):
         await uow.execute(_ENSURE, {"currency": currency, "kinds": [domain.WALLET] * len(users) + system,
-                                    "users": users + [None] * len(system)})
+                                    "users": users + [None] * len(system), "shard": shard})
         rows = (await uow.execute(_LOCK, params)).all()
     return Accounts([Account(r.id, r.kind, r.user_id, r.balance, r.version) for r in rows])
-
-
-async def open_system_account(uow: UnitOfWork, currency: str, kind: str) -> None:
-    """Opens the shared `kind` account of the currency unless it exists."""
-    await uow.execute(_ENSURE, {"currency": currency, "kinds": [kind], "users": [None]})
-
-
-async def wallet_balance(uow: UnitOfWork, user_id: str, currency: str) -> int:
-    return int((await uow.execute(_WALLET_BALANCE, {"user": user_id, "currency": currency})).scalar_one())
 
 
 def new_transaction_id() -> str:

@@ -37,14 +37,30 @@ CHECKS: dict[str, str] = {
                        lag(account_version, 1, 0::bigint) OVER w AS previous_version
                   FROM ledger_entries WINDOW w AS (PARTITION BY account_id ORDER BY account_version)) chain
          WHERE balance_after <> previous + amount OR account_version <> previous_version + 1""",
-    "escrow_account_equals_held_escrows": """
-        SELECT format('%s escrow account holds %s, held escrows total %s', c.currency,
-                      coalesce(a.balance, 0), coalesce(h.total, 0)) AS detail
+    # The money in escrow is the held escrows: per currency over every
+    # escrow account (the retired shared ones included) ...
+    "escrow_accounts_equal_held_escrows": """
+        SELECT format('%s escrow accounts hold %s, held escrows total %s', c.currency,
+                      coalesce(a.total, 0), coalesce(h.total, 0)) AS detail
           FROM (SELECT currency FROM accounts WHERE kind = 'escrow' UNION SELECT currency FROM escrows) c
-          LEFT JOIN accounts a ON a.kind = 'escrow' AND a.currency = c.currency
+          LEFT JOIN (SELECT currency, sum(balance) AS total FROM accounts WHERE kind = 'escrow' GROUP BY currency) a
+            ON a.currency = c.currency
           LEFT JOIN (SELECT currency, sum(amount) AS total FROM escrows WHERE status = 'held' GROUP BY currency) h
             ON h.currency = c.currency
-         WHERE coalesce(a.balance, 0) <> coalesce(h.total, 0)""",
+         WHERE coalesce(a.total, 0) <> coalesce(h.total, 0)""",
+    # ... and escrow by escrow: its own account holds its amount while it
+    # is held and nothing once closed (an escrow closed before accounts
+    # were per escrow has none), in its currency; no account without one.
+    "each_escrow_account_holds_its_escrow": """
+        SELECT format('escrow of target %s (%s %s %s) has account %s holding %s %s',
+                      coalesce(e.target_id, a.escrow_target_id), e.status, e.amount, e.currency,
+                      a.id, a.balance, a.currency) AS detail
+          FROM escrows e
+          FULL JOIN (SELECT * FROM accounts WHERE kind = 'escrow' AND escrow_target_id IS NOT NULL) a
+            ON a.escrow_target_id = e.target_id
+         WHERE e.id IS NULL
+            OR coalesce(a.balance, 0) <> CASE WHEN e.status = 'held' THEN e.amount ELSE 0 END
+            OR a.currency <> e.currency""",
     "one_escrow_per_target": """
         SELECT format('target %s has %s escrows', target_id, count(*)) AS detail
           FROM escrows GROUP BY target_id HAVING count(*) > 1""",

@@ -5,6 +5,8 @@ import asyncio
 import grpc
 
 from adtech.payments.v1 import payments_pb2 as pb
+from services.payments import domain
+from services.payments.store import holds
 from tests.integration.payments.conftest import new_id
 
 
@@ -69,4 +71,29 @@ async def test_holds_and_refunds_across_shared_wallets_do_not_deadlock(payments)
         await payments.call(method, request)
 
     await asyncio.wait_for(asyncio.gather(*(hold_then_settle(i, *t) for i, t in enumerate(targets))), 30)
+    await payments.assert_reconciled()
+
+
+async def test_hold_that_finds_its_target_locked_waits_then_answers_the_winners_escrow(payments):
+    """The winner here is the hold statement itself, run on a raw
+    connection whose transaction stays open: the service's hold of the same
+    decision finds the target lock taken, queues behind it, and answers the
+    escrow the winner committed without moving money again."""
+    advertiser, target, decision, publisher = new_id(), new_id(), new_id(), new_id()
+    await payments.deposit(advertiser, 1000)
+    winner_escrow = new_id()
+    async with payments.engine.connect() as conn:
+        won = (await conn.execute(holds._HOLD, {
+            "target": target, "decision": decision, "advertiser": advertiser, "publisher": publisher,
+            "amount": 300, "currency": "USD", "id": winner_escrow, "tx": new_id(),
+            "refusal": domain.INSUFFICIENT_FUNDS})).one()
+        assert won.locked and won.id == winner_escrow
+        late = asyncio.ensure_future(payments.hold(target, advertiser, 300, decision_id=decision,
+                                                   publisher_id=publisher))
+        await asyncio.sleep(0.3)
+        assert not late.done()
+        await conn.commit()
+    assert (await asyncio.wait_for(late, 5)).escrow.id == winner_escrow
+    wallet = await payments.wallet(advertiser)
+    assert (wallet.balance, wallet.held) == (700, 300)
     await payments.assert_reconciled()

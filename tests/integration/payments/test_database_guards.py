@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from adtech.payments.v1 import payments_pb2 as pb
-from common.db import CHECK_VIOLATION, UNIQUE_VIOLATION, sqlstate
+from common.db import CHECK_VIOLATION, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate
 from tests.integration.payments.conftest import new_id
 
 APPEND_ONLY, UNBALANCED, STALE_ENTRY, ESCROW_CLOSED, UNEXPLAINED = "PL001", "PL002", "PL003", "PL004", "PL005"
@@ -101,3 +101,36 @@ async def test_balance_change_without_an_entry_is_refused_at_commit(payments):
                                          WHERE user_id = CAST(:u AS uuid)""", u=user)
     assert state == UNEXPLAINED
     assert (await payments.wallet(user)).balance == 100
+
+
+async def test_account_opened_with_a_balance_but_no_entry_is_refused_at_commit(payments):
+    state = await _refused(payments, """INSERT INTO accounts (kind, user_id, currency, balance, version)
+                                         VALUES ('wallet', CAST(:u AS uuid), 'USD', 100, 1)""", u=new_id())
+    assert state == UNEXPLAINED
+
+
+async def test_escrow_account_for_a_target_without_escrow_is_refused(payments):
+    state = await _refused(payments, """INSERT INTO accounts (kind, escrow_target_id, currency)
+                                         VALUES ('escrow', CAST(:t AS uuid), 'USD')""", t=new_id())
+    assert state == FOREIGN_KEY_VIOLATION
+
+
+async def test_second_escrow_account_for_a_target_is_refused(payments):
+    advertiser, target = new_id(), new_id()
+    await payments.deposit(advertiser, 100)
+    await payments.hold(target, advertiser, 10)
+    state = await _refused(payments, """INSERT INTO accounts (kind, escrow_target_id, currency)
+                                         VALUES ('escrow', CAST(:t AS uuid), 'EUR')""", t=target)
+    assert state == UNIQUE_VIOLATION
+
+
+async def test_shared_escrow_account_can_hold_nothing(payments):
+    state = await _refused(payments, """INSERT INTO accounts (kind, currency, balance, version)
+                                         VALUES ('escrow', 'XTS', 5, 1)""")
+    assert state == CHECK_VIOLATION
+
+
+async def test_only_fee_and_funding_accounts_are_sharded(payments):
+    state = await _refused(payments, """INSERT INTO accounts (kind, user_id, currency, shard)
+                                         VALUES ('wallet', CAST(:u AS uuid), 'USD', 3)""", u=new_id())
+    assert state == CHECK_VIOLATION

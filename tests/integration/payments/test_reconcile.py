@@ -25,7 +25,8 @@ async def test_reconcile_lists_every_check_and_passes_on_a_clean_ledger(payments
     report = await payments.reconcile()
     assert report.ok and {c.name for c in report.checks} >= {
         "transactions_sum_to_zero", "no_negative_balance", "balance_equals_sum_of_entries",
-        "balance_equals_last_balance_after", "escrow_account_equals_held_escrows", "one_escrow_per_target"}
+        "balance_equals_last_balance_after", "escrow_accounts_equal_held_escrows",
+        "each_escrow_account_holds_its_escrow", "one_escrow_per_target"}
 
 
 async def test_reconcile_reports_a_balance_no_entry_explains(payments):
@@ -38,9 +39,27 @@ async def test_reconcile_reports_a_balance_no_entry_explains(payments):
     assert not (await payments.reconcile()).ok
 
 
-async def test_reconcile_reports_an_escrow_the_holding_account_does_not_cover(payments):
+async def test_reconcile_reports_an_escrow_its_account_does_not_cover(payments):
     advertiser, target = new_id(), new_id()
     await payments.deposit(advertiser, 100)
     await payments.hold(target, advertiser, 60)
     await _corrupt(payments, "UPDATE escrows SET amount = amount + 1 WHERE target_id = CAST(:t AS uuid)", t=target)
-    assert (await _failing(payments))["escrow_account_equals_held_escrows"] == 1
+    failing = await _failing(payments)
+    assert failing["escrow_accounts_equal_held_escrows"] == 1
+    assert failing["each_escrow_account_holds_its_escrow"] == 1
+
+
+async def test_reconcile_reports_money_left_in_a_closed_escrows_account(payments):
+    advertiser, target, other = new_id(), new_id(), new_id()
+    await payments.deposit(advertiser, 100, currency="CHF")
+    await payments.hold(target, advertiser, 60, currency="CHF")
+    await payments.hold(other, advertiser, 40, currency="CHF")
+    # The escrow closes but its money stays, and another held escrow claims
+    # it: the currency's total still matches, the escrows do not.
+    await _corrupt(payments, "UPDATE escrows SET status = 'refunded', close_transaction_id = hold_transaction_id "
+                             "WHERE target_id = CAST(:t AS uuid)",
+                   "UPDATE escrows SET amount = amount + 60 WHERE target_id = CAST(:o AS uuid)", t=target, o=other)
+    checks = {c.name: c for c in (await payments.reconcile()).checks}
+    assert "CHF" not in checks["escrow_accounts_equal_held_escrows"].detail
+    assert target in checks["each_escrow_account_holds_its_escrow"].detail
+    assert other in checks["each_escrow_account_holds_its_escrow"].detail

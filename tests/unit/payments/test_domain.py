@@ -140,3 +140,14 @@ def test_credit_beyond_int64_is_refused():
     assert domain.credited(2**63 - 2, 1) == 2**63 - 1
     with pytest.raises(InvalidInput):
         domain.credited(2**63 - 1, 1)
+
+
+@given(st.uuids())
+def test_ledger_shard_is_within_the_shards_and_the_same_for_a_repeat(key):
+    shard = domain.ledger_shard(str(key))
+    assert 0 <= shard < domain.LEDGER_SHARDS and shard == domain.ledger_shard(str(key).upper())
+
+
+def test_ledger_shards_spread_moves_over_every_shard():
+    hits = {domain.ledger_shard(str(uuid.uuid4())) for _ in range(2_000)}
+    assert hits == set(range(domain.LEDGER_SHARDS))
