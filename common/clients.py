@@ -71,5 +71,5 @@ def open_channel(target: str, internal_token: str, deadline_ms: int) -> CallerCh
         # channel keeps failing fast for seconds after its peer is back.
         options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0),
                  ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-                 ("grpc.max_reconnect_backoff_ms", 2000), ("grpc.http2.bdp_probe", 0)],
+                 ("grpc.max_reconnect_backoff_ms", 2000)],
     ), internal_token, deadline_ms / 1000)

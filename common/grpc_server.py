@@ -101,8 +101,7 @@ class ServiceServer:
         self.name = name
         self.registrations = list(registrations)
         self.server = grpc.aio.server(interceptors=[CallInterceptor(internal_token)], options=[
-            ("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-            ("grpc.http2.bdp_probe", 0)])
+            ("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)])
         self.health = health.aio.HealthServicer()
         self.port: int | None = None
 
