@@ -134,10 +134,14 @@ async def approve_phase(api: Api, work: list[list[str]], lag_probe, meter=None, 
     return result
 
 
-def deal(targets: list[list[str]], moderators: int) -> list[list[str]]:
-    """One shared queue, `moderators` takers: target i goes to moderator i mod n."""
-    flat = [t for campaign in targets for t in campaign]
-    return [flat[i::moderators] for i in range(moderators)]
+def deal(campaigns: list[list[str]], moderators: int) -> list[list[str]]:
+    """Whole campaigns to moderators in turn, so that each moderator works
+    on advertisers of its own (as moderators sharing a queue by advertiser
+    would), and no two approve on one wallet at once."""
+    work: list[list[str]] = [[] for _ in range(moderators)]
+    for i, campaign in enumerate(campaigns):
+        work[i % moderators] += campaign
+    return work
 
 
 class LagProbe:
@@ -205,8 +209,9 @@ async def main() -> int:
                 print(format_baseline(moderators, results["baseline"][str(moderators)]), flush=True)
         for moderators in counts:
             total = max(args.approvals, moderators * 5) + moderators
-            per_campaign = max(1, min(25, total // moderators))
-            targets = await prepare(api, -(-total // per_campaign), per_campaign)
+            per_campaign = max(1, min(25, -(-total // moderators)))
+            campaigns = max(moderators, -(-total // per_campaign))
+            targets = await prepare(api, campaigns, per_campaign)
             work = deal(targets, moderators)
             await approve_phase(api, [w[:1] for w in work], probe)  # warm-up: connections, caches
             phase = await approve_phase(api, [w[1:] for w in work], probe, meter, stats)

@@ -10,6 +10,7 @@ children times)."""
 import asyncio
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -171,6 +172,7 @@ class Stack:
         for name in ("DATABASE_URL", "LOG_LEVEL"):
             self.env.pop(name, None)
         self.process: subprocess.Popen | None = None
+        self.keep = False
 
     def start(self) -> None:
         configure_stat_statements(self.data_dir)
@@ -190,6 +192,7 @@ class Stack:
             if self.process.poll() is not None:
                 break
             await asyncio.sleep(0.2)
+        self.keep = True  # for its log
         raise SystemExit(f"stack did not become ready; see {self.data_dir / 'stack.log'}")
 
     def secret(self, name: str) -> str:
@@ -209,9 +212,13 @@ class Stack:
         return CpuMeter(self.process.pid, self.postmaster_pid())
 
     def stop(self) -> None:
+        """Stops the stack (and its database) and removes its data directory."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
+        if not self.keep:
+            shutil.rmtree(self.data_dir, ignore_errors=True)

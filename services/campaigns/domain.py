@@ -127,7 +127,7 @@ class TargetView:
 
 
 def scheduled_far_enough(scheduled_at: dt.datetime, now: dt.datetime, min_lead_ms: int) -> bool:
-    return scheduled_at >= now + dt.timedelta(milliseconds=min_lead_ms)
+    return scheduled_at >= earliest_schedule(now, min_lead_ms)
 
 
 def check_submit(target: TargetView, now: dt.datetime, min_lead_ms: int) -> None:
@@ -150,16 +150,35 @@ def check_submit(target: TargetView, now: dt.datetime, min_lead_ms: int) -> None
     assert_transition(TARGET_MOVES, target.status, "submitted", "advertiser", subject="Target transition")
 
 
+@dataclasses.dataclass(frozen=True)
+class Approvable:
+    """What an approvable target is, as data: the statuses it and its
+    campaign and channel must have, at least one creative, and the earliest
+    scheduledAt allowed now. `approve_refusal` judges a view by it, and
+    ReserveTarget's one-statement path guards its write with the same values."""
+    status: str = "submitted"
+    campaign_status: str = "active"
+    channel_status: str = "approved"
+
+
+APPROVABLE = Approvable()
+
+
+def earliest_schedule(now: dt.datetime, min_lead_ms: int) -> dt.datetime:
+    """The earliest scheduledAt a target may have to be submitted or approved now."""
+    return now + dt.timedelta(milliseconds=min_lead_ms)
+
+
 def approve_refusal(target: TargetView, now: dt.datetime, min_lead_ms: int) -> tuple[str, str] | None:
     """Why an approve would be refused now, as (code, seed message), or None.
-    Moderation's snapshot and ReserveTarget both judge with this one function."""
-    if target.status != "submitted":
+    ReserveTarget judges with this one function."""
+    if target.status != APPROVABLE.status:
         return "target_not_submitted", f"Target cannot be approved from status {target.status}"
-    if target.campaign_status != "active":
+    if target.campaign_status != APPROVABLE.campaign_status:
         return "campaign_not_active", f"Campaign {target.campaign_id} must be active (current: {target.campaign_status})"
     if target.creatives == 0:
         return "no_creatives", "Campaign has no creatives"
-    if target.channel_status != "approved":
+    if target.channel_status != APPROVABLE.channel_status:
         return "channel_not_approved", "Channel must be approved"
     if not scheduled_far_enough(target.scheduled_at, now, min_lead_ms):
         return "scheduled_too_soon", "scheduledAt must be in the future"

@@ -98,7 +98,16 @@ async def reserve(db: Database, actor: Actor, target_id: str, decision_id: str, 
     preconditions in this transaction. At most once per decision: a repeat
     gets the recorded outcome (rule 2)."""
     _require_saga_caller(actor)
-    async with db.unit_of_work("reserve_target") as uow:
+    # The usual case is one statement, its own transaction: the target is
+    # approvable and the step has no record. Its write is guarded by exactly
+    # that, so when it moves nothing it wrote nothing either, and the step is
+    # judged below, under the locks, where a refusal is recorded with its reason.
+    async with db.single_statement("reserve_target") as uow:
+        row = await _deciding(saga_store.reserve_if_approvable(
+            uow, actor, target_id, decision_id, domain.APPROVABLE, domain.earliest_schedule(now, min_lead_ms)))
+    if row.recorded_outcome is None and row.id is not None:
+        return row
+    async with db.unit_of_work("reserve_target_under_lock") as uow:
         target = await _locked_target(uow, target_id, campaign_share=True)
         # Judged now, but applied by the write only if the step has no record
         # yet; otherwise the record answers (the write re-reads it under the lock).

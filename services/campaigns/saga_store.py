@@ -81,11 +81,32 @@ _AUDIT_COLUMNS = ("audit_log (actor_id, actor_role, action, entity_type, entity_
                   "correlation_id, detail)")
 _ACTOR = "CAST(:aid AS uuid), CAST(:role AS text)"
 
-_RESERVE = _statement(f"""
-    WITH {_PRIOR},
+def _reserve_statement(*, judged_here: bool) -> sa.TextClause:
+    """submitted → approving for the decision, its record and audit row,
+    unless the step is recorded already.
+
+    judged_here=False: the caller judged the locked target already (the
+    slow path). judged_here=True: the one-statement path, which judges
+    nothing but moves only a target that is approvable by
+    domain.APPROVABLE's values (campaign active, locked FOR SHARE first
+    as in _LOCK_WITH_CAMPAIGN_SHARE; a creative; channel approved;
+    scheduledAt no earlier than :earliest). When it moves nothing it wrote
+    nothing, and the caller judges under the lock and records why."""
+    campaign_lock = """,
+    locked_campaign AS MATERIALIZED (
+        SELECT id, status, advertiser_id, name FROM campaigns
+         WHERE id = (SELECT campaign_id FROM targets WHERE id = :id)  -- immutable: read without a lock
+           FOR SHARE)""" if judged_here else ""
+    approvable = """
+           AND EXISTS (SELECT FROM locked_campaign WHERE status = :campaign_status)
+           AND EXISTS (SELECT FROM creatives cr WHERE cr.campaign_id = targets.campaign_id)
+           AND EXISTS (SELECT FROM channels ch WHERE ch.id = targets.channel_id AND ch.status = :channel_status)
+           AND scheduled_at >= CAST(:earliest AS timestamptz)""" if judged_here else ""
+    return _statement(f"""
+    WITH {_PRIOR}{campaign_lock},
     moved AS (
         UPDATE targets SET status = 'approving', reserved_by = :d, updated_at = now()
-         WHERE id = :id AND status = 'submitted' AND NOT EXISTS (SELECT FROM prior)
+         WHERE id = :id AND status = 'submitted' AND NOT EXISTS (SELECT FROM prior){approvable}
         RETURNING *),
     step_record AS (
         INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
@@ -98,7 +119,12 @@ _RESERVE = _statement(f"""
     SELECT {_RECORDED}, v.*
       FROM (SELECT) AS one
       LEFT JOIN prior ON true
-      LEFT JOIN ({_view_sql(targets="moved")}) v ON true""", *_RECORDED_COLUMNS, *_VIEW_COLUMNS)
+      LEFT JOIN ({_view_sql(targets="moved", campaigns="locked_campaign" if judged_here else "campaigns")}) v ON true""",
+        *_RECORDED_COLUMNS, *_VIEW_COLUMNS)
+
+
+_RESERVE = _reserve_statement(judged_here=False)
+_RESERVE_IF_APPROVABLE = _reserve_statement(judged_here=True)
 
 _APPROVE = _statement(f"""
     WITH {_PRIOR},
@@ -176,11 +202,23 @@ def _actor(actor) -> dict:
 
 
 async def reserve(uow: UnitOfWork, actor, target_id: str, decision_id: str):
-    """submitted → approving for the decision, its record and audit row,
-    unless the step is recorded already. The row: `recorded_*` (the prior
-    record, if any), then the target's view after the move."""
+    """submitted → approving for the decision (judged by the caller), its
+    record and audit row, unless the step is recorded already. The row:
+    `recorded_*` (the prior record, if any), then the target's view after
+    the move."""
     return (await uow.execute(_RESERVE, {"id": target_id, "d": decision_id, "step": "reserve",
                                          "detail": json.dumps({"decision_id": decision_id}), **_actor(actor)})).one()
+
+
+async def reserve_if_approvable(uow: UnitOfWork, actor, target_id: str, decision_id: str, approvable,
+                                earliest):
+    """`reserve` in one statement for a target that is approvable by
+    `approvable` (domain.Approvable) with scheduledAt >= `earliest`;
+    otherwise it writes nothing and the view columns are NULL."""
+    return (await uow.execute(_RESERVE_IF_APPROVABLE, {
+        "id": target_id, "d": decision_id, "step": "reserve", "detail": json.dumps({"decision_id": decision_id}),
+        "campaign_status": approvable.campaign_status, "channel_status": approvable.channel_status,
+        "earliest": earliest, **_actor(actor)})).one()
 
 
 async def approve(uow: UnitOfWork, actor, target_id: str, decision_id: str, *, moderator_id: str, escrow_id: str,

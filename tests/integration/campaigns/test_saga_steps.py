@@ -4,6 +4,8 @@ replayed after the saga has moved on, changing nothing."""
 import datetime as dt
 
 import grpc
+import pytest
+import sqlalchemy as sa
 
 from adtech.campaigns.v1 import campaigns_pb2 as pb
 from common.timestamps import utcnow
@@ -48,6 +50,32 @@ async def test_reserve_refusal_carries_the_seed_code_and_message(campaigns):
                                                                                decision_id=new_id()))
     assert (refusal.code, refusal.reason, refusal.message) == (
         REFUSED, "campaign_not_active", f"Campaign {campaign.id} must be active (current: paused)")
+
+
+# Each way a submitted target stops being approvable, made directly in the
+# database where no API leads there: the one-statement reserve must not
+# move it, and the judgement under the lock refuses with the seed's reason.
+UNAPPROVABLE = {
+    "target_not_submitted": "UPDATE targets SET status = 'rejected' WHERE id = :t",
+    "campaign_not_active": "UPDATE campaigns SET status = 'paused' WHERE id = (SELECT campaign_id FROM targets WHERE id = :t)",
+    "no_creatives": "DELETE FROM creatives WHERE campaign_id = (SELECT campaign_id FROM targets WHERE id = :t)",
+    "channel_not_approved": "UPDATE channels SET status = 'rejected' WHERE id = (SELECT channel_id FROM targets WHERE id = :t)",
+    "scheduled_too_soon": "UPDATE targets SET scheduled_at = now() + interval '5 seconds' WHERE id = :t",
+}
+
+
+@pytest.mark.parametrize("reason", sorted(UNAPPROVABLE))
+async def test_reserve_of_a_target_that_is_no_longer_approvable_moves_nothing_and_says_why(campaigns, reason):
+    _, _, target = await campaigns.submitted_target()
+    async with campaigns.engine.begin() as conn:
+        await conn.execute(sa.text(UNAPPROVABLE[reason]), {"t": target.id})
+    before = await campaigns.status_of(target.id)
+    refusal = await campaigns.refusal("ReserveTarget", pb.ReserveTargetRequest(target_id=target.id,
+                                                                               decision_id=new_id()))
+    assert (refusal.code, refusal.reason) == (REFUSED, reason)
+    assert await campaigns.status_of(target.id) == before
+    assert await campaigns.scalar("SELECT count(*) FROM saga_steps WHERE target_id = :t AND outcome = 'reserved'",
+                                  t=target.id) == 0
 
 
 async def test_late_reserve_after_a_refusal_stays_refused_after_the_cause_is_gone(campaigns):
