@@ -161,6 +161,7 @@ class _Compiled:
 
 
 _COMPILED: dict[str, _Compiled] = {}
+MAX_PREPARED_PER_SESSION = 512
 
 
 def _compiled(statement) -> _Compiled:
@@ -172,6 +173,8 @@ def _compiled(statement) -> _Compiled:
     if found is None:
         clause = sa.text(statement) if isinstance(statement, str) else statement
         compiled = clause.compile(dialect=_DIALECT)
+        if len(_COMPILED) >= MAX_PREPARED_PER_SESSION:
+            _COMPILED.pop(next(iter(_COMPILED)))
         found = _COMPILED[key] = _Compiled(str(compiled), tuple(compiled.positiontup or ()))
     return found
 
@@ -191,6 +194,8 @@ class _Connection(asyncpg.Connection):
     async def prepared(self, sql: str):
         found = self._prepared.get(sql)
         if found is None:
+            if len(self._prepared) >= MAX_PREPARED_PER_SESSION:  # a bound, never reached by our static statements
+                self._prepared.pop(next(iter(self._prepared)))
             statement = await self.prepare(sql)
             fields = tuple(attribute.name for attribute in statement.get_attributes())
             found = self._prepared[sql] = (statement, _row_class(fields))
