@@ -191,6 +191,9 @@ class _Connection(asyncpg.Connection):
         super().__init__(*args, **kwargs)
         self._prepared: dict[str, tuple[asyncpg.prepared_stmt.PreparedStatement, type[Row]]] = {}
 
+    def forget(self, sql: str) -> None:
+        self._prepared.pop(sql, None)
+
     async def prepared(self, sql: str):
         found = self._prepared.get(sql)
         if found is None:
@@ -213,13 +216,28 @@ class UnitOfWork:
         self.connection = connection
         self.name = name
         self.committed = False
+        self.failed = False
         self._transaction = transaction
 
     async def execute(self, statement, params: dict | None = None) -> Result:
         compiled = _compiled(statement)
         args = [params[name] for name in compiled.names] if compiled.names else ()
-        prepared, row_class = await self.connection.prepared(compiled.sql)
-        records = await prepared.fetch(*args)
+        try:
+            try:
+                prepared, row_class = await self.connection.prepared(compiled.sql)
+                records = await prepared.fetch(*args)
+            except (asyncpg.InvalidCachedStatementError, asyncpg.exceptions.OutdatedSchemaCacheError):
+                # The schema changed under a prepared statement (a migration by
+                # another replica): prepare it again; inside a transaction the
+                # unit is spoiled, so it fails and the caller may repeat it.
+                self.connection.forget(compiled.sql)
+                if self._transaction is not None:
+                    raise
+                prepared, row_class = await self.connection.prepared(compiled.sql)
+                records = await prepared.fetch(*args)
+        except asyncpg.PostgresError:
+            self.failed = True
+            raise
         status = prepared.get_statusmsg() or ""
         counted = _STATUS_COUNT.search(status)
         return Result([row_class(record) for record in records], int(counted.group(1)) if counted else len(records))
@@ -228,6 +246,10 @@ class UnitOfWork:
         return (await self.execute(statement, params)).scalar()
 
     async def commit(self) -> None:
+        """Commits the unit; refused after a statement of it failed (PostgreSQL
+        would answer that COMMIT with a silent ROLLBACK)."""
+        if self.failed:
+            raise RuntimeError(f"unit of work {self.name} had a failed statement; it cannot commit")
         await self._transaction.commit()
         self.committed = True
 # Errors after which a session may be mid-statement or gone. Anything else

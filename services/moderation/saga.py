@@ -8,10 +8,13 @@ rules), and our moves are guarded, so a redelivered message finds nothing to
 move and changes nothing.
 
 Which commits wait for the disk: the start of a decision does (a peer may
-act on it at once, and nothing would ever finish what a lost start began);
-a step's move does not (`durable=False`). Losing one in a crash loses no
-outcome: the message it completed is still pending, the relay delivers it
-again, and the peer, whose own commit was durable, answers from its record. Anything but a business refusal is raised to the
+act on it at once, and nothing would ever finish what a lost start began),
+and so does the move to escrow_held (see hold_escrow); the other moves do
+not (`durable=False`). Losing one in a crash loses no outcome: the message
+it completed is still pending, the relay delivers it again, and the peer,
+whose own commit was durable, answers from its record. (A durable commit
+also makes every earlier one of the same database durable: the WAL is one
+sequence.) Anything but a business refusal is raised to the
 relay, which repeats the step with backoff; a business refusal runs the
 compensation its state owes and ends the saga `failed`."""
 import asyncio
@@ -116,12 +119,13 @@ class ApproveSaga:
     # before calling its peer.
 
     async def _advance(self, message: outbox.Message, current: str, wanted: str,
-                       next_topic: str | None = None, next_payload: dict | None = None, **fields) -> None:
+                       next_topic: str | None = None, next_payload: dict | None = None, *,
+                       durable: bool = False, **fields) -> None:
         """Moves the decision, completes the message and chains the next step, in one statement."""
         decision_id = message.payload["decision_id"]
         follow = (next_topic, message.aggregate_id, {"decision_id": decision_id, **(next_payload or {})}) \
             if next_topic else None
-        async with self.db.single_statement(f"saga_{current}_to_{wanted}", durable=False) as uow:
+        async with self.db.single_statement(f"saga_{current}_to_{wanted}", durable=durable) as uow:
             moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
                                                  lease=self.relay.policy.lease_s, **fields)
         self._after_commit(moved, chained)
@@ -176,9 +180,14 @@ class ApproveSaga:
         except Refused as refusal:
             await self._compensate(message, "reserved", refusal, domain.RELEASE)
             return True
+        # Durable, unlike the other moves: once the escrow is held, a crash must
+        # never take the decision back before it. A repeated HoldEscrow is
+        # refused once the escrow has closed (rule 7), which would fail a
+        # decision that campaigns has approved; ApproveTarget, repeated from
+        # here on, answers from its record whatever happened since (rule 5).
         await self._advance(message, "reserved", "escrow_held", domain.CONFIRM,
                             {"moderator_id": step["moderator_id"], "escrow_id": reply.escrow.id},
-                            escrow_id=reply.escrow.id)
+                            durable=True, escrow_id=reply.escrow.id)
         return True
 
     async def approve_target(self, message: outbox.Message) -> bool:

@@ -27,6 +27,11 @@ async def ask(method, request):
         raise translated from None
 
 
+# How often an approve tries to start or join before answering 409: each
+# failed try means a concurrent approve ended between two statements.
+START_ATTEMPTS = 5
+
+
 @dataclasses.dataclass(frozen=True)
 class ApproveOutcome:
     decision: Decision
@@ -64,17 +69,20 @@ class Moderation:
         """(decision, already_approved, joined). The decision and its first
         step commit together, unless the target has an approved decision or
         a live approve already; the step is sent at once."""
-        async with self.db.single_statement("start_approve_saga") as uow:
-            started = await self.saga.start_approve(uow, target_id, moderator_id)
-        if started is not None:
-            decision, first_step = started
-            self.saga.dispatch(first_step)
-            return decision, False, False
-        # The approve that counts (a concurrent live one, or one that
-        # succeeded) answers for this one.
-        current = await self._current_approve(target_id)
-        if current is not None:
-            return current, current.status == "approved", True
+        for _ in range(START_ATTEMPTS):
+            async with self.db.single_statement("start_approve_saga") as uow:
+                started = await self.saga.start_approve(uow, target_id, moderator_id)
+            if started is not None:
+                decision, first_step = started
+                self.saga.dispatch(first_step)
+                return decision, False, False
+            # The approve that counts (a concurrent live one, or one that
+            # succeeded) answers for this one. None: the live one it met has
+            # ended since without approving (refused at once, say), so this
+            # approve starts again and gets an answer of its own.
+            current = await self._current_approve(target_id)
+            if current is not None:
+                return current, current.status == "approved", True
         raise Conflict("the target's approval changed meanwhile; try again")
 
     async def reject(self, moderator: Actor, target_id: str, reason: str, wait_ms: int) -> campaigns_pb2.Target:

@@ -36,6 +36,24 @@ async def test_twenty_concurrent_approves_of_one_target_give_one_escrow_one_post
     assert [e["kind"] for e in await api.ledger(flow.advertiser)] == ["escrow_hold", "deposit"]
 
 
+async def test_twenty_concurrent_approves_of_a_target_that_cannot_be_approved_are_all_refused_with_its_reason(api):
+    flow = await api.flow(price=PRICE, funds=10_000)
+    await api.ok("POST", f"/api/campaigns/{flow.campaign['id']}/pause", flow.advertiser)
+
+    responses = await asyncio.gather(*(api.approve(flow.target_id) for _ in range(20)))
+
+    assert [(r.status_code, r.json()["error"]["code"]) for r in responses] == [(400, "campaign_not_active")] * 20
+    assert (await api.decision(flow.target_id)).status_code == 404  # a refused approve decided nothing
+    assert (await api.get_target(flow))["status"] == "submitted"
+
+
+async def test_twenty_concurrent_approves_of_a_target_that_does_not_exist_are_all_404(api):
+    import uuid
+    missing = str(uuid.uuid4())
+    responses = await asyncio.gather(*(api.approve(missing) for _ in range(20)))
+    assert {r.status_code for r in responses} == {404}, [r.text for r in responses]
+
+
 async def _submitted_targets(api, count: int, *, price: int, funds: int) -> list[Flow]:
     """`count` submitted targets of one advertiser's campaign on one channel."""
     advertiser = api.user("advertiser")

@@ -128,3 +128,33 @@ async def test_only_statements_marked_not_durable_commit_without_waiting_for_the
     async with db.unit_of_work("a_business_act") as uow:
         in_unit = (await uow.execute(show)).one().mode
     assert (relaxed, durable, in_unit) == ("off", "on", "on")
+
+
+async def test_a_unit_whose_statement_failed_cannot_commit_what_postgresql_already_rolled_back(db):
+    with pytest.raises(RuntimeError):
+        async with db.unit_of_work("swallowing_a_failure") as uow:
+            await uow.execute(_INSERT, {"id": 9, "note": "{}"})
+            with pytest.raises(DatabaseError):
+                await uow.execute(_INSERT, {"id": 9, "note": "{}"})
+            await uow.commit()
+    assert await count(db) == 0
+
+
+async def test_a_value_a_parameter_cannot_take_is_refused_as_data_and_keeps_the_session(db):
+    from common.db import is_transient
+    session = await backend(db)
+    with pytest.raises(DatabaseError) as refused:
+        async with db.single_statement("bad_value") as uow:
+            await uow.execute(_NOTE, {"id": "not a number"})
+    assert not is_transient(refused.value)  # a caller repeating it would get the same answer
+    assert await backend(db) == session
+
+
+async def test_a_statement_prepared_before_a_schema_change_is_prepared_again(db):
+    select_all = sa.text("SELECT * FROM things")
+    async with db.single_statement("add_thing") as uow:
+        await uow.execute(_INSERT, {"id": 10, "note": "{}"})
+        before = (await uow.execute(select_all)).one()
+        await uow.execute(sa.text("ALTER TABLE things ADD COLUMN extra int NOT NULL DEFAULT 7"))
+        after = (await uow.execute(select_all)).one()
+    assert (len(before), after.extra) == (2, 7)

@@ -278,3 +278,38 @@ async def test_refused_reject_leaves_the_target_undecided(stack, world):
             raise AssertionError("a refused reject decided nothing")
         except grpc.aio.AioRpcError as none:
             assert none.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_lost_final_move_is_redone_from_campaigns_record_even_after_a_cancellation_refunded(stack, world):
+    """The saga's moves after the hold commit without waiting for the disk,
+    so a crash may lose the last one. Here the move to `approved` is lost
+    (the decision is put back to `escrow_held` and its ApproveTarget
+    message to pending, as the database would come back) after the
+    advertiser cancelled and the escrow was refunded: redelivered,
+    ApproveTarget answers from campaigns' record, and the decision ends
+    approved with the same post job, never failed."""
+    advertiser, campaign, target = await world.ready_to_approve(price=1_000, funds=1_000)
+    approved = (await approve(world, target.id)).decision
+    assert approved.status == "approved"
+    await set_campaign(world, advertiser, campaign, "cancel")
+    await eventually(lambda: _escrow_status(world, target.id, "refunded"))
+    peek = Database(database_url_for(stack.pg_server, stack.databases["moderation"]))
+    try:
+        async with peek.unit_of_work("lose_the_last_move") as uow:
+            await uow.execute(sa.text("UPDATE decisions SET status = 'escrow_held', post_job_id = NULL WHERE id = :d"),
+                              {"d": approved.decision_id})
+            await uow.execute(sa.text("""
+                UPDATE outbox_messages SET status = 'pending', delivered_at = NULL, claimed_until = NULL,
+                                           next_attempt_at = now()
+                 WHERE id = (SELECT max(id) FROM outbox_messages WHERE aggregate_id = :t AND topic = :topic)"""),
+                {"t": target.id, "topic": "approve.approve_target"})
+            await uow.commit()
+    finally:
+        await peek.dispose()
+    saga_relay(stack).wake()
+    final = await eventually(lambda: settled(world, target.id), timeout=10)
+    assert (final.status, final.post_job_id, final.escrow_id) == ("approved", approved.post_job_id, approved.escrow_id)
+
+
+async def _escrow_status(world, target_id, wanted):
+    return (await escrow_of(world, target_id)).status == wanted
