@@ -177,7 +177,7 @@ class Stack:
     def start(self) -> None:
         configure_stat_statements(self.data_dir)
         self.log = open(self.data_dir / "stack.log", "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "common.cli", "run"], env=self.env, cwd=ROOT,
+        self.process = subprocess.Popen([sys.executable, "-m", "operations", "run"], env=self.env, cwd=ROOT,
                                         stdout=self.log, stderr=subprocess.STDOUT)
 
     async def ready(self, timeout: float = 90) -> None:

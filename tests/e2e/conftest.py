@@ -109,7 +109,7 @@ def e2e_stack():
                      log=data_dir / "adtech-run.log")
     args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     with open(stack.log, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "common.cli", "run", *args], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "operations", "run", *args], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_ready(f"{stack.base_url}/api/health/ready", proc, stack)
@@ -133,7 +133,7 @@ def adtech_verify(e2e_stack):
         if e2e_stack.verify_env is None:
             pytest.skip("external stack: set ADTECH_INTERNAL_TOKEN and CAMPAIGNS_ADDR, MODERATION_ADDR, PAYMENTS_ADDR to run `adtech verify`")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "common.cli", "verify", *args, cwd=ROOT, env=e2e_stack.verify_env,
+            sys.executable, "-m", "operations", "verify", *args, cwd=ROOT, env=e2e_stack.verify_env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
         return proc.returncode, out.decode(), err.decode()

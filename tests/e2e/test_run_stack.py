@@ -44,7 +44,7 @@ class Stack:
             env.update({f"{c.upper()}_DATABASE": f"adtech_{c}_run{suffix}" for c in ("campaigns", "moderation", "payments")})
         self.embedded = not env.get("DATABASE_URL")
         args = [arg for name, port in self.ports.items() for arg in (f"--{name}-port", str(port))]
-        self.proc = subprocess.Popen([sys.executable, "-m", "common.cli", "run", *args], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "operations", "run", *args], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()

@@ -8,7 +8,7 @@ import pytest
 
 from adtech.moderation.v1 import moderation_pb2
 from common.auth import acting_as
-from common.verify import report
+from operations.verify import report
 from services.verify import Check
 from tests import harness
 from tests.stack import Stack
@@ -32,7 +32,7 @@ def _env(stack: Stack, data_dir, **addresses) -> dict[str, str]:
 
 async def _verify(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     # A child process, awaited without blocking: the services answer from this event loop.
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "common.cli", "verify", *args, env=env,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "operations", "verify", *args, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     return proc.returncode, out.decode(), err.decode()

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-from common.cli.docs import PROCESSES
+from operations.docs import PROCESSES
 
 
 def settings_class(process: str) -> type:

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from common.cli.docs import PROCESSES
+from operations.docs import PROCESSES
 from tests.unit.common.process_settings import env_names, settings_class
 
 README = (pathlib.Path(__file__).resolve().parents[3] / "README.md").read_text()
@@ -36,7 +36,7 @@ def test_readme_diagram_shows_every_call_between_services():
 
 
 def test_settings_table_write_replaces_only_the_marked_block(tmp_path):
-    from common import cli
+    import operations as cli
 
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- settings:start -->\nold\n<!-- settings:end -->\noutro\n")

@@ -3,7 +3,7 @@ stack that `docker compose up` builds."""
 import os
 import sys
 
-from common.cli.settings import CliSettings
+from operations.settings import CliSettings
 
 COMPOSE_BASE_URL = "http://127.0.0.1:4002"
 COMPOSE_SECRETS = ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "POSTGRES_PASSWORD")  # required by docker-compose.yml

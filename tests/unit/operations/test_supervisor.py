@@ -7,10 +7,10 @@ import time
 
 import psutil
 
-from common.supervisor import Child, Supervisor
+from operations.supervisor import Child, Supervisor
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-MODULE = "tests.unit.common.supervised_child"
+MODULE = "tests.unit.operations.supervised_child"
 
 
 def supervisor_of(behaviours: dict[str, str], grace: float = 2.0) -> tuple[Supervisor, list[str]]:

@@ -1,5 +1,5 @@
-"""A child process for the supervisor tests: `python -m common.supervisor
-tests.unit.common.supervised_child` with SUPERVISED_BEHAVIOUR = polite |
+"""A child process for the supervisor tests: `python -m operations.supervisor
+tests.unit.operations.supervised_child` with SUPERVISED_BEHAVIOUR = polite |
 stubborn | crash."""
 import os
 import signal

@@ -1,7 +1,7 @@
 """`adtech verify` (`make verify`): the seed's post-deployment checks across
 services, asked through each service's own API as the system actor (the
 checks themselves are services.verify.verify). Prints a table; exits 1 on any
-violation. Registered by common.cli through its EXTENSIONS."""
+violation."""
 import asyncio
 import sys
 
@@ -41,7 +41,7 @@ async def run_checks(settings, max_outbox_age_s: float) -> list:
 
 def report(checks) -> tuple[str, bool]:
     """The table (check, ok, violations, first offenders) and whether all passed."""
-    from common.cli.ops import _table
+    from operations.ops import _table
 
     rows = [[c.name, "yes" if c.ok else "NO", len(c.violations),
              "; ".join(c.violations[:SHOWN_OFFENDERS]) + (" …" if len(c.violations) > SHOWN_OFFENDERS else "")]

@@ -12,10 +12,10 @@ import jwt
 import pytest
 
 from adtech.payments.v1 import payments_pb2 as pb
-from common import cli
-from common.cli.compose import COMPOSE_SECRETS, compose_plan
-from common.cli.ops import reconcile_report
-from common.supervisor import BusyPort, check_ports_free
+import operations as cli
+from operations.compose import COMPOSE_SECRETS, compose_plan
+from operations.ops import reconcile_report
+from operations.supervisor import BusyPort, check_ports_free
 from tests.harness import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -23,7 +23,7 @@ SECRET = "k" * 12 + uuid.uuid4().hex
 
 
 def adtech(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "operations", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 

@@ -3,7 +3,7 @@ database, and its migrations. `adtech run` starts the same way."""
 import asyncio
 import os
 
-from common.cli.settings import CONTEXTS, CliSettings, CommandFailed
+from operations.settings import CONTEXTS, CliSettings, CommandFailed
 from common.settings import ConfigError
 
 

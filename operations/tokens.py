@@ -4,7 +4,7 @@ import sys
 import time
 import uuid
 
-from common.cli.settings import CliSettings
+from operations.settings import CliSettings
 
 
 def mint_token(secret: str, role: str, sub: str, ttl: int, now: float | None = None) -> str:

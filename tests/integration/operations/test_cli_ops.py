@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from common import cli
+import operations as cli
 from common.db import database_url_for
 from tests import harness
 

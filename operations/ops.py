@@ -4,7 +4,7 @@ APIs as the system actor with the internal credential."""
 import asyncio
 import sys
 
-from common.cli.settings import OUTBOX_CONTEXTS, CliSettings, CommandFailed
+from operations.settings import OUTBOX_CONTEXTS, CliSettings, CommandFailed
 
 
 async def _call(settings: CliSettings, context: str, stub_cls, method: str, request):

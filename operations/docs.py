@@ -2,7 +2,7 @@
 import importlib
 import sys
 
-from common.cli.settings import CliSettings
+from operations.settings import CliSettings
 from common.settings import ConfigError
 
 # Every process and its Settings class, for the README table and its test.
@@ -11,7 +11,7 @@ PROCESSES = {
     "moderation": "services.moderation.main:Settings",
     "payments": "services.payments.main:Settings",
     "gateway": "gateway.settings:Settings",
-    "adtech": "common.cli.settings:CliSettings",
+    "adtech": "operations.settings:CliSettings",
 }
 
 

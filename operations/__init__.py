@@ -1,4 +1,6 @@
-"""`adtech`: the operator's command line.
+"""`adtech`: the operator's command line, and the process supervisor behind
+`adtech run`. An entry point: it depends on the services, the gateway and
+common, and nothing depends on it.
 
     adtech run                       the whole stack on this machine (`make run`)
     adtech migrate [--context X]     create the databases and apply migrations
@@ -8,36 +10,23 @@
     adtech health --grpc ADDR        exit 0 when a service answers SERVING
     adtech settings-table            the README's table of settings
     adtech test-compose              the e2e suite against `docker compose up`
+    adtech verify                    cross-service invariants
 
 This module wires the subcommands to their modules (one per concern) and
-turns their failures into exit codes. Subcommands living elsewhere register
-themselves through EXTENSIONS."""
+turns their failures into exit codes."""
 import argparse
-import importlib
 import pathlib
 import sys
 
-from common.cli.compose import cmd_test_compose
-from common.cli.database import cmd_migrate
-from common.cli.docs import cmd_settings_table
-from common.cli.ops import cmd_health, cmd_outbox, cmd_reconcile
-from common.cli.run import _port, cmd_run
-from common.cli.settings import CONTEXTS, OUTBOX_CONTEXTS, ROLES, CliSettings, CommandFailed
-from common.cli.tokens import _ttl, _uuid, cmd_token
 from common.settings import ConfigError, load_settings
-
-# Modules contributing subcommands; each exposes `register(subparsers)` that
-# adds its parser and sets `func=handler(args) -> int`. A missing module
-# leaves a stub saying so (`adtech verify` arrives with common/verify.py).
-EXTENSIONS = {"verify": "common.verify"}
-
-
-def _extension_stub(name: str, module: str):
-    def run(args, settings) -> int:
-        print(f"adtech {name} is not available yet ({module} is missing)", file=sys.stderr)
-        return 2
-    return run
-
+from operations import verify
+from operations.compose import cmd_test_compose
+from operations.database import cmd_migrate
+from operations.docs import cmd_settings_table
+from operations.ops import cmd_health, cmd_outbox, cmd_reconcile
+from operations.run import _port, cmd_run
+from operations.settings import CONTEXTS, OUTBOX_CONTEXTS, ROLES, CliSettings, CommandFailed
+from operations.tokens import _ttl, _uuid, cmd_token
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adtech", description="Operate the adtech stack.")
@@ -86,13 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     p.set_defaults(func=cmd_test_compose)
 
-    for name, module in EXTENSIONS.items():
-        try:
-            importlib.import_module(module).register(sub)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
-            sub.add_parser(name, help=f"(not available yet: {module} is missing)").set_defaults(func=_extension_stub(name, module))
+    verify.register(sub)
     return parser
 
 

@@ -1,8 +1,8 @@
-"""`adtech run`: the whole stack on this machine (the work is in common.supervisor)."""
+"""`adtech run`: the whole stack on this machine (the work is in operations.supervisor)."""
 import argparse
 import sys
 
-from common.cli.settings import CONTEXTS, CliSettings
+from operations.settings import CONTEXTS, CliSettings
 
 
 def _port(value: str) -> int:
@@ -14,7 +14,7 @@ def _port(value: str) -> int:
 
 
 def cmd_run(args, settings: CliSettings) -> int:
-    from common.supervisor import BusyPort, run_stack
+    from operations.supervisor import BusyPort, run_stack
 
     overrides = {f"{c}_port": getattr(args, f"{c}_port") for c in (*CONTEXTS, "gateway")}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})

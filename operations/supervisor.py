@@ -75,7 +75,7 @@ class Supervisor:
         env = {**self.env, "ADTECH_SUPERVISOR_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
         for child in self.children:
             child.proc = subprocess.Popen(
-                [sys.executable, "-m", "common.supervisor", child.module], env={**env, **child.env},
+                [sys.executable, "-m", "operations.supervisor", child.module], env={**env, **child.env},
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, bufsize=0)
             self.say("supervisor", f"started {child.name} (pid {child.proc.pid})")
@@ -150,7 +150,7 @@ READY_WITHIN_S = 30.0
 def run_stack(settings) -> int:
     """`adtech run`: database, secrets, migrations, then every process until
     SIGINT/SIGTERM; then every child and the embedded database stop."""
-    from common.cli.database import database_server, migrate
+    from operations.database import database_server, migrate
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -265,7 +265,7 @@ def _die_with_parent() -> None:
 
 
 if __name__ == "__main__":
-    # `python -m common.supervisor <module>`: the child side of a supervised process.
+    # `python -m operations.supervisor <module>`: the child side of a supervised process.
     _die_with_parent()
     target = sys.argv[1]
     sys.argv = [target, *sys.argv[2:]]

@@ -1,0 +1,4 @@
+"""`python -m operations …`, the same as the installed `adtech` command."""
+from operations import main
+
+main()
