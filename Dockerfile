@@ -15,6 +15,7 @@ COPY scripts ./scripts
 COPY common ./common
 COPY services ./services
 COPY gateway ./gateway
+COPY operations ./operations
 RUN python scripts/gen_protos.py && pip install --no-deps -e .
 
 # Never run as root; the data directory is only a fallback for generated

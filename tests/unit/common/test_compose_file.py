@@ -98,6 +98,15 @@ def test_one_image_built_from_the_one_dockerfile():
     assert (ROOT / "Dockerfile").is_file()
 
 
+def test_the_image_holds_every_package_the_project_installs():
+    import re
+    import tomllib
+    included = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in included} - {"adtech"}  # adtech: generated in the image
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(), re.MULTILINE))
+    assert packages <= copied, packages - copied
+
+
 def test_every_app_service_points_at_the_same_database_server():
     urls = {environment(s)["DATABASE_URL"] for s in ("migrate", "campaigns", "moderation", "payments")}
     assert len(urls) == 1 and urls.pop().startswith("postgresql://adtech:${POSTGRES_PASSWORD:?")
