@@ -1,6 +1,6 @@
 """The database plumbing every service shares: where the server is (embedded
-or DATABASE_URL), creating the service's own database, the engine, and the
-unit of work.
+or DATABASE_URL), creating the service's own database, its pool of
+sessions, and the unit of work.
 
 A use case opens exactly one unit of work, named for the business act:
 
@@ -161,7 +161,9 @@ class _Compiled:
 
 
 _COMPILED: dict[str, _Compiled] = {}
-MAX_PREPARED_PER_SESSION = 512
+# Statements remembered per process (compiled) and per session (prepared): a
+# bound our static statements never reach.
+MAX_STATEMENTS = 512
 
 
 def _compiled(statement) -> _Compiled:
@@ -173,7 +175,7 @@ def _compiled(statement) -> _Compiled:
     if found is None:
         clause = sa.text(statement) if isinstance(statement, str) else statement
         compiled = clause.compile(dialect=_DIALECT)
-        if len(_COMPILED) >= MAX_PREPARED_PER_SESSION:
+        if len(_COMPILED) >= MAX_STATEMENTS:
             _COMPILED.pop(next(iter(_COMPILED)))
         found = _COMPILED[key] = _Compiled(str(compiled), tuple(compiled.positiontup or ()))
     return found
@@ -197,12 +199,14 @@ class _Connection(asyncpg.Connection):
     async def prepared(self, sql: str):
         found = self._prepared.get(sql)
         if found is None:
-            if len(self._prepared) >= MAX_PREPARED_PER_SESSION:  # a bound, never reached by our static statements
+            if len(self._prepared) >= MAX_STATEMENTS:
                 self._prepared.pop(next(iter(self._prepared)))
             statement = await self.prepare(sql)
             fields = tuple(attribute.name for attribute in statement.get_attributes())
             found = self._prepared[sql] = (statement, _row_class(fields))
         return found
+
+
 _STATUS_COUNT = re.compile(r"(\d+)$")
 
 
@@ -210,7 +214,7 @@ class UnitOfWork:
     """One transaction for one use case (or one statement on its own), on
     one pooled connection. Statements are `sa.text()` clauses with named
     parameters, compiled once per process and prepared once per connection
-    (asyncpg's statement cache), so PostgreSQL plans each once per session."""
+    (`_Connection.prepared`), so PostgreSQL plans each once per session."""
 
     def __init__(self, connection: asyncpg.Connection, name: str, transaction=None):
         self.connection = connection
@@ -252,6 +256,8 @@ class UnitOfWork:
             raise RuntimeError(f"unit of work {self.name} had a failed statement; it cannot commit")
         await self._transaction.commit()
         self.committed = True
+
+
 # Errors after which a session may be mid-statement or gone. Anything else
 # (a refusal raised between statements, PostgreSQL saying no) leaves it
 # idle and usable once the transaction is rolled back.
@@ -331,17 +337,23 @@ class Database:
         async with self._connection(durable) as connection:
             yield UnitOfWork(connection, name)
 
-    async def retrying(self, fn: Callable[[], Awaitable[T]], *, attempts: int = 5) -> T:
-        """Runs a whole unit of work again on serialization failure or
-        deadlock, a bounded number of times; then reports a conflict."""
+    async def retrying(self, fn: Callable[[], Awaitable[T]], *, attempts: int = 5,
+                       unique_violation: bool = False) -> T:
+        """Runs a whole unit of work again, a bounded number of times, when it
+        lost a race the database refused: a serialization failure or deadlock
+        (after a short random pause), and with `unique_violation` a key that
+        a concurrent request inserted first (the repeat finds and answers the
+        winner's row). Then reports a conflict."""
         for attempt in range(attempts):
             try:
                 return await fn()
             except DatabaseError as error:
-                if sqlstate(error) not in RETRYABLE_SQLSTATES:
+                state = sqlstate(error)
+                if state in RETRYABLE_SQLSTATES:
+                    await asyncio.sleep(random.uniform(0, 0.01 * (2 ** attempt)))
+                elif not (unique_violation and state == UNIQUE_VIOLATION):
                     raise
-                log.info("retrying after %s (attempt %d)", sqlstate(error), attempt + 1)
-                await asyncio.sleep(random.uniform(0, 0.01 * (2 ** attempt)))
+                log.info("retrying after %s (attempt %d)", state, attempt + 1)
         raise Conflict("a concurrent change won; try again")
 
     async def dispose(self) -> None:

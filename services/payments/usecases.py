@@ -1,20 +1,16 @@
 """Payments' business acts, one unit of work each, named for the act."""
-import asyncio
 import dataclasses
 import datetime as dt
-import logging
-import random
 import uuid
 
-from common.db import RETRYABLE_SQLSTATES, Database, DatabaseError, is_unique_violation, sqlstate
-from common.errors import Conflict, InvalidInput
+from common.db import Database, DatabaseError, sqlstate
+from common.errors import InvalidInput
 from common.pagination import decode_cursor, encode_cursor
 from services.payments import domain
 from services.payments.store import deposits, escrows, holds, ledger, reconcile as checks, settlements
 from services.payments.store.escrows import EscrowRow
 from services.payments.store.ledger import Leg
 
-log = logging.getLogger(__name__)
 NUMERIC_OUT_OF_RANGE = "22003"
 # How often a use case runs again after losing a race (see _retrying); one
 # more run answers the winner's result, the rest is margin.
@@ -178,19 +174,12 @@ class Payments:
             return await checks.run(uow)
 
     async def _retrying(self, attempt):
-        """The one retry loop around a use case, bounded. A unit of work
-        runs again when it lost a race the database refused: a unique key
-        another request inserted first (the retry finds and answers the
-        winner's result), or a serialization failure or deadlock."""
-        for tries in range(RETRIES):
-            try:
-                return await attempt()
-            except DatabaseError as error:
-                if sqlstate(error) == NUMERIC_OUT_OF_RANGE:
-                    raise InvalidInput("the amount would take a balance beyond the int64 range") from None
-                if sqlstate(error) in RETRYABLE_SQLSTATES:
-                    await asyncio.sleep(random.uniform(0, 0.01 * 2 ** tries))
-                elif not is_unique_violation(error):
-                    raise
-                log.info("%s retried after %s", attempt.__qualname__, sqlstate(error))
-        raise Conflict("a concurrent request won; try again")
+        """A use case run by the database's one retry loop (a lost race on a
+        unique key is retried too: the repeat answers the winner's result);
+        an amount beyond int64 is the caller's error."""
+        try:
+            return await self.db.retrying(attempt, attempts=RETRIES, unique_violation=True)
+        except DatabaseError as error:
+            if sqlstate(error) == NUMERIC_OUT_OF_RANGE:
+                raise InvalidInput("the amount would take a balance beyond the int64 range") from None
+            raise
