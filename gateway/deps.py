@@ -1,6 +1,6 @@
 """Request dependencies: the user behind the bearer token, role gates, and
 the long-lived service stubs. The acting user is put into
-`common.auth.current_actor` so the client interceptor forwards it."""
+`common.auth.current_actor` so the channel (`common.clients.CallerChannel`) forwards it."""
 import dataclasses
 import functools
 import time

@@ -11,7 +11,6 @@ from collections.abc import Awaitable
 import datetime as dt
 from typing import TypeVar
 
-
 from common.auth import Actor
 from common.db import Database, DatabaseError, UnitOfWork, is_unique_violation
 from common.errors import Conflict, DomainError, InvalidInput, NotFound

@@ -5,7 +5,9 @@ delivered and writes the next message, born claimed so it is sent at once.
 
 Peers answer repeats of a step from their record of it (DESIGN.md, saga step
 rules), and our moves are guarded, so a redelivered message finds nothing to
-move and changes nothing.
+move and changes nothing. Anything but a business refusal is raised to the
+relay, which repeats the step with backoff; a business refusal runs the
+compensation its state owes and ends the saga `failed`.
 
 Which commits wait for the disk: the start of a decision does (a peer may
 act on it at once, and nothing would ever finish what a lost start began),
@@ -14,9 +16,7 @@ not (`durable=False`). Losing one in a crash loses no outcome: the message
 it completed is still pending, the relay delivers it again, and the peer,
 whose own commit was durable, answers from its record. (A durable commit
 also makes every earlier one of the same database durable: the WAL is one
-sequence.) Anything but a business refusal is raised to the
-relay, which repeats the step with backoff; a business refusal runs the
-compensation its state owes and ends the saga `failed`."""
+sequence.)"""
 import asyncio
 import logging
 
