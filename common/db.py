@@ -338,12 +338,13 @@ class Database:
             yield UnitOfWork(connection, name)
 
     async def retrying(self, fn: Callable[[], Awaitable[T]], *, attempts: int = 5,
-                       unique_violation: bool = False) -> T:
+                       unique_violation: bool | str = False) -> T:
         """Runs a whole unit of work again, a bounded number of times, when it
         lost a race the database refused: a serialization failure or deadlock
-        (after a short random pause), and with `unique_violation` a key that
-        a concurrent request inserted first (the repeat finds and answers the
-        winner's row). Then reports a conflict."""
+        (after a short random pause), and with `unique_violation` (True, or
+        the name of the one unique constraint meant) a key that a concurrent
+        request inserted first (the repeat finds and answers the winner's
+        row). Then reports a conflict."""
         for attempt in range(attempts):
             try:
                 return await fn()
@@ -351,7 +352,8 @@ class Database:
                 state = sqlstate(error)
                 if state in RETRYABLE_SQLSTATES:
                     await asyncio.sleep(random.uniform(0, 0.01 * (2 ** attempt)))
-                elif not (unique_violation and state == UNIQUE_VIOLATION):
+                elif not (unique_violation and is_unique_violation(
+                        error, unique_violation if isinstance(unique_violation, str) else None)):
                     raise
                 log.info("retrying after %s (attempt %d)", state, attempt + 1)
         raise Conflict("a concurrent change won; try again")

@@ -7,7 +7,8 @@ from adtech.campaigns.v1 import campaigns_pb2_grpc
 from common.auth import parse_uuid, require_actor
 from common.db import Database
 from common.timestamps import from_timestamp, to_timestamp, utcnow
-from services.campaigns import saga, targets, usecases
+from services.campaigns import store, targets, usecases
+from services.campaigns.steps import CampaignSteps
 
 
 def _text(value) -> str:
@@ -64,8 +65,10 @@ def snapshot_pb(row, refusal: tuple[str, str] | None) -> pb.TargetSnapshot:
 
 
 class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
-    def __init__(self, db: Database, *, min_lead_ms: int, clock: Callable[[], dt.datetime] = utcnow):
+    def __init__(self, db: Database, steps: CampaignSteps, *, min_lead_ms: int,
+                 clock: Callable[[], dt.datetime] = utcnow):
         self.db = db
+        self.steps = steps
         self.min_lead_ms = min_lead_ms
         self.clock = clock
 
@@ -153,36 +156,36 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
 
     # ---- moderation's view and the approve saga's steps
     async def GetTargetSnapshot(self, request, context):
-        row, refusal = await saga.snapshot(self.db, require_actor(), parse_uuid(request.target_id, "targetId"),
+        row, refusal = await targets.snapshot(self.db, require_actor(), parse_uuid(request.target_id, "targetId"),
                                            now=self.clock(), min_lead_ms=self.min_lead_ms)
         return pb.GetTargetSnapshotResponse(snapshot=snapshot_pb(row, refusal))
 
     async def ListSubmittedTargets(self, request, context):
-        items, cursor = await saga.submitted_queue(self.db, require_actor(), limit=request.limit, cursor=request.cursor)
+        items, cursor = await targets.submitted_queue(self.db, require_actor(), limit=request.limit, cursor=request.cursor)
         return pb.ListSubmittedTargetsResponse(next_cursor=cursor, items=[pb.QueueItem(
             target=target_pb(r), channel=queue_channel_pb(r), creatives=[creative_pb(c) for c in creatives],
             campaign_name=r.campaign_name, advertiser_id=str(r.advertiser_id)) for r, creatives in items])
 
     async def ReserveTarget(self, request, context):
-        row = await saga.reserve(self.db, require_actor(), *self._step(request), now=self.clock(),
-                                 min_lead_ms=self.min_lead_ms)
+        row = await self.steps.reserve(require_actor(), *self._step(request), now=self.clock(),
+                                       min_lead_ms=self.min_lead_ms)
         return pb.ReserveTargetResponse(snapshot=snapshot_pb(row, None))
 
     async def ReleaseTarget(self, request, context):
-        released = await saga.release(self.db, require_actor(), *self._step(request))
+        released = await self.steps.release(require_actor(), *self._step(request))
         return pb.ReleaseTargetResponse(released=released)
 
     async def ApproveTarget(self, request, context):
-        row, job = await saga.approve(self.db, require_actor(), *self._step(request),
-                                      moderator_id=parse_uuid(request.moderator_id, "moderatorId"),
-                                      escrow_id=parse_uuid(request.escrow_id, "escrowId"), now=self.clock())
+        row, job = await self.steps.approve(require_actor(), *self._step(request),
+                                            moderator_id=parse_uuid(request.moderator_id, "moderatorId"),
+                                            escrow_id=parse_uuid(request.escrow_id, "escrowId"), now=self.clock())
         return pb.ApproveTargetResponse(target=target_pb(row), post_job=post_job_pb(job) if job else None)
 
     async def RejectTarget(self, request, context):
-        row = await saga.reject(self.db, require_actor(), parse_uuid(request.target_id, "targetId"),
-                                moderator_id=parse_uuid(request.moderator_id, "moderatorId"),
-                                reason=request.reason, now=self.clock(),
-                                decision_id=parse_uuid(request.decision_id, "decisionId") if request.decision_id else "")
+        decision_id = parse_uuid(request.decision_id, "decisionId") if request.decision_id else store.new_id()
+        row = await self.steps.reject(require_actor(), parse_uuid(request.target_id, "targetId"), decision_id,
+                                      moderator_id=parse_uuid(request.moderator_id, "moderatorId"),
+                                      reason=request.reason, now=self.clock())
         return pb.RejectTargetResponse(target=target_pb(row))
 
     @staticmethod
@@ -190,7 +193,7 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         return parse_uuid(request.target_id, "targetId"), parse_uuid(request.decision_id, "decisionId")
 
     async def ListTargetAudit(self, request, context):
-        rows, cursor = await saga.target_audit(self.db, require_actor(), limit=request.limit, cursor=request.cursor)
+        rows, cursor = await targets.target_audit(self.db, require_actor(), limit=request.limit, cursor=request.cursor)
         return pb.ListTargetAuditResponse(next_cursor=cursor, targets=[pb.TargetAudit(
             target_id=str(r.id), status=r.status, post_jobs=r.post_jobs, advertiser_id=str(r.advertiser_id),
             reserved_by=_text(r.reserved_by)) for r in rows])

@@ -15,6 +15,7 @@ from common.grpc_errors import is_definite_refusal, reason_of
 from common.migrations import upgrade_async
 from common.outbox import Message, OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
+from services.campaigns import steps
 from services.campaigns.api import CampaignsServicer
 from services.campaigns.usecases import REFUND_TOPIC
 
@@ -58,7 +59,7 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
     payments_channel = bootstrap.peer(settings, settings.payments_addr)
     relay = Relay(db, {REFUND_TOPIC: refund_handler(payments_pb2_grpc.PaymentsServiceStub(payments_channel))},
                   settings.relay_policy(), name="campaigns-outbox")
-    servicer = CampaignsServicer(db, min_lead_ms=settings.campaign_target_min_lead_ms)
+    servicer = CampaignsServicer(db, steps.CampaignSteps(steps.participant(db)), min_lead_ms=settings.campaign_target_min_lead_ms)
 
     async def close_payments() -> None:
         await payments_channel.close()

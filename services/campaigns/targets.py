@@ -6,7 +6,7 @@ from common.auth import Actor
 from common.db import Database, UnitOfWork
 from common.errors import Conflict, InvalidInput, NotFound
 from common.pagination import page_limit
-from services.campaigns import domain, store
+from services.campaigns import domain, steps_store, store
 from services.campaigns.usecases import TARGET_NOT_FOUND, cancel_consequences, campaign_for, cursor_key, paginate
 
 
@@ -103,3 +103,39 @@ async def cancel_target(db: Database, actor: Actor, campaign_id: str, target_id:
         target = await store.get_target(uow, target_id)
         await uow.commit()
     return target
+
+
+# ---- moderation's reads (admins and the system) ---------------------------
+def _require_moderation_caller(actor: Actor) -> None:
+    actor.require("admin", "system")
+
+
+async def snapshot(db: Database, actor: Actor, target_id: str, *, now: dt.datetime, min_lead_ms: int):
+    """The target with everything the approve preconditions look at, and
+    campaigns' own verdict on them right now."""
+    _require_moderation_caller(actor)
+    async with db.single_statement("read_target_snapshot") as uow:
+        target = await steps_store.snapshot(uow, target_id)
+    if target is None:
+        raise NotFound(TARGET_NOT_FOUND)
+    return target, domain.approve_refusal(target_view(target), now, min_lead_ms)
+
+
+async def submitted_queue(db: Database, actor: Actor, *, limit: int, cursor: str):
+    """Submitted targets, oldest submission first."""
+    _require_moderation_caller(actor)
+    limit, after = page_limit(limit), cursor_key(cursor)
+    async with db.unit_of_work("list_submitted_targets") as uow:
+        rows = await store.list_submitted(uow, after=after, limit=limit + 1)
+        rows, next_cursor = paginate(rows, limit, key=lambda r: store.page_key(r, "submitted_at"))
+        creatives = await store.creatives_of(uow, list({r.campaign_id for r in rows}))
+    return [(r, creatives[str(r.campaign_id)]) for r in rows], next_cursor
+
+
+async def target_audit(db: Database, actor: Actor, *, limit: int, cursor: str):
+    """Every target with its post jobs, for adtech verify."""
+    _require_moderation_caller(actor)
+    limit, after = page_limit(limit), cursor_key(cursor)
+    async with db.unit_of_work("list_target_audit") as uow:
+        rows = await store.target_audit(uow, after=after, limit=limit + 1)
+    return paginate(rows, limit)

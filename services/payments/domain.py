@@ -8,6 +8,7 @@ import uuid
 
 from common.auth import Actor
 from common.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from common.steps import StepRecord, answer
 
 DEFAULT_CURRENCY = "USD"
 MAX_IDEMPOTENCY_KEY = 200
@@ -33,8 +34,11 @@ LEDGER_SHARDS = 16
 
 HELD, RELEASED, REFUNDED = "held", "released", "refunded"
 
-# Outcomes of HoldEscrow recorded per decision (DESIGN.md saga rules 1, 3, 7).
-HOLD_HELD, HOLD_INSUFFICIENT = "held", "insufficient_funds"
+# HoldEscrow is the step "hold" of a decision, recorded as common/steps.py
+# records every step (DESIGN.md saga rules 1, 3, 7): 'held', or 'refused'
+# with the reason (insufficient_funds).
+HOLD_STEP = "hold"
+HOLD_DONE = frozenset({"held"})
 
 # Who may call what (DESIGN.md "Identity and trust"; API.md Payments).
 DEPOSITORS = ("admin",)
@@ -173,14 +177,6 @@ def deposit_fingerprint(user_id: str, amount: int, currency: str, ref: str) -> s
 
 
 @dataclasses.dataclass(frozen=True)
-class RecordedHold:
-    """The outcome HoldEscrow recorded for a decision."""
-    target_id: str
-    outcome: str
-    message: str
-
-
-@dataclasses.dataclass(frozen=True)
 class EscrowState:
     terms: HoldTerms
     status: str
@@ -189,15 +185,14 @@ class EscrowState:
 PROCEED, SAME_ESCROW = "proceed", "same_escrow"
 
 
-def judge_hold(asked: HoldTerms, recorded: RecordedHold | None, escrow: EscrowState | None) -> str:
+def judge_hold(asked: HoldTerms, recorded: StepRecord | None, escrow: EscrowState | None) -> str:
     """What a hold does given what is already known (DESIGN.md saga rules
     3 and 7): PROCEED to move money, SAME_ESCROW to answer with the existing
     one, or raise the refusal. A recorded refusal is answered as recorded,
     never by looking at the wallet again."""
-    if recorded is not None and recorded.target_id != asked.target_id:
-        raise AlreadyExists(f"decision {asked.decision_id} was decided for another target", code="decision_reused")
-    if recorded is not None and recorded.outcome == HOLD_INSUFFICIENT:
-        raise InsufficientFunds(recorded.message)
+    if recorded is not None:
+        answer(recorded, decision_id=asked.decision_id, target_id=asked.target_id, done=HOLD_DONE,
+               refusal_kinds={InsufficientFunds.code: InsufficientFunds})
     if escrow is not None:
         if escrow.status != HELD:
             raise EscrowClosed(f"escrow for target {asked.target_id} is {escrow.status}")

@@ -24,20 +24,29 @@ import dataclasses
 
 import sqlalchemy as sa
 
+from common import steps
 from common.db import UnitOfWork
 from services.payments import domain
 from services.payments.store.escrows import COLUMNS, EscrowRow, escrow_from
 
+# 'held', or 'refused' with the reason and the balance it was refused on.
+_RECORD_OUTCOME = steps.record(
+    "(SELECT held FROM moved WHERE (SELECT proceed FROM go)) AS m",
+    "CASE WHEN m.held THEN 'held' ELSE 'refused' END",
+    """CASE WHEN m.held THEN CAST('{}' AS jsonb)
+            ELSE jsonb_build_object('code', CAST(:refusal_code AS text), 'message',
+                                    format(:refusal, coalesce((SELECT balance FROM wallet), 0),
+                                           CAST(:amount AS bigint))) END""",
+    "CAST(:target AS uuid)")
+
 _HOLD = sa.text(f"""
     WITH target_lock AS (
         SELECT pg_try_advisory_xact_lock(hashtextextended('escrow-target:' || CAST(CAST(:target AS uuid) AS text), 0)) AS locked),
-    recorded AS (
-        SELECT CAST(target_id AS text) AS target_id, outcome, message FROM escrow_decisions
-         WHERE decision_id = CAST(:decision AS uuid)),
+    {steps.PRIOR},
     existing AS (
         SELECT {COLUMNS} FROM escrows WHERE target_id = CAST(:target AS uuid)),
     go AS (
-        SELECT (SELECT locked FROM target_lock) AND NOT EXISTS (SELECT FROM recorded)
+        SELECT (SELECT locked FROM target_lock) AND {steps.NO_PRIOR}
                AND NOT EXISTS (SELECT FROM existing) AS proceed),
     -- Locked before the debit, at its newest version, so that a refusal
     -- states the balance it was refused on.
@@ -68,24 +77,16 @@ _HOLD = sa.text(f"""
                     SELECT id, CAST(:amount AS bigint), balance, version FROM opened) AS leg),
     moved AS (
         SELECT EXISTS (SELECT FROM tx) AS held),
-    decided AS (
-        INSERT INTO escrow_decisions (decision_id, target_id, outcome, message)
-        SELECT CAST(:decision AS uuid), CAST(:target AS uuid),
-               CASE WHEN moved.held THEN 'held' ELSE 'insufficient_funds' END,
-               CASE WHEN moved.held THEN ''
-                    ELSE format(:refusal, coalesce((SELECT balance FROM wallet), 0), CAST(:amount AS bigint)) END
-          FROM moved WHERE (SELECT proceed FROM go)
-        RETURNING CAST(target_id AS text) AS target_id, outcome, message),
+    step_record AS ({_RECORD_OUTCOME}),
     created AS (
         INSERT INTO escrows (id, target_id, decision_id, advertiser_id, publisher_id, amount, currency,
                              hold_transaction_id)
-        SELECT CAST(:id AS uuid), CAST(:target AS uuid), CAST(:decision AS uuid), CAST(:advertiser AS uuid),
+        SELECT CAST(:id AS uuid), CAST(:target AS uuid), CAST(:decision_id AS uuid), CAST(:advertiser AS uuid),
                CAST(:publisher AS uuid), CAST(:amount AS bigint), :currency, tx.id FROM tx
         RETURNING {COLUMNS})
-    SELECT (SELECT locked FROM target_lock) AS locked,
-           r.target_id AS recorded_target, r.outcome AS recorded_outcome, r.message AS recorded_message, e.*
-      FROM (SELECT 1) AS one
-      LEFT JOIN (SELECT * FROM recorded UNION ALL SELECT * FROM decided) AS r ON true
+    SELECT (SELECT locked FROM target_lock) AS locked, {steps.RETURNS}, e.*
+      FROM (SELECT) AS one
+      LEFT JOIN prior ON true
       LEFT JOIN (SELECT * FROM existing UNION ALL SELECT * FROM created) AS e ON true""")
 
 _WAIT_FOR_TARGET = sa.text(
@@ -94,23 +95,22 @@ _WAIT_FOR_TARGET = sa.text(
 
 @dataclasses.dataclass(frozen=True)
 class HoldAttempt:
-    """What one run of the hold statement found or decided: the outcome
-    recorded for the decision and the target's escrow, each either found or
+    """What one run of the hold statement found or decided: the step's
+    record for the decision and the target's escrow, each either found or
     written just now. Both are None only when the lock was taken by another
     hold of the target (nothing was written)."""
     locked: bool
-    recorded: domain.RecordedHold | None
+    recorded: steps.StepRecord | None
     escrow: EscrowRow | None
 
 
 async def attempt(uow: UnitOfWork, terms: domain.HoldTerms, escrow_id: str, tx: str) -> HoldAttempt:
     row = (await uow.execute(_HOLD, {
-        "target": terms.target_id, "decision": terms.decision_id, "advertiser": terms.advertiser_id,
-        "publisher": terms.publisher_id, "amount": terms.amount, "currency": terms.currency,
-        "id": escrow_id, "tx": tx, "refusal": domain.INSUFFICIENT_FUNDS})).one()
-    recorded = None if row.recorded_outcome is None else domain.RecordedHold(
-        row.recorded_target, row.recorded_outcome, row.recorded_message)
-    return HoldAttempt(row.locked, recorded, escrow_from(row))
+        "target": terms.target_id, "decision_id": terms.decision_id, "step": domain.HOLD_STEP,
+        "advertiser": terms.advertiser_id, "publisher": terms.publisher_id, "amount": terms.amount,
+        "currency": terms.currency, "id": escrow_id, "tx": tx, "refusal": domain.INSUFFICIENT_FUNDS,
+        "refusal_code": domain.InsufficientFunds.code})).one()
+    return HoldAttempt(row.locked, steps.record_of(row, terms.target_id), escrow_from(row))
 
 
 async def wait_for_target(uow: UnitOfWork, target_id: str) -> None:

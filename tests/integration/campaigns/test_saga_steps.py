@@ -126,7 +126,8 @@ async def test_a_decision_reserves_only_its_own_target(campaigns):
     await campaigns.reserve(first.id, decision)
     refusal = await campaigns.refusal("ReserveTarget", pb.ReserveTargetRequest(target_id=second.id,
                                                                                decision_id=decision))
-    assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.ALREADY_EXISTS, "decision_reused")
+    assert await campaigns.scalar("SELECT status FROM targets WHERE id = :t", t=second.id) == "submitted"
 
 
 async def test_second_decision_cannot_reserve_a_reserved_target(campaigns):

@@ -6,7 +6,8 @@ import pytest
 
 from adtech.campaigns.v1 import campaigns_pb2
 from common.auth import acting_as
-from services.campaigns import saga as campaigns_steps
+from services.campaigns import targets as campaigns_targets
+from services.campaigns.steps import CampaignSteps
 from services.payments import usecases as payments_usecases
 from tests.harness import eventually
 from tests.integration.moderation.conftest import assert_consistent
@@ -35,8 +36,8 @@ def fail_once(real, *, after_commit: bool):
 @pytest.mark.parametrize("step", ["reserve", "approve"])
 async def test_lost_connection_in_a_campaigns_step_is_repeated_until_approved(stack, world, monkeypatch, step,
                                                                               after_commit):
-    flaky = fail_once(getattr(campaigns_steps, step), after_commit=after_commit)
-    monkeypatch.setattr(campaigns_steps, step, flaky)
+    flaky = fail_once(getattr(CampaignSteps, step), after_commit=after_commit)
+    monkeypatch.setattr(CampaignSteps, step, flaky)
     advertiser, campaign, target = await world.ready_to_approve(price=1_000, funds=5_000)
     await approve(world, target.id, wait_ms=0)
     final = await eventually(lambda: settled(world, target.id), timeout=15)
@@ -79,7 +80,7 @@ async def test_lost_database_connection_answers_unavailable_not_internal(stack, 
 
     async def broken(*args, **kwargs):
         raise ConnectionResetError("connection to the database lost")
-    monkeypatch.setattr(campaigns_steps, "snapshot", broken)
+    monkeypatch.setattr(campaigns_targets, "snapshot", broken)
     with pytest.raises(grpc.aio.AioRpcError) as refused, acting_as(world.admin):
         await world.campaigns.GetTargetSnapshot(cpb.GetTargetSnapshotRequest(target_id=str(__import__("uuid").uuid4())))
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -84,9 +84,9 @@ async def test_hold_that_finds_its_target_locked_waits_then_answers_the_winners_
     winner_escrow = new_id()
     async with payments.engine.connect() as conn:
         won = (await conn.execute(holds._HOLD, {
-            "target": target, "decision": decision, "advertiser": advertiser, "publisher": publisher,
-            "amount": 300, "currency": "USD", "id": winner_escrow, "tx": new_id(),
-            "refusal": domain.INSUFFICIENT_FUNDS})).one()
+            "target": target, "decision_id": decision, "step": domain.HOLD_STEP, "advertiser": advertiser,
+            "publisher": publisher, "amount": 300, "currency": "USD", "id": winner_escrow, "tx": new_id(),
+            "refusal": domain.INSUFFICIENT_FUNDS, "refusal_code": domain.InsufficientFunds.code})).one()
         assert won.locked and won.id == winner_escrow
         late = asyncio.ensure_future(payments.hold(target, advertiser, 300, decision_id=decision,
                                                    publisher_id=publisher))

@@ -137,6 +137,12 @@ async def old_ledger(pg_server):
                         world["closed"].append(target)
                     else:
                         world["held"][target] = (advertiser, publisher, amount, currency)
+            refused_decision, refused_target = new_id(), new_id()
+            await conn.execute(sa.text("""
+                INSERT INTO escrow_decisions (decision_id, target_id, outcome, message)
+                VALUES (CAST(:d AS uuid), CAST(:t AS uuid), 'insufficient_funds', 'Insufficient funds: balance 1, required 5')"""),
+                {"d": refused_decision, "t": refused_target})
+            world.setdefault("refused", {})[refused_decision] = refused_target
     try:
         yield world
     finally:
@@ -165,7 +171,7 @@ async def migrated(old_ledger, pg_server, data_dir):
 
 
 async def test_migrated_ledger_reconciles(migrated):
-    assert await _scalar(migrated["engine"], "SELECT version_num FROM alembic_version") == "0002"
+    assert await _scalar(migrated["engine"], "SELECT version_num FROM alembic_version") == "0003"
     await migrated["client"].assert_reconciled()
 
 
@@ -266,3 +272,18 @@ async def test_migration_refuses_a_ledger_whose_escrow_account_does_not_match_he
         assert await _scalar(engine, "SELECT version_num FROM alembic_version") == "0001"
     finally:
         await engine.dispose()
+
+
+async def test_hold_outcomes_become_step_records_0003(migrated):
+    """0003: every outcome HoldEscrow recorded is a saga_steps record, a
+    refusal with its reason and message, and the old table is gone."""
+    async with migrated["engine"].connect() as conn:
+        records = {str(r.target_id): (r.outcome, r.detail) for r in (await conn.execute(sa.text(
+            "SELECT target_id, outcome, detail FROM saga_steps WHERE step = 'hold'"))).all()}
+        old_table = await conn.scalar(sa.text("SELECT to_regclass('escrow_decisions')"))
+    held = {t: ("held", {}) for t in migrated["held"]} | {t: ("held", {}) for t in migrated["closed"]}
+    refused = {t: ("refused", {"code": "insufficient_funds", "message": "Insufficient funds: balance 1, required 5"})
+               for t in migrated["refused"].values()}
+    expected = held | refused  # (other tests of this module hold more targets since)
+    assert {target: records.get(target) for target in expected} == expected
+    assert old_table is None

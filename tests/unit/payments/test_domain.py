@@ -7,6 +7,7 @@ from hypothesis import given, strategies as st
 
 from common.auth import Actor
 from common.errors import AlreadyExists, Forbidden, InvalidInput
+from common.steps import StepRecord
 from services.payments import domain
 
 T, D, A, P = (str(uuid.uuid4()) for _ in range(4))
@@ -61,8 +62,8 @@ def _escrow(status="held", **changes):
     return domain.EscrowState(domain.HoldTerms(**fields), status)
 
 
-REFUSED = domain.RecordedHold(T, domain.HOLD_INSUFFICIENT, "Insufficient funds: balance 1, required 500")
-HELD_RECORD = domain.RecordedHold(T, domain.HOLD_HELD, "")
+REFUSED = StepRecord("refused", {"code": "insufficient_funds", "message": "Insufficient funds: balance 1, required 500"}, T)
+HELD_RECORD = StepRecord("held", {}, T)
 
 
 @pytest.mark.parametrize("recorded, escrow, verdict", [
@@ -82,7 +83,7 @@ def test_hold_verdicts(recorded, escrow, verdict):
     (None, _escrow(publisher_id=str(uuid.uuid4())), domain.EscrowExists, "escrow_exists"),
     (HELD_RECORD, _escrow("refunded"), domain.EscrowClosed, "escrow_closed"),
     (None, _escrow("released"), domain.EscrowClosed, "escrow_closed"),
-    (domain.RecordedHold(str(uuid.uuid4()), domain.HOLD_HELD, ""), None, AlreadyExists, "decision_reused"),
+    (StepRecord("held", {}, str(uuid.uuid4())), None, AlreadyExists, "decision_reused"),
 ])
 def test_hold_refusals(recorded, escrow, error, code):
     with pytest.raises(error) as caught:
