@@ -44,6 +44,8 @@ CASCADE_CANCELLABLE = frozenset(frm for (frm, to), actors in TARGET_MOVES.items(
                                 if to == "cancelled" and CAMPAIGN_CANCELLATION in actors)
 # Cancelling these may leave money in escrow: a refund is sent for each.
 REFUNDABLE = frozenset({"approving", "approved"})
+# The outbox topic of the refund owed for each of them (refunds.py delivers it).
+REFUND_TOPIC = "escrow.refund"
 
 # action → (statuses it applies to, status it leads to, past participle for messages)
 CAMPAIGN_ACTIONS = {

@@ -1,25 +1,18 @@
 """Composition root of the campaigns service: settings, database, the
 payments peer, the servicers and the outbox relay that delivers refunds."""
-import logging
-
-import grpc
-
 from pydantic import Field
 
 from adtech.campaigns.v1 import campaigns_pb2_grpc
 from adtech.ops.v1 import ops_pb2_grpc
-from adtech.payments.v1 import payments_pb2, payments_pb2_grpc
+from adtech.payments.v1 import payments_pb2_grpc
 from common import bootstrap
-from common.auth import SYSTEM, acting_as
-from common.grpc_errors import is_definite_refusal, reason_of
 from common.migrations import upgrade_async
-from common.outbox import Message, OutboxSettings, Relay
+from common.outbox import OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
 from services.campaigns import steps
 from services.campaigns.api import CampaignsServicer
-from services.campaigns.usecases import REFUND_TOPIC
-
-log = logging.getLogger(__name__)
+from services.campaigns.domain import REFUND_TOPIC
+from services.campaigns.refunds import refund_handler
 
 
 class Settings(OutboxSettings):
@@ -29,27 +22,6 @@ class Settings(OutboxSettings):
         default=30000, ge=0, description="How far ahead of now a target's scheduledAt must be to submit or approve it")
     campaigns_migrate_on_start: bool = Field(
         default=True, description="Apply the campaigns database migrations when the service starts")
-
-
-def refund_handler(payments: payments_pb2_grpc.PaymentsServiceStub):
-    """Delivers `escrow.refund`: payments refunds idempotently (a target
-    without an escrow, or one refunded already, is success). Anything but a
-    business refusal is raised for the relay to repeat; a business refusal
-    (an escrow already released to the publisher) can never succeed, so it
-    is logged and the message ends instead of being retried into the dead
-    letters."""
-    async def handle(message: Message) -> bool:
-        target_id = message.payload["target_id"]
-        try:
-            with acting_as(SYSTEM):
-                await payments.RefundEscrow(payments_pb2.RefundEscrowRequest(target_id=target_id))
-        except grpc.aio.AioRpcError as error:
-            if not is_definite_refusal(error.code()):
-                raise
-            log.error("refund refused for good", extra={"fields": {
-                "target_id": target_id, "status": error.code().name, "reason": reason_of(error)}})
-        return False
-    return handle
 
 
 async def assemble(settings: Settings) -> bootstrap.Assembly:

@@ -162,13 +162,6 @@ async def move_target(uow: UnitOfWork, target_id: str, *, expected: list[str], s
     return result.rowcount == 1
 
 
-async def release_target(uow: UnitOfWork, target_id: str, decision_id: str) -> bool:
-    result = await uow.execute(sa.text("""
-        UPDATE targets SET status = 'submitted', reserved_by = NULL, updated_at = now()
-         WHERE id = :id AND status = 'approving' AND reserved_by = :d"""), {"id": target_id, "d": decision_id})
-    return result.rowcount == 1
-
-
 async def cancel_open_targets(uow: UnitOfWork, campaign_id: str, statuses: list[str]) -> list:
     """Cancels every target of the campaign in `statuses`; returns (id,
     previous status) of each. The row locks make a concurrent saga step
@@ -179,12 +172,6 @@ async def cancel_open_targets(uow: UnitOfWork, campaign_id: str, statuses: list[
         UPDATE targets t SET status = 'cancelled', reserved_by = NULL, updated_at = now()
           FROM old WHERE t.id = old.id
         RETURNING t.id, old.status AS previous"""), {"c": campaign_id, "statuses": statuses})).all()
-
-
-async def insert_post_job(uow: UnitOfWork, target_id: str, execute_at):
-    return (await uow.execute(sa.text("""
-        INSERT INTO post_jobs (id, target_id, execute_at) VALUES (:id, :t, :at)
-        RETURNING id, execute_at, status"""), {"id": new_id(), "t": target_id, "at": execute_at})).one()
 
 
 async def get_post_job(uow: UnitOfWork, target_id: str):
@@ -206,31 +193,6 @@ async def target_audit(uow: UnitOfWork, *, after: tuple | None, limit: int):
           FROM targets t JOIN campaigns c ON c.id = t.campaign_id
          WHERE CAST(:at AS timestamptz) IS NULL OR (t.created_at, t.id) > (:at, :after_id)
          ORDER BY t.created_at, t.id LIMIT :limit"""), {**_after(after), "limit": limit})).all()
-
-
-# ---- saga step records ----------------------------------------------------
-async def recorded_step(uow: UnitOfWork, decision_id: str, step: str):
-    return (await uow.execute(sa.text("""
-        SELECT outcome, detail, target_id FROM saga_steps WHERE decision_id = :d AND step = :s"""),
-        {"d": decision_id, "s": step})).one_or_none()
-
-
-async def record_step(uow: UnitOfWork, decision_id: str, step: str, target_id: str, outcome: str,
-                      detail: dict) -> None:
-    """Raises a unique violation when the step was decided already."""
-    await uow.execute(sa.text("""
-        INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
-        VALUES (:d, :s, :t, :o, CAST(:detail AS jsonb))"""),
-        {"d": decision_id, "s": step, "t": target_id, "o": outcome, "detail": json.dumps(detail)})
-
-
-async def fence_step(uow: UnitOfWork, decision_id: str, step: str, target_id: str, outcome: str,
-                     detail: dict) -> None:
-    """Records an outcome only if the step has none yet."""
-    await uow.execute(sa.text("""
-        INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
-        VALUES (:d, :s, :t, :o, CAST(:detail AS jsonb)) ON CONFLICT DO NOTHING"""),
-        {"d": decision_id, "s": step, "t": target_id, "o": outcome, "detail": json.dumps(detail)})
 
 
 # ---- audit ----------------------------------------------------------------

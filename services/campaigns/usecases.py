@@ -11,7 +11,6 @@ from common.errors import Conflict, Forbidden, InvalidInput, NotFound, Precondit
 from common.pagination import decode_cursor, encode_cursor, page_limit
 from services.campaigns import domain, store
 
-REFUND_TOPIC = "escrow.refund"
 MAX_CREATIVES_PER_REQUEST = 50
 TARGET_NOT_FOUND = "Campaign target not found"
 
@@ -177,4 +176,4 @@ async def cancel_consequences(uow: UnitOfWork, actor: Actor, targets: list[tuple
                           to_status="cancelled", detail={"target_id": str(job.target_id)})
     for target_id, previous in targets:
         if previous in domain.REFUNDABLE:
-            await outbox.enqueue(uow, REFUND_TOPIC, str(target_id), {"target_id": str(target_id)})
+            await outbox.enqueue(uow, domain.REFUND_TOPIC, str(target_id), {"target_id": str(target_id)})

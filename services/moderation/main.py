@@ -1,4 +1,4 @@
-"""Composition root of moderation: database, peers, saga, relay, servicers."""
+"""Composition root of moderation: database, peers, the decisions' sagas (with their relay), servicers."""
 from pydantic import Field
 
 from adtech.campaigns.v1 import campaigns_pb2_grpc
@@ -7,10 +7,10 @@ from adtech.ops.v1 import ops_pb2_grpc
 from adtech.payments.v1 import payments_pb2_grpc
 from common.bootstrap import Assembly, open_database, peer, run_service
 from common.migrations import upgrade_async
-from common.outbox import OutboxSettings, Relay
+from common.outbox import OutboxSettings
 from common.outbox_ops import OpsServicer
 from services.moderation.api import ModerationServicer
-from services.moderation.saga import ApproveSaga
+from services.moderation.saga import DecisionSagas
 from services.moderation.usecases import Moderation
 
 
@@ -28,12 +28,11 @@ async def assemble(settings: Settings) -> Assembly:
     campaigns_channel = peer(settings, settings.campaigns_addr)
     payments_channel = peer(settings, settings.payments_addr)
     campaigns = campaigns_pb2_grpc.CampaignsServiceStub(campaigns_channel)
-    saga = ApproveSaga(db, campaigns, payments_pb2_grpc.PaymentsServiceStub(payments_channel))
-    relay = Relay(db, saga.handlers(), settings.relay_policy(), name="moderation-relay")
-    saga.relay = relay
+    saga = DecisionSagas(db, campaigns, payments_pb2_grpc.PaymentsServiceStub(payments_channel),
+                         settings.relay_policy())
 
     async def close() -> None:
-        await relay.stop()
+        await saga.relay.stop()
         await campaigns_channel.close()
         await payments_channel.close()
         await db.dispose()
@@ -44,7 +43,7 @@ async def assemble(settings: Settings) -> Assembly:
              "adtech.moderation.v1.ModerationService"),
             (ops_pb2_grpc.add_OpsServiceServicer_to_server, OpsServicer(db), "adtech.ops.v1.OpsService"),
         ],
-        workers=[relay.run],
+        workers=[saga.relay.run],
         closers=[close],
     )
 

@@ -1,4 +1,4 @@
-"""The approve saga (and the one-step reject): one outbox message per step,
+"""Every decision's saga: the approve saga and the one-step reject. One outbox message per step,
 each carrying the decision id. A step calls its peer, then ONE statement
 moves the decision (guarded by its current status), marks the message
 delivered and writes the next message, born claimed so it is sent at once.
@@ -55,16 +55,19 @@ async def call(method, request):
         raise
 
 
-class ApproveSaga:
-    """The steps, their compensations, and in-process waiters for the end."""
+class DecisionSagas:
+    """The steps of approve and reject decisions, the approve's
+    compensations, the relay that delivers the steps, and in-process
+    waiters for a decision's end."""
 
     def __init__(self, db: Database, campaigns: campaigns_pb2_grpc.CampaignsServiceStub,
-                 payments: payments_pb2_grpc.PaymentsServiceStub):
+                 payments: payments_pb2_grpc.PaymentsServiceStub, policy: outbox.RelayPolicy, *,
+                 relay_name: str = "moderation-relay"):
         self.db = db
         self.campaigns = campaigns
         self.payments = payments
-        self.relay: outbox.Relay | None = None
         self._waiters: dict[str, list[asyncio.Future]] = {}
+        self.relay = outbox.Relay(db, self.handlers(), policy, name=relay_name)
 
     def handlers(self) -> dict[str, outbox.Handler]:
         return {domain.RESERVE: self.reserve_target, domain.HOLD: self.hold_escrow,

@@ -12,7 +12,7 @@ from common.errors import Conflict, NotFound, Unavailable
 from common.grpc_errors import to_domain_error
 from services.moderation import domain, store
 from services.moderation.domain import Decision
-from services.moderation.saga import ApproveSaga
+from services.moderation.saga import DecisionSagas
 
 
 async def ask(method, request):
@@ -39,7 +39,7 @@ class ApproveOutcome:
 
 
 class Moderation:
-    def __init__(self, db: Database, campaigns: campaigns_pb2_grpc.CampaignsServiceStub, saga: ApproveSaga):
+    def __init__(self, db: Database, campaigns: campaigns_pb2_grpc.CampaignsServiceStub, saga: DecisionSagas):
         self.db = db
         self.campaigns = campaigns
         self.saga = saga
