@@ -14,7 +14,11 @@ vanish together. The relay delivers each message at least once:
 - retries failures with exponential backoff and jitter, and dead-letters a
   message after `max_attempts` (`adtech outbox list|retry`).
 
-Handlers must be idempotent: redelivery is normal, not an error."""
+Handlers must be idempotent: redelivery is normal, not an error.
+
+The `outbox_messages` table is created by the migrations of each service
+that owns one (campaigns, moderation), never from here: history does not
+change when this module does."""
 import asyncio
 import dataclasses
 import json
@@ -34,27 +38,6 @@ from common.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "adtech_outbox"
-
-DDL = [
-    """CREATE TABLE outbox_messages (
-        id bigserial PRIMARY KEY,
-        topic text NOT NULL,
-        aggregate_id text NOT NULL,
-        payload jsonb NOT NULL,
-        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
-        attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-        next_attempt_at timestamptz NOT NULL DEFAULT now(),
-        claimed_until timestamptz,
-        last_error text,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        delivered_at timestamptz
-    )""",
-    "CREATE INDEX outbox_due ON outbox_messages (next_attempt_at, id) WHERE status = 'pending'",
-    "CREATE INDEX outbox_aggregate_pending ON outbox_messages (aggregate_id, id) WHERE status = 'pending'",
-]
-# Added later (each service's migration 0003): dead letters are counted by
-# readiness and verify without scanning the delivered history.
-DDL_DEAD_LETTER_INDEX = "CREATE INDEX IF NOT EXISTS outbox_dead ON outbox_messages (id) WHERE status = 'dead'"
 
 # Delivered history older than the retention, oldest first, a batch at a
 # time (the primary key walks it in order; old rows come first).
