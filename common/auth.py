@@ -22,10 +22,6 @@ class Actor:
     id: str
     role: str
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
     def require(self, *roles: str) -> None:
         if self.role not in roles:
             raise Forbidden(f"role {self.role} may not do this")

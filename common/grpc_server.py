@@ -97,8 +97,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 class ServiceServer:
     """One grpc.aio server: our servicers plus health and reflection."""
 
-    def __init__(self, name: str, internal_token: str, registrations: Iterable[Registration]):
-        self.name = name
+    def __init__(self, internal_token: str, registrations: Iterable[Registration]):
         self.registrations = list(registrations)
         self.server = grpc.aio.server(interceptors=[CallInterceptor(internal_token)], options=[
             ("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)])

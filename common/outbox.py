@@ -172,11 +172,10 @@ class OutboxSettings(CommonSettings):
 
 
 class Relay:
-    def __init__(self, db: Database, handlers: dict[str, Handler], policy: RelayPolicy | None = None, *, name: str = "relay"):
+    def __init__(self, db: Database, handlers: dict[str, Handler], policy: RelayPolicy | None = None):
         self.db = db
         self.handlers = handlers
         self.policy = policy or RelayPolicy()
-        self.name = name
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(self.policy.max_in_flight)

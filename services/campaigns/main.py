@@ -57,7 +57,7 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
         await upgrade_async("campaigns", db.url)
     payments_channel = bootstrap.peer(settings, settings.payments_addr)
     relay = Relay(db, {REFUND_TOPIC: refund_handler(payments_pb2_grpc.PaymentsServiceStub(payments_channel))},
-                  settings.relay_policy(), name="campaigns-outbox")
+                  settings.relay_policy())
     servicer = CampaignsServicer(db, min_lead_ms=settings.campaign_target_min_lead_ms)
 
     async def close_payments() -> None:

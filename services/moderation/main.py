@@ -29,7 +29,7 @@ async def assemble(settings: Settings) -> Assembly:
     payments_channel = peer(settings, settings.payments_addr)
     campaigns = campaigns_pb2_grpc.CampaignsServiceStub(campaigns_channel)
     saga = ApproveSaga(db, campaigns, payments_pb2_grpc.PaymentsServiceStub(payments_channel))
-    relay = Relay(db, saga.handlers(), settings.relay_policy(), name="moderation-relay")
+    relay = Relay(db, saga.handlers(), settings.relay_policy())
     saga.relay = relay
 
     async def close() -> None:
