@@ -15,6 +15,7 @@ from common.grpc_errors import is_definite_refusal, reason_of
 from common.migrations import upgrade_async
 from common.outbox import Message, OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
+from common.settings import CAMPAIGNS_DATABASE, CAMPAIGNS_PORT
 from services.campaigns.api import CampaignsServicer
 from services.campaigns.usecases import REFUND_TOPIC
 
@@ -22,8 +23,8 @@ log = logging.getLogger(__name__)
 
 
 class Settings(OutboxSettings):
-    campaigns_database: str = Field(default="adtech_campaigns", description="Database name of the campaigns service")
-    campaigns_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port of the campaigns service")
+    campaigns_database: str = Field(default=CAMPAIGNS_DATABASE, description="Database name of the campaigns service")
+    campaigns_port: int = Field(default=CAMPAIGNS_PORT, ge=0, le=65535, description="gRPC port of the campaigns service")
     campaign_target_min_lead_ms: int = Field(
         default=30000, ge=0, description="How far ahead of now a target's scheduledAt must be to submit or approve it")
     campaigns_migrate_on_start: bool = Field(
