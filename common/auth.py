@@ -16,15 +16,15 @@ ROLES = frozenset({"advertiser", "publisher", "admin", "system"})
 USER_ROLES = frozenset({"advertiser", "publisher", "admin"})
 SYSTEM_ID = "00000000-0000-0000-0000-000000000000"
 
+# gRPC methods that answer anyone, without the internal credential or an
+# acting user: health and reflection (load balancers, readiness, grpcurl).
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
 
 @dataclasses.dataclass(frozen=True)
 class Actor:
     id: str
     role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
     def require(self, *roles: str) -> None:
         if self.role not in roles:

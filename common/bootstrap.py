@@ -65,7 +65,7 @@ async def _bounded(awaitable, seconds: float, what: str) -> None:
 
 
 async def start_service(name: str, settings: CommonSettings, assembly: Assembly, address: str) -> RunningService:
-    running = RunningService(name, ServiceServer(name, settings.internal_token(), assembly.registrations), assembly)
+    running = RunningService(name, ServiceServer(settings.internal_token(), assembly.registrations), assembly)
     await running.start(address)
     return running
 

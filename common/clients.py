@@ -3,11 +3,8 @@ every call, and the internal credential, acting user and request id added
 to the metadata of every call in one place (`CallerChannel`)."""
 import grpc
 
-from common.auth import ACTOR_ID_KEY, ACTOR_ROLE_KEY, REQUEST_ID_KEY, TOKEN_KEY, current_actor
+from common.auth import ACTOR_ID_KEY, ACTOR_ROLE_KEY, OPEN_METHOD_PREFIXES, REQUEST_ID_KEY, TOKEN_KEY, current_actor
 from common.logs import request_id_var
-
-# Health and reflection need no acting user (load balancers, readiness).
-OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 class NoActingUser(RuntimeError):

@@ -150,9 +150,6 @@ class Result:
     def scalar(self):
         return self.rows[0][0] if self.rows else None
 
-    def scalar_one(self):
-        return self.one()[0]
-
 
 @dataclasses.dataclass(frozen=True)
 class _Compiled:

@@ -15,7 +15,3 @@ def assert_transition(moves: Moves, current: str, wanted: str, actor: str, *, su
         raise PreconditionFailed(f"{subject} from {current} to {wanted} is not allowed", code="invalid_transition")
     if actor not in allowed:
         raise Forbidden(f"{subject} from {current} to {wanted} is not allowed for {actor}")
-
-
-def can_transition(moves: Moves, current: str, wanted: str, actor: str) -> bool:
-    return actor in moves.get((current, wanted), ())

@@ -13,16 +13,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from common.auth import REQUEST_ID_KEY, TOKEN_KEY, actor_from_metadata, current_actor, tokens_match
+from common.auth import (OPEN_METHOD_PREFIXES, REQUEST_ID_KEY, TOKEN_KEY, actor_from_metadata, current_actor,
+                         tokens_match)
 from common.db import is_transient
 from common.errors import DomainError
 from common.grpc_errors import rich_status_trailer, status_code_for
 from common.logs import request_id_var
 
 log = logging.getLogger(__name__)
-
-# Health and reflection answer anyone: load balancers and grpcurl need them.
-OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
 
@@ -41,7 +39,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         if guarded is not None:
             return guarded
         handler = await continuation(handler_call_details)
-        if handler is None or method.startswith(OPEN_PREFIXES) or handler.unary_unary is None:
+        if handler is None or method.startswith(OPEN_METHOD_PREFIXES) or handler.unary_unary is None:
             return handler
         guarded = self._guarded[method] = grpc.unary_unary_rpc_method_handler(
             self._guard(method, handler.unary_unary), request_deserializer=handler.request_deserializer,
@@ -97,8 +95,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 class ServiceServer:
     """One grpc.aio server: our servicers plus health and reflection."""
 
-    def __init__(self, name: str, internal_token: str, registrations: Iterable[Registration]):
-        self.name = name
+    def __init__(self, internal_token: str, registrations: Iterable[Registration]):
         self.registrations = list(registrations)
         self.server = grpc.aio.server(interceptors=[CallInterceptor(internal_token)], options=[
             ("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)])

@@ -14,7 +14,11 @@ vanish together. The relay delivers each message at least once:
 - retries failures with exponential backoff and jitter, and dead-letters a
   message after `max_attempts` (`adtech outbox list|retry`).
 
-Handlers must be idempotent: redelivery is normal, not an error."""
+Handlers must be idempotent: redelivery is normal, not an error.
+
+The `outbox_messages` table is created by the migrations of each service
+that owns one (campaigns, moderation), never from here: history does not
+change when this module does."""
 import asyncio
 import dataclasses
 import json
@@ -33,28 +37,8 @@ from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
+# Relays LISTEN here; a commit that leaves messages due NOTIFYs it.
 NOTIFY_CHANNEL = "adtech_outbox"
-
-DDL = [
-    """CREATE TABLE outbox_messages (
-        id bigserial PRIMARY KEY,
-        topic text NOT NULL,
-        aggregate_id text NOT NULL,
-        payload jsonb NOT NULL,
-        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
-        attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-        next_attempt_at timestamptz NOT NULL DEFAULT now(),
-        claimed_until timestamptz,
-        last_error text,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        delivered_at timestamptz
-    )""",
-    "CREATE INDEX outbox_due ON outbox_messages (next_attempt_at, id) WHERE status = 'pending'",
-    "CREATE INDEX outbox_aggregate_pending ON outbox_messages (aggregate_id, id) WHERE status = 'pending'",
-]
-# Added later (each service's migration 0003): dead letters are counted by
-# readiness and verify without scanning the delivered history.
-DDL_DEAD_LETTER_INDEX = "CREATE INDEX IF NOT EXISTS outbox_dead ON outbox_messages (id) WHERE status = 'dead'"
 
 # Delivered history older than the retention, oldest first, a batch at a
 # time (the primary key walks it in order; old rows come first).
@@ -85,6 +69,8 @@ _CLAIM = sa.text("""
          LIMIT :batch
          FOR UPDATE SKIP LOCKED)
     RETURNING m.id, m.topic, m.aggregate_id, m.payload, m.attempts""")
+
+_NOTIFY = sa.text("SELECT pg_notify(:channel, '')")
 
 _COMPLETE = sa.text("""
     UPDATE outbox_messages SET status = 'delivered', delivered_at = now(), claimed_until = NULL
@@ -117,8 +103,14 @@ async def enqueue(uow: UnitOfWork, topic: str, aggregate_id: str, payload: dict,
         "topic": topic, "aggregate_id": aggregate_id, "payload": json.dumps(payload),
         "attempts": 1 if claim_for else 0, "lease": claim_for})
     if not claim_for:
-        await uow.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+        await wake_relays(uow)
     return Message(message_id, topic, aggregate_id, payload, 1 if claim_for else 0)
+
+
+async def wake_relays(uow: UnitOfWork) -> None:
+    """Wakes every replica's relay when the caller's transaction commits
+    (PostgreSQL delivers a NOTIFY at commit, and drops it on rollback)."""
+    await uow.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL})
 
 
 async def complete(uow: UnitOfWork, message_id: int) -> None:
@@ -158,6 +150,8 @@ Raising means "try again later"."""
 
 @dataclasses.dataclass
 class RelayPolicy:
+    """How a relay claims, retries and purges. OutboxSettings lets an
+    operator tune part of it, and takes its defaults from here."""
     batch: int = 32
     lease_s: float = 30.0
     # ~300 attempts at the 60 s cap: a peer down for hours is waited for;
@@ -170,17 +164,22 @@ class RelayPolicy:
     max_in_flight: int = 128
     retention_s: float = 24 * 3600  # delivered messages kept this long, then purged
     purge_every_s: float = 60.0
+    purge_batch: int = 1000  # delivered messages deleted by one statement
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
 
 
 class OutboxSettings(CommonSettings):
     """Settings of a process that runs a relay."""
 
-    outbox_max_attempts: int = Field(default=300, ge=1, le=1000, description="Deliveries of an outbox message before it is dead-lettered")
-    outbox_backoff_base_ms: int = Field(default=200, ge=1, le=60_000, description="First retry delay of a failed outbox delivery (doubles, with jitter)")
-    outbox_backoff_cap_ms: int = Field(default=60_000, ge=1, le=600_000, description="Longest retry delay of a failed outbox delivery")
-    outbox_poll_ms: int = Field(default=1000, ge=10, le=60_000, description="How often a relay looks for due messages when nothing woke it")
-    outbox_retention_hours: float = Field(default=24, gt=0, le=24 * 365, description="How long delivered outbox messages are kept before the relay purges them")
-    outbox_lease_ms: int = Field(default=30_000, ge=100, le=3_600_000, description="How long a relay's claim on a message lasts; a claim whose holder died is retried after it")
+    outbox_max_attempts: int = Field(default=RelayPolicy.max_attempts, ge=1, le=1000, description="Deliveries of an outbox message before it is dead-lettered")
+    outbox_backoff_base_ms: int = Field(default=_ms(RelayPolicy.backoff_base_s), ge=1, le=60_000, description="First retry delay of a failed outbox delivery (doubles, with jitter)")
+    outbox_backoff_cap_ms: int = Field(default=_ms(RelayPolicy.backoff_cap_s), ge=1, le=600_000, description="Longest retry delay of a failed outbox delivery")
+    outbox_poll_ms: int = Field(default=_ms(RelayPolicy.poll_s), ge=10, le=60_000, description="How often a relay looks for due messages when nothing woke it")
+    outbox_retention_hours: float = Field(default=RelayPolicy.retention_s // 3600, gt=0, le=24 * 365, description="How long delivered outbox messages are kept before the relay purges them")
+    outbox_lease_ms: int = Field(default=_ms(RelayPolicy.lease_s), ge=100, le=3_600_000, description="How long a relay's claim on a message lasts; a claim whose holder died is retried after it")
 
     def relay_policy(self) -> RelayPolicy:
         return RelayPolicy(max_attempts=self.outbox_max_attempts, backoff_base_s=self.outbox_backoff_base_ms / 1000,
@@ -189,11 +188,10 @@ class OutboxSettings(CommonSettings):
 
 
 class Relay:
-    def __init__(self, db: Database, handlers: dict[str, Handler], policy: RelayPolicy | None = None, *, name: str = "relay"):
+    def __init__(self, db: Database, handlers: dict[str, Handler], policy: RelayPolicy | None = None):
         self.db = db
         self.handlers = handlers
         self.policy = policy or RelayPolicy()
-        self.name = name
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(self.policy.max_in_flight)
@@ -231,9 +229,9 @@ class Relay:
         finally:
             await self.stop()
 
-    async def purge_delivered(self, batch: int = 1000) -> int:
+    async def purge_delivered(self) -> int:
         """Deletes delivered messages older than the retention; returns how many."""
-        purged = 0
+        purged, batch = 0, self.policy.purge_batch
         try:
             while True:
                 async with self.db.single_statement("purge_delivered_outbox_messages") as uow:

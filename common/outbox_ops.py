@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from adtech.ops.v1 import ops_pb2, ops_pb2_grpc
 from common.auth import require_actor
 from common.db import Database
+from common.outbox import wake_relays
 from common.pagination import page_limit
 from common.timestamps import to_timestamp
 
@@ -54,6 +55,6 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
                 UPDATE outbox_messages SET status = 'pending', attempts = 0, next_attempt_at = now(),
                        claimed_until = NULL
                  WHERE status = 'dead' AND (:id = 0 OR id = :id)"""), {"id": request.id})
-            await uow.execute(sa.text("SELECT pg_notify('adtech_outbox', '')"))
+            await wake_relays(uow)
             await uow.commit()
         return ops_pb2.RetryOutboxMessagesResponse(requeued=result.rowcount)

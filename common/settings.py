@@ -16,6 +16,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "test", "default", "example", "dev"}
 MIN_SECRET_LENGTH = 16
 
+# Where each service listens and which database it owns unless told
+# otherwise; its peers and the operator's command line assume the same.
+CAMPAIGNS_PORT = 50051
+MODERATION_PORT = 50052
+PAYMENTS_PORT = 50053
+CAMPAIGNS_DATABASE = "adtech_campaigns"
+MODERATION_DATABASE = "adtech_moderation"
+PAYMENTS_DATABASE = "adtech_payments"
+
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
@@ -25,9 +34,9 @@ class CommonSettings(BaseSettings):
     adtech_internal_token: str | None = Field(default=None, description="Credential every internal gRPC call carries; generated into the data directory when unset")
     log_level: str = Field(default="INFO", description="Python logging level")
     grpc_host: str = Field(default="127.0.0.1", description="Address the gRPC services listen on")
-    campaigns_addr: str = Field(default="127.0.0.1:50051", description="Where campaigns is reached")
-    moderation_addr: str = Field(default="127.0.0.1:50052", description="Where moderation is reached")
-    payments_addr: str = Field(default="127.0.0.1:50053", description="Where payments is reached")
+    campaigns_addr: str = Field(default=f"127.0.0.1:{CAMPAIGNS_PORT}", description="Where campaigns is reached")
+    moderation_addr: str = Field(default=f"127.0.0.1:{MODERATION_PORT}", description="Where moderation is reached")
+    payments_addr: str = Field(default=f"127.0.0.1:{PAYMENTS_PORT}", description="Where payments is reached")
     grpc_deadline_ms: int = Field(default=5000, ge=50, le=120_000, description="Deadline of every internal gRPC call")
 
     @field_validator("log_level")

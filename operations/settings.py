@@ -2,7 +2,9 @@
 and the failure that ends a command with one line."""
 from pydantic import Field
 
-from common.settings import CommonSettings, resolve_secret
+from common.settings import (CAMPAIGNS_DATABASE, CAMPAIGNS_PORT, MODERATION_DATABASE, MODERATION_PORT,
+                             PAYMENTS_DATABASE, PAYMENTS_PORT, CommonSettings, resolve_secret)
+from gateway.settings import GATEWAY_PORT
 
 CONTEXTS = ("payments", "campaigns", "moderation")  # migration and start order
 OUTBOX_CONTEXTS = ("campaigns", "moderation")
@@ -16,14 +18,14 @@ class CommandFailed(Exception):
 class CliSettings(CommonSettings):
     """What the `adtech` command reads (besides the common settings)."""
     adtech_jwt_secret: str | None = Field(default=None, description="HS256 key of user JWTs; generated into the data directory when unset")
-    campaigns_database: str = Field(default="adtech_campaigns", description="Database of campaigns on the server")
-    moderation_database: str = Field(default="adtech_moderation", description="Database of moderation on the server")
-    payments_database: str = Field(default="adtech_payments", description="Database of payments on the server")
-    campaigns_port: int = Field(default=50051, ge=1, le=65535, description="gRPC port campaigns listens on")
-    moderation_port: int = Field(default=50052, ge=1, le=65535, description="gRPC port moderation listens on")
-    payments_port: int = Field(default=50053, ge=1, le=65535, description="gRPC port payments listens on")
+    campaigns_database: str = Field(default=CAMPAIGNS_DATABASE, description="Database of campaigns on the server")
+    moderation_database: str = Field(default=MODERATION_DATABASE, description="Database of moderation on the server")
+    payments_database: str = Field(default=PAYMENTS_DATABASE, description="Database of payments on the server")
+    campaigns_port: int = Field(default=CAMPAIGNS_PORT, ge=1, le=65535, description="gRPC port campaigns listens on")
+    moderation_port: int = Field(default=MODERATION_PORT, ge=1, le=65535, description="gRPC port moderation listens on")
+    payments_port: int = Field(default=PAYMENTS_PORT, ge=1, le=65535, description="gRPC port payments listens on")
     gateway_host: str = Field(default="127.0.0.1", description="Address the HTTP gateway listens on")
-    gateway_port: int = Field(default=4002, ge=1, le=65535, description="HTTP port of the gateway")
+    gateway_port: int = Field(default=GATEWAY_PORT, ge=1, le=65535, description="HTTP port of the gateway")
     adtech_stop_grace_seconds: float = Field(default=10.0, gt=0, le=300, description="`adtech run`: how long a stopping process may take before it is killed")
 
     def jwt_secret(self) -> str:

@@ -36,9 +36,9 @@ async def approve(target_id: uuid.UUID, user: Admin, moderation: ModerationApi, 
     """Approves a submitted target: holds its price in escrow and creates its
     post job, as one outcome. Waits a bounded time for the saga: 200 with the
     result, 202 while it still runs. Repeating it returns the same post job and escrow."""
-    wait_ms = request.app.state.settings.moderation_approve_wait_ms
-    deadline_s = (wait_ms + request.app.state.settings.grpc_deadline_ms) / 1000
-    reply = await moderation.Approve(pb.ApproveRequest(target_id=str(target_id), wait_ms=wait_ms), timeout=deadline_s)
+    settings = request.app.state.settings
+    reply = await moderation.Approve(pb.ApproveRequest(target_id=str(target_id), wait_ms=settings.moderation_approve_wait_ms),
+                                     timeout=settings.moderation_call_deadline_s())
     d = reply.decision
     if not reply.settled:
         body = views.Approving(target_id=d.target_id or str(target_id), decision_id=d.decision_id)
@@ -62,10 +62,10 @@ def _refusal(reason: str, message: str) -> ApiError:
 async def reject(target_id: uuid.UUID, body: Rejection, user: Admin, moderation: ModerationApi,
                  request: Request) -> views.Target:
     """Rejects a submitted target with a reason (409 while it is being approved)."""
-    wait_ms = request.app.state.settings.moderation_approve_wait_ms
-    deadline_s = (wait_ms + request.app.state.settings.grpc_deadline_ms) / 1000
-    reply = await moderation.Reject(pb.RejectRequest(target_id=str(target_id), reason=body.reason, wait_ms=wait_ms),
-                                    timeout=deadline_s)
+    settings = request.app.state.settings
+    reply = await moderation.Reject(pb.RejectRequest(target_id=str(target_id), reason=body.reason,
+                                                     wait_ms=settings.moderation_approve_wait_ms),
+                                    timeout=settings.moderation_call_deadline_s())
     return views.target(reply.target)
 
 

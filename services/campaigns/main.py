@@ -9,6 +9,7 @@ from common import bootstrap
 from common.migrations import upgrade_async
 from common.outbox import OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
+from common.settings import CAMPAIGNS_DATABASE, CAMPAIGNS_PORT
 from services.campaigns import steps
 from services.campaigns.api import CampaignsServicer
 from services.campaigns.domain import REFUND_TOPIC
@@ -16,8 +17,8 @@ from services.campaigns.refunds import refund_handler
 
 
 class Settings(OutboxSettings):
-    campaigns_database: str = Field(default="adtech_campaigns", description="Database name of the campaigns service")
-    campaigns_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port of the campaigns service")
+    campaigns_database: str = Field(default=CAMPAIGNS_DATABASE, description="Database name of the campaigns service")
+    campaigns_port: int = Field(default=CAMPAIGNS_PORT, ge=0, le=65535, description="gRPC port of the campaigns service")
     campaign_target_min_lead_ms: int = Field(
         default=30000, ge=0, description="How far ahead of now a target's scheduledAt must be to submit or approve it")
     campaigns_migrate_on_start: bool = Field(
@@ -30,8 +31,9 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
         await upgrade_async("campaigns", db.url)
     payments_channel = bootstrap.peer(settings, settings.payments_addr)
     relay = Relay(db, {REFUND_TOPIC: refund_handler(payments_pb2_grpc.PaymentsServiceStub(payments_channel))},
-                  settings.relay_policy(), name="campaigns-outbox")
-    servicer = CampaignsServicer(db, steps.CampaignSteps(steps.participant(db)), min_lead_ms=settings.campaign_target_min_lead_ms)
+                  settings.relay_policy())
+    servicer = CampaignsServicer(db, steps.CampaignSteps(steps.participant(db)),
+                                 min_lead_ms=settings.campaign_target_min_lead_ms)
 
     async def close_payments() -> None:
         await payments_channel.close()

@@ -9,14 +9,15 @@ from common.bootstrap import Assembly, open_database, peer, run_service
 from common.migrations import upgrade_async
 from common.outbox import OutboxSettings
 from common.outbox_ops import OpsServicer
+from common.settings import MODERATION_DATABASE, MODERATION_PORT
 from services.moderation.api import ModerationServicer
 from services.moderation.saga import DecisionSagas
 from services.moderation.usecases import Moderation
 
 
 class Settings(OutboxSettings):
-    moderation_database: str = Field(default="adtech_moderation", description="Moderation's database name")
-    moderation_port: int = Field(default=50052, ge=0, le=65535, description="Moderation's gRPC port")
+    moderation_database: str = Field(default=MODERATION_DATABASE, description="Moderation's database name")
+    moderation_port: int = Field(default=MODERATION_PORT, ge=0, le=65535, description="Moderation's gRPC port")
     moderation_db_pool_size: int = Field(default=20, ge=1, le=200, description="Moderation's connection pool size")
     moderation_migrate_on_start: bool = Field(default=True, description="Apply the moderation database migrations when the service starts")
 

@@ -61,13 +61,12 @@ class DecisionSagas:
     waiters for a decision's end."""
 
     def __init__(self, db: Database, campaigns: campaigns_pb2_grpc.CampaignsServiceStub,
-                 payments: payments_pb2_grpc.PaymentsServiceStub, policy: outbox.RelayPolicy, *,
-                 relay_name: str = "moderation-relay"):
+                 payments: payments_pb2_grpc.PaymentsServiceStub, policy: outbox.RelayPolicy):
         self.db = db
         self.campaigns = campaigns
         self.payments = payments
         self._waiters: dict[str, list[asyncio.Future]] = {}
-        self.relay = outbox.Relay(db, self.handlers(), policy, name=relay_name)
+        self.relay = outbox.Relay(db, self.handlers(), policy)
 
     def handlers(self) -> dict[str, outbox.Handler]:
         return {domain.RESERVE: self.reserve_target, domain.HOLD: self.hold_escrow,

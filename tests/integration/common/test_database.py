@@ -39,7 +39,7 @@ async def backend(db: Database) -> int:
 
 async def count(db: Database) -> int:
     async with db.single_statement("count_things") as uow:
-        return (await uow.execute(_COUNT)).scalar_one()
+        return (await uow.execute(_COUNT)).scalar()
 
 
 async def test_sessions_are_reused_and_a_statement_is_planned_once_per_session_with_a_generic_plan(db):

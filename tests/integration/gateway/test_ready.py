@@ -12,7 +12,7 @@ SERVICES = ("campaigns", "moderation", "payments")
 
 
 async def _health_servers():
-    servers = {name: ServiceServer(name, harness.INTERNAL_TOKEN, []) for name in SERVICES}
+    servers = {name: ServiceServer(harness.INTERNAL_TOKEN, []) for name in SERVICES}
     ports = {name: await server.start("127.0.0.1:0") for name, server in servers.items()}
     return servers, ports
 

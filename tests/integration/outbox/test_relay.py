@@ -2,28 +2,23 @@
 message in flight per aggregate, leases, backoff, dead letters, LISTEN."""
 import asyncio
 import collections
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from common import outbox
-from common.db import Database, database_url_for, ensure_database
+from common.db import Database, database_url_for
 from common.outbox import Relay, RelayPolicy
-from tests.harness import eventually
+from tests.harness import eventually, fresh_database
 
 FAST = RelayPolicy(backoff_base_s=0.01, backoff_cap_s=0.05, poll_s=0.05, lease_s=5, max_attempts=4)
 
 
 @pytest.fixture
 async def db(pg_server):
-    name = f"outbox_t{uuid.uuid4().hex[:10]}"
-    await ensure_database(pg_server, name)
+    """An outbox as a service has it: moderation's migrations create it."""
+    name = await fresh_database(pg_server, "moderation")
     database = Database(database_url_for(pg_server, name))
-    async with database.unit_of_work("create_outbox") as uow:
-        for statement in outbox.DDL:
-            await uow.execute(sa.text(statement))
-        await uow.commit()
     yield database
     await database.dispose()
 

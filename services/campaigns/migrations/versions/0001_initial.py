@@ -6,8 +6,6 @@ Revises:
 """
 from alembic import op
 
-from common.outbox import DDL as OUTBOX_DDL
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -106,7 +104,22 @@ STATEMENTS = [
         at timestamptz NOT NULL DEFAULT now()
     )""",
     "CREATE INDEX audit_by_entity ON audit_log (entity_id, id)",
-    *OUTBOX_DDL,
+    # The transactional outbox (common/outbox.py reads and writes it).
+    """CREATE TABLE outbox_messages (
+        id bigserial PRIMARY KEY,
+        topic text NOT NULL,
+        aggregate_id text NOT NULL,
+        payload jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        claimed_until timestamptz,
+        last_error text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz
+    )""",
+    "CREATE INDEX outbox_due ON outbox_messages (next_attempt_at, id) WHERE status = 'pending'",
+    "CREATE INDEX outbox_aggregate_pending ON outbox_messages (aggregate_id, id) WHERE status = 'pending'",
 ]
 
 

@@ -5,8 +5,6 @@ Revises: 0002
 """
 from alembic import op
 
-from common.outbox import DDL_DEAD_LETTER_INDEX
-
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -14,7 +12,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(DDL_DEAD_LETTER_INDEX)
+    op.execute("CREATE INDEX IF NOT EXISTS outbox_dead ON outbox_messages (id) WHERE status = 'dead'")
 
 
 def downgrade() -> None:

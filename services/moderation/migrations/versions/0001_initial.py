@@ -5,12 +5,29 @@ Revises:
 """
 from alembic import op
 
-from common.outbox import DDL as OUTBOX_DDL
-
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+# The transactional outbox (common/outbox.py reads and writes it).
+OUTBOX_STATEMENTS = [
+    """CREATE TABLE outbox_messages (
+        id bigserial PRIMARY KEY,
+        topic text NOT NULL,
+        aggregate_id text NOT NULL,
+        payload jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        claimed_until timestamptz,
+        last_error text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz
+    )""",
+    "CREATE INDEX outbox_due ON outbox_messages (next_attempt_at, id) WHERE status = 'pending'",
+    "CREATE INDEX outbox_aggregate_pending ON outbox_messages (aggregate_id, id) WHERE status = 'pending'",
+]
 
 
 def upgrade() -> None:
@@ -43,7 +60,7 @@ def upgrade() -> None:
     # A target is approved once, ever.
     op.execute("CREATE UNIQUE INDEX one_approval_per_target ON decisions (target_id) WHERE status = 'approved'")
     op.execute("CREATE INDEX decisions_by_target ON decisions (target_id, created_at DESC)")
-    for statement in OUTBOX_DDL:
+    for statement in OUTBOX_STATEMENTS:
         op.execute(statement)
 
 
