@@ -19,7 +19,7 @@ SAGA_MOVES = {
     ("compensating", "failed"): {SYSTEM},  # after the escrow was refunded
     ("pending", "rejected"): {SYSTEM},  # a reject decision campaigns carried out
 }
-LIVE = frozenset({"pending", "reserved", "escrow_held", "compensating"})
+LIVE = ("pending", "reserved", "escrow_held", "compensating")  # in one_live_approve_per_target's order
 SETTLED = frozenset({"approved", "failed", "rejected"})
 
 # Outbox topics, one per saga step; each message carries the decision id.

@@ -10,11 +10,11 @@ import sqlalchemy as sa
 
 from common import outbox
 from common.db import UnitOfWork
-from services.moderation.domain import Decision, assert_saga_move
+from services.moderation.domain import LIVE, Decision, assert_saga_move
 
 _COLUMNS = """id::text, target_id::text, kind, status, moderator_id::text, reason, reason_message,
               escrow_id::text, post_job_id::text, advertiser_id::text, publisher_id::text, amount, currency"""
-_LIVE = "('pending', 'reserved', 'escrow_held', 'compensating')"
+_LIVE = "(" + ", ".join(f"'{status}'" for status in LIVE) + ")"  # as one_live_approve_per_target names them
 
 
 def _decision(row) -> Decision | None:

@@ -154,10 +154,6 @@ def ledger_shard(key: str) -> int:
     return uuid.UUID(key).int % LEDGER_SHARDS
 
 
-def same_terms(escrow: HoldTerms, asked: HoldTerms) -> bool:
-    return escrow == asked
-
-
 def assert_may_read_wallet(actor: Actor, user_id: str) -> None:
     """Users see their own wallet; admin and system see any."""
     if actor.role not in AUDITORS and actor.id != user_id:

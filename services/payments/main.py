@@ -4,14 +4,14 @@ from pydantic import Field
 from adtech.payments.v1 import payments_pb2_grpc
 from common.bootstrap import Assembly, open_database, run_service
 from common.migrations import upgrade_async
-from common.settings import CommonSettings
+from common.settings import PAYMENTS_DATABASE, PAYMENTS_PORT, CommonSettings
 from services.payments.api import PaymentsServicer
 from services.payments.usecases import Payments
 
 
 class Settings(CommonSettings):
-    payments_database: str = Field(default="adtech_payments", description="Database payments owns")
-    payments_port: int = Field(default=50053, ge=0, le=65535, description="gRPC port of the payments service")
+    payments_database: str = Field(default=PAYMENTS_DATABASE, description="Database payments owns")
+    payments_port: int = Field(default=PAYMENTS_PORT, ge=0, le=65535, description="gRPC port of the payments service")
     platform_fee_bps: int = Field(default=1000, ge=0, le=10_000,
                                   description="Platform fee taken on escrow release, in basis points (floored)")
     payments_migrate_on_start: bool = Field(default=True,

@@ -30,8 +30,8 @@ def test_a_held_escrow_is_never_abandoned_by_a_direct_failure():
 
 
 def test_settled_and_live_states_partition_the_approve_states():
-    assert domain.LIVE.isdisjoint(domain.SETTLED)
-    assert set(STATES) <= domain.LIVE | domain.SETTLED
+    assert set(domain.LIVE).isdisjoint(domain.SETTLED)
+    assert set(STATES) <= set(domain.LIVE) | domain.SETTLED
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
