@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from common.errors import Conflict
+from common.errors import Conflict, InvalidInput
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -236,6 +236,12 @@ class UnitOfWork:
                     raise
                 prepared, row_class = await self.connection.prepared(compiled.sql)
                 records = await prepared.fetch(*args)
+        except asyncpg.DataError as error:
+            # Class 22: a value the statement was given cannot be stored or
+            # computed (a number beyond its type, a time out of range). The
+            # request's fault, not the database's: translated once, here.
+            self.failed = True
+            raise ValueOutOfRange(f"a value given is not one that can be stored ({error.sqlstate})") from error
         except asyncpg.PostgresError:
             self.failed = True
             raise
@@ -259,6 +265,11 @@ class UnitOfWork:
 # (a refusal raised between statements, PostgreSQL saying no) leaves it
 # idle and usable once the transaction is rolled back.
 _SESSION_UNKNOWN = (asyncio.CancelledError, asyncio.TimeoutError, asyncpg.InterfaceError, OSError)
+
+
+class ValueOutOfRange(InvalidInput):
+    """A statement refused a value it was given (SQLSTATE class 22): the
+    caller sent a number or time beyond what can be stored."""
 
 
 class PoolExhausted(Exception):

@@ -3,7 +3,7 @@ import dataclasses
 import datetime as dt
 import uuid
 
-from common.db import Database, DatabaseError, sqlstate
+from common.db import Database, ValueOutOfRange
 from common.errors import InvalidInput
 from common.pagination import decode_cursor, encode_cursor
 from services.payments import domain
@@ -11,7 +11,6 @@ from services.payments.store import deposits, escrows, holds, ledger, reconcile 
 from services.payments.store.escrows import EscrowRow
 from services.payments.store.ledger import Leg
 
-NUMERIC_OUT_OF_RANGE = "22003"
 # How often a use case runs again after losing a race (see _retrying); one
 # more run answers the winner's result, the rest is margin.
 RETRIES = 5
@@ -179,7 +178,5 @@ class Payments:
         an amount beyond int64 is the caller's error."""
         try:
             return await self.db.retrying(attempt, attempts=RETRIES, unique_violation=True)
-        except DatabaseError as error:
-            if sqlstate(error) == NUMERIC_OUT_OF_RANGE:
-                raise InvalidInput("the amount would take a balance beyond the int64 range") from None
-            raise
+        except ValueOutOfRange:
+            raise InvalidInput("the amount would take a balance beyond the int64 range") from None

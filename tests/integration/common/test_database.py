@@ -140,13 +140,15 @@ async def test_a_unit_whose_statement_failed_cannot_commit_what_postgresql_alrea
     assert await count(db) == 0
 
 
-async def test_a_value_a_parameter_cannot_take_is_refused_as_data_and_keeps_the_session(db):
-    from common.db import is_transient
+async def test_a_value_a_parameter_cannot_take_is_the_callers_error_and_keeps_the_session(db):
+    from common.db import ValueOutOfRange, is_transient
+    from common.errors import InvalidInput
     session = await backend(db)
-    with pytest.raises(DatabaseError) as refused:
+    with pytest.raises(ValueOutOfRange) as refused:
         async with db.single_statement("bad_value") as uow:
             await uow.execute(_NOTE, {"id": "not a number"})
     assert not is_transient(refused.value)  # a caller repeating it would get the same answer
+    assert isinstance(refused.value, InvalidInput)  # answered INVALID_ARGUMENT, never INTERNAL
     assert await backend(db) == session
 
 
