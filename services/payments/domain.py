@@ -8,6 +8,7 @@ import uuid
 
 from common.auth import Actor
 from common.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from common.reasons import Reason
 
 DEFAULT_CURRENCY = "USD"
 MAX_IDEMPOTENCY_KEY = 200
@@ -33,8 +34,9 @@ LEDGER_SHARDS = 16
 
 HELD, RELEASED, REFUNDED = "held", "released", "refunded"
 
-# Outcomes of HoldEscrow recorded per decision (DESIGN.md saga rules 1, 3, 7).
-HOLD_HELD, HOLD_INSUFFICIENT = "held", "insufficient_funds"
+# Outcomes of HoldEscrow recorded per decision (DESIGN.md saga rules 1, 3, 7);
+# a refusal is recorded under its reason.
+HOLD_HELD, HOLD_INSUFFICIENT = "held", Reason.INSUFFICIENT_FUNDS
 
 # Who may call what (DESIGN.md "Identity and trust"; API.md Payments).
 DEPOSITORS = ("admin",)
@@ -46,33 +48,33 @@ class InsufficientFunds(PreconditionFailed):
     """The advertiser's spendable balance does not cover the hold; nothing
     moved, and the refusal is final for this decision."""
 
-    code = "insufficient_funds"
+    code = Reason.INSUFFICIENT_FUNDS
 
 
 class EscrowClosed(PreconditionFailed):
     """The target's escrow was already released or refunded; it can never be
     held again nor moved the other way."""
 
-    code = "escrow_closed"
+    code = Reason.ESCROW_CLOSED
 
 
 class EscrowExists(AlreadyExists):
     """The target already has an escrow held by another decision or on
     other terms."""
 
-    code = "escrow_exists"
+    code = Reason.ESCROW_EXISTS
 
 
 class IdempotencyKeyReused(AlreadyExists):
     """The idempotency key was used before with a different request."""
 
-    code = "idempotency_key_reused"
+    code = Reason.IDEMPOTENCY_KEY_REUSED
 
 
 class EscrowNotFound(NotFound):
     """The target has no escrow."""
 
-    code = "escrow_not_found"
+    code = Reason.ESCROW_NOT_FOUND
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +197,7 @@ def judge_hold(asked: HoldTerms, recorded: RecordedHold | None, escrow: EscrowSt
     one, or raise the refusal. A recorded refusal is answered as recorded,
     never by looking at the wallet again."""
     if recorded is not None and recorded.target_id != asked.target_id:
-        raise AlreadyExists(f"decision {asked.decision_id} was decided for another target", code="decision_reused")
+        raise AlreadyExists(f"decision {asked.decision_id} was decided for another target", code=Reason.DECISION_REUSED)
     if recorded is not None and recorded.outcome == HOLD_INSUFFICIENT:
         raise InsufficientFunds(recorded.message)
     if escrow is not None:
