@@ -3,6 +3,7 @@ change goes through `assert_transition`."""
 from collections.abc import Iterable, Mapping
 
 from common.errors import Forbidden, PreconditionFailed
+from common.reasons import Reason
 
 Moves = Mapping[tuple[str, str], Iterable[str]]
 
@@ -12,6 +13,6 @@ def assert_transition(moves: Moves, current: str, wanted: str, actor: str, *, su
     when it has it but not for this actor."""
     allowed = moves.get((current, wanted))
     if allowed is None:
-        raise PreconditionFailed(f"{subject} from {current} to {wanted} is not allowed", code="invalid_transition")
+        raise PreconditionFailed(f"{subject} from {current} to {wanted} is not allowed", code=Reason.INVALID_TRANSITION)
     if actor not in allowed:
         raise Forbidden(f"{subject} from {current} to {wanted} is not allowed for {actor}")

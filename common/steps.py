@@ -26,6 +26,7 @@ import json
 from collections.abc import Mapping
 
 from common.errors import AlreadyExists, DomainError, PreconditionFailed
+from common.reasons import Reason
 
 RECORD_KEY = "saga_steps_pkey"
 
@@ -86,7 +87,7 @@ def answer(record: StepRecord, *, decision_id: str, target_id: str, done: frozen
     `done`, else the recorded refusal raised; a record of another target
     means the decision id was reused (refused, nothing done)."""
     if record.target_id != target_id:
-        raise AlreadyExists(f"decision {decision_id} belongs to another target", code="decision_reused")
+        raise AlreadyExists(f"decision {decision_id} belongs to another target", code=Reason.DECISION_REUSED)
     if record.outcome not in done:
         raise refusal_from(record.detail, refusal_kinds)
     return record.outcome

@@ -19,6 +19,7 @@ from adtech.payments.v1 import payments_pb2_grpc
 from common.auth import USER_ROLES, Actor, current_actor
 from common.clients import CallerChannel
 from common.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from common.reasons import Reason
 from gateway.errors import ApiError
 
 ALGORITHM = "HS256"
@@ -26,7 +27,7 @@ _bearer = HTTPBearer(auto_error=False, description="A JWT (HS256) with claims su
 
 
 def unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthenticated", message, {"WWW-Authenticate": "Bearer"})
+    return ApiError(401, Reason.UNAUTHENTICATED, message, {"WWW-Authenticate": "Bearer"})
 
 
 def actor_from_token(token: str, secret: str) -> Actor:
@@ -76,7 +77,7 @@ def require_role(*roles: str):
     """A dependency admitting only these roles (403 for the others)."""
     async def gate(user: CurrentUser) -> Actor:
         if user.role not in roles:
-            raise ApiError(403, "forbidden", f"role {user.role} may not do this")
+            raise ApiError(403, Reason.FORBIDDEN, f"role {user.role} may not do this")
         return user
     return Depends(gate)
 

@@ -12,13 +12,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.grpc_errors import reason_of
+from common.reasons import Reason
 
 log = logging.getLogger(__name__)
 S = grpc.StatusCode
 
 # (status, reason) first, then (status, None). API.md "Errors".
 HTTP_STATUS_OF: dict[tuple[grpc.StatusCode, str | None], int] = {
-    (S.FAILED_PRECONDITION, "insufficient_funds"): 402,
+    (S.FAILED_PRECONDITION, Reason.INSUFFICIENT_FUNDS): 402,
     (S.INVALID_ARGUMENT, None): 400,
     (S.FAILED_PRECONDITION, None): 400,
     (S.OUT_OF_RANGE, None): 400,
@@ -93,13 +94,13 @@ async def _api_error(request: Request, error: ApiError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    return error_response(400, "invalid_input", validation_message(error.errors()))
+    return error_response(400, Reason.INVALID_INPUT, validation_message(error.errors()))
 
 
 async def _http_exception(request: Request, error: StarletteHTTPException) -> JSONResponse:
-    codes = {400: ("invalid_input", str(error.detail)), 404: ("not_found", "no such route"),
-             405: ("method_not_allowed", "method not allowed on this route")}
-    code, message = codes.get(error.status_code, ("http_error", str(error.detail)))
+    codes = {400: (Reason.INVALID_INPUT, str(error.detail)), 404: (Reason.NOT_FOUND, "no such route"),
+             405: (Reason.METHOD_NOT_ALLOWED, "method not allowed on this route")}
+    code, message = codes.get(error.status_code, (Reason.HTTP_ERROR, str(error.detail)))
     return error_response(error.status_code, code, message, getattr(error, "headers", None))
 
 

@@ -8,12 +8,13 @@ import time
 import uuid
 
 from common.logs import request_id_var
+from common.reasons import Reason
 from gateway.errors import error_body
 
 log = logging.getLogger("gateway.access")
 _HEADER = b"x-request-id"
 _ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
-_INTERNAL = json.dumps(error_body("internal", "internal error")).encode()
+_INTERNAL = json.dumps(error_body(Reason.INTERNAL, "internal error")).encode()
 
 
 class RequestContext:

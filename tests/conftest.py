@@ -5,6 +5,12 @@ import tempfile
 
 import pytest
 
+# The processes tests start (the stack, a service, the command line) run this
+# checkout's code, generated code included, as the test process does
+# (pyproject's pythonpath), never a copy an installed project maps elsewhere.
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), str(ROOT / "gen"), os.environ.get("PYTHONPATH"))))
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> pathlib.Path:

@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2
 from pydantic import BaseModel
 
 from adtech.ops.v1 import ops_pb2
+from common.reasons import Reason
 from gateway.deps import AllServices, current_user
 from gateway.errors import ApiError
 
@@ -48,7 +49,7 @@ async def ready(services: AllServices, request: Request, details: bool = False,
     if details:
         user = await current_user(request, credentials)  # 401 without a valid token
         if user.role != "admin":
-            raise ApiError(403, "forbidden", "readiness details are for admins")
+            raise ApiError(403, Reason.FORBIDDEN, "readiness details are for admins")
     names = list(services.health)
     states = await asyncio.gather(*(_probe(services.health[name]) for name in names))
     report = dict(zip(names, states))

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from adtech.moderation.v1 import moderation_pb2 as pb
+from common.reasons import Reason
 from gateway import views
 from gateway.deps import Admin, ModerationApi, Page
 from gateway.errors import ApiError
@@ -15,7 +16,7 @@ from gateway.inputs import InputModel, Text
 router = APIRouter(prefix="/api/moderation", tags=["moderation"])
 
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
-FAILURE_MESSAGES = {"insufficient_funds": "the advertiser's wallet cannot cover the price"}
+FAILURE_MESSAGES = {Reason.INSUFFICIENT_FUNDS: "the advertiser's wallet cannot cover the price"}
 
 
 class Rejection(InputModel):
@@ -53,9 +54,9 @@ async def approve(target_id: uuid.UUID, user: Admin, moderation: ModerationApi, 
 def _refusal(reason: str, message: str) -> ApiError:
     """A saga that ended without approving: 402 for money, else 400."""
     if reason and _CODE.match(reason):
-        status = 402 if reason == "insufficient_funds" else 400
+        status = 402 if reason == Reason.INSUFFICIENT_FUNDS else 400
         return ApiError(status, reason, message or FAILURE_MESSAGES.get(reason, f"approve failed: {reason.replace('_', ' ')}"))
-    return ApiError(400, "approve_failed", message or reason or "approve failed")
+    return ApiError(400, Reason.APPROVE_FAILED, message or reason or "approve failed")
 
 
 @router.post("/targets/{target_id}/reject", response_model=views.Target)

@@ -7,6 +7,7 @@ import re
 
 from common.errors import Conflict, DomainError, Forbidden, InvalidInput, PreconditionFailed
 from common.fsm import assert_transition
+from common.reasons import Reason
 
 # The acting roles of common.auth, plus the one pseudo-actor below: a campaign
 # cancellation cascading to its targets (the only way an approving target ends
@@ -63,7 +64,7 @@ class TargetBeingApproved(Conflict):
     """The target is locked by a running approve saga; reject, resubmit and
     cancel must wait for it to end (HTTP 409)."""
 
-    code = "target_being_approved"
+    code = Reason.TARGET_BEING_APPROVED
 
     def __init__(self):
         super().__init__("Target is being approved; try again later")
@@ -105,14 +106,15 @@ def plan_campaign_change(action: str, campaign: CampaignView, actor_role: str, n
         raise InvalidInput(f"action must be one of {', '.join(CAMPAIGN_ACTIONS)}")
     sources, wanted, past = CAMPAIGN_ACTIONS[action]
     if campaign.status not in sources:
-        raise PreconditionFailed(f"Campaign cannot be {past} from status {campaign.status}", code="invalid_transition")
+        raise PreconditionFailed(f"Campaign cannot be {past} from status {campaign.status}",
+                                 code=Reason.INVALID_TRANSITION)
     if action == "activate":
         if campaign.creatives == 0:
-            raise PreconditionFailed("Campaign must have at least one creative", code="no_creatives")
+            raise PreconditionFailed("Campaign must have at least one creative", code=Reason.NO_CREATIVES)
         if campaign.start_at and campaign.end_at and campaign.start_at >= campaign.end_at:
-            raise PreconditionFailed("startAt must be before endAt", code="invalid_dates")
+            raise PreconditionFailed("startAt must be before endAt", code=Reason.INVALID_DATES)
         if campaign.end_at and campaign.end_at <= now:
-            raise PreconditionFailed("endAt must be in the future", code="invalid_dates")
+            raise PreconditionFailed("endAt must be in the future", code=Reason.INVALID_DATES)
     assert_transition(CAMPAIGN_MOVES, campaign.status, wanted, actor_role, subject="Campaign transition")
     return wanted
 
@@ -138,17 +140,18 @@ def check_submit(target: TargetView, now: dt.datetime, min_lead_ms: int) -> None
     if target.campaign_status != "active":
         raise PreconditionFailed(
             f"Campaign must be active to submit targets (current status: {target.campaign_status})",
-            code="campaign_not_active")
+            code=Reason.CAMPAIGN_NOT_ACTIVE)
     if target.status == "approving":
         raise TargetBeingApproved()
     if (target.status, "submitted") not in TARGET_MOVES:
-        raise PreconditionFailed(f"Target cannot be submitted from status {target.status}", code="invalid_transition")
+        raise PreconditionFailed(f"Target cannot be submitted from status {target.status}",
+                                 code=Reason.INVALID_TRANSITION)
     if target.channel_status != "approved":
-        raise PreconditionFailed("Channel must be approved", code="channel_not_approved")
+        raise PreconditionFailed("Channel must be approved", code=Reason.CHANNEL_NOT_APPROVED)
     if target.creatives == 0:
-        raise PreconditionFailed("Campaign has no creatives", code="no_creatives")
+        raise PreconditionFailed("Campaign has no creatives", code=Reason.NO_CREATIVES)
     if not scheduled_far_enough(target.scheduled_at, now, min_lead_ms):
-        raise PreconditionFailed("scheduledAt must be in the future", code="scheduled_too_soon")
+        raise PreconditionFailed("scheduledAt must be in the future", code=Reason.SCHEDULED_TOO_SOON)
     assert_transition(TARGET_MOVES, target.status, "submitted", "advertiser", subject="Target transition")
 
 
@@ -175,15 +178,16 @@ def approve_refusal(target: TargetView, now: dt.datetime, min_lead_ms: int) -> t
     """Why an approve would be refused now, as (code, seed message), or None.
     ReserveTarget judges with this one function."""
     if target.status != APPROVABLE.status:
-        return "target_not_submitted", f"Target cannot be approved from status {target.status}"
+        return Reason.TARGET_NOT_SUBMITTED, f"Target cannot be approved from status {target.status}"
     if target.campaign_status != APPROVABLE.campaign_status:
-        return "campaign_not_active", f"Campaign {target.campaign_id} must be active (current: {target.campaign_status})"
+        return (Reason.CAMPAIGN_NOT_ACTIVE,
+                f"Campaign {target.campaign_id} must be active (current: {target.campaign_status})")
     if target.creatives == 0:
-        return "no_creatives", "Campaign has no creatives"
+        return Reason.NO_CREATIVES, "Campaign has no creatives"
     if target.channel_status != APPROVABLE.channel_status:
-        return "channel_not_approved", "Channel must be approved"
+        return Reason.CHANNEL_NOT_APPROVED, "Channel must be approved"
     if not scheduled_far_enough(target.scheduled_at, now, min_lead_ms):
-        return "scheduled_too_soon", "scheduledAt must be in the future"
+        return Reason.SCHEDULED_TOO_SOON, "scheduledAt must be in the future"
     return None
 
 
@@ -193,15 +197,16 @@ CLOSED_CAMPAIGN = frozenset({"cancelled", "completed"})
 def check_target_creation(campaign_status: str) -> None:
     """A closed campaign buys no more posts."""
     if campaign_status in CLOSED_CAMPAIGN:
-        raise PreconditionFailed(f"Cannot add targets to a {campaign_status} campaign", code="campaign_closed")
+        raise PreconditionFailed(f"Cannot add targets to a {campaign_status} campaign", code=Reason.CAMPAIGN_CLOSED)
 
 
 def approve_step_refusal(status: str) -> dict:
     """Why ApproveTarget refuses a target this decision does not hold
     (recorded for the decision; rule 5): a cancellation won, or anything else."""
     if status == "cancelled":
-        return {"code": "target_cancelled", "message": "Target was cancelled"}
-    return {"code": "target_not_reserved", "message": f"Target is not reserved by this decision (status: {status})"}
+        return {"code": Reason.TARGET_CANCELLED, "message": "Target was cancelled"}
+    return {"code": Reason.TARGET_NOT_RESERVED,
+            "message": f"Target is not reserved by this decision (status: {status})"}
 
 
 def check_target_cancel(status: str, actor_role: str) -> None:
@@ -209,7 +214,7 @@ def check_target_cancel(status: str, actor_role: str) -> None:
     if status == "approving":
         raise TargetBeingApproved()
     if (status, "cancelled") not in TARGET_MOVES:
-        raise PreconditionFailed(f"Target cannot be cancelled from status {status}", code="invalid_transition")
+        raise PreconditionFailed(f"Target cannot be cancelled from status {status}", code=Reason.INVALID_TRANSITION)
     assert_transition(TARGET_MOVES, status, "cancelled", actor_role, subject="Target transition")
 
 
@@ -224,7 +229,7 @@ def check_reject(status: str) -> None:
     if status == "approving":
         raise TargetBeingApproved()
     if status != "submitted":
-        raise PreconditionFailed(f"Target cannot be rejected from status {status}", code="invalid_transition")
+        raise PreconditionFailed(f"Target cannot be rejected from status {status}", code=Reason.INVALID_TRANSITION)
     assert_transition(TARGET_MOVES, status, "rejected", "admin", subject="Target transition")
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 
 from common.auth import Actor
+from common.reasons import Reason
 from common.db import Database
 from common.errors import DomainError
 from common.participant import Participant, Step
@@ -89,7 +90,7 @@ class CampaignSteps:
         (rule 4); fences the decision against a late reserve."""
         _require_step_caller(actor)
         done = await self.steps.carry_out("release", target_id, decision_id, {
-            "fence": json.dumps({"code": "decision_released",
+            "fence": json.dumps({"code": Reason.DECISION_RELEASED,
                                  "message": "This decision was released; it cannot reserve again"}),
             **steps_store.actor_params(actor)})
         return done.outcome == "released"

@@ -9,6 +9,7 @@ from common.auth import Actor
 from common.db import Database, UnitOfWork
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from common.pagination import decode_cursor, encode_cursor, page_limit
+from common.reasons import Reason
 from services.campaigns import domain, store
 
 MAX_CREATIVES_PER_REQUEST = 50
@@ -69,7 +70,7 @@ async def moderate_channel(db: Database, actor: Actor, channel_id: str, *, appro
         if channel is None:
             latest = await store.get_channel(uow, channel_id)
             raise PreconditionFailed(f"Channel cannot be {status} from status {latest.status}",
-                                     code="invalid_transition")
+                                     code=Reason.INVALID_TRANSITION)
         await store.audit(uow, actor, f"channel_{status}", "channel", channel_id, from_status="pending",
                           to_status=status)
         await uow.commit()
@@ -130,7 +131,7 @@ async def add_creative(db: Database, actor: Actor, campaign_id: str, *, text: st
         if campaign.status not in domain.CREATIVE_EDITABLE:
             raise PreconditionFailed(
                 f"Creatives can only be added to a draft or paused campaign (current status: {campaign.status})",
-                code="invalid_transition")
+                code=Reason.INVALID_TRANSITION)
         creative = await store.insert_creative(uow, campaign_id, text, url)
         await store.audit(uow, actor, "creative_added", "campaign", campaign_id, detail={"creative_id": str(creative.id)})
         await uow.commit()

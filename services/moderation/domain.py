@@ -4,6 +4,7 @@ import dataclasses
 
 from common.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from common.fsm import assert_transition
+from common.reasons import Reason
 
 SYSTEM = "system"
 
@@ -32,7 +33,7 @@ REJECT = "reject.reject_target"
 
 # Conflicts (ABORTED) that a peer decided and recorded for the decision: a
 # repeat gets the same answer, so they end the step like a refusal.
-RECORDED_CONFLICTS = frozenset({"target_being_approved"})
+RECORDED_CONFLICTS = frozenset({Reason.TARGET_BEING_APPROVED})
 
 # How long a reject waits for campaigns' answer, unless the caller says,
 # before saying it is still being carried out (the step goes on;
@@ -68,7 +69,7 @@ def refusal(code: str, message: str) -> DomainError:
     no such target, else 400."""
     if code in RECORDED_CONFLICTS:
         return Conflict(message, code=code)
-    if code == "not_found":
+    if code == Reason.NOT_FOUND:
         return NotFound(message)
     return PreconditionFailed(message or code, code=code)
 

@@ -10,6 +10,7 @@ from common.auth import Actor
 from common.db import Database
 from common.errors import Conflict, NotFound, Unavailable
 from common.grpc_errors import to_domain_error
+from common.reasons import Reason
 from services.moderation import domain, store
 from services.moderation.domain import Decision
 from services.moderation.saga import DecisionSagas
@@ -62,7 +63,7 @@ class Moderation:
             current = await self._current_approve(target_id)
             if current is not None and current.status == "approved":
                 return ApproveOutcome(current, True)
-            raise domain.refusal(decision.reason or "approve_refused", decision.reason_message or "")
+            raise domain.refusal(decision.reason or Reason.APPROVE_REFUSED, decision.reason_message or "")
         return ApproveOutcome(decision, already)
 
     async def _begin(self, target_id: str, moderator_id: str) -> tuple[Decision, bool, bool]:

@@ -8,6 +8,7 @@ import uuid
 
 from common.auth import Actor
 from common.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from common.reasons import Reason
 from common.steps import StepRecord, answer
 
 DEFAULT_CURRENCY = "USD"
@@ -50,33 +51,33 @@ class InsufficientFunds(PreconditionFailed):
     """The advertiser's spendable balance does not cover the hold; nothing
     moved, and the refusal is final for this decision."""
 
-    code = "insufficient_funds"
+    code = Reason.INSUFFICIENT_FUNDS
 
 
 class EscrowClosed(PreconditionFailed):
     """The target's escrow was already released or refunded; it can never be
     held again nor moved the other way."""
 
-    code = "escrow_closed"
+    code = Reason.ESCROW_CLOSED
 
 
 class EscrowExists(AlreadyExists):
     """The target already has an escrow held by another decision or on
     other terms."""
 
-    code = "escrow_exists"
+    code = Reason.ESCROW_EXISTS
 
 
 class IdempotencyKeyReused(AlreadyExists):
     """The idempotency key was used before with a different request."""
 
-    code = "idempotency_key_reused"
+    code = Reason.IDEMPOTENCY_KEY_REUSED
 
 
 class EscrowNotFound(NotFound):
     """The target has no escrow."""
 
-    code = "escrow_not_found"
+    code = Reason.ESCROW_NOT_FOUND
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,9 @@ import pytest
 from grpc.aio import AioRpcError, Metadata
 
 from common import errors
-from common.grpc_errors import rich_status_trailer
-from gateway.errors import http_error_for, validation_message
+from common.grpc_errors import STATUS_OF_ERROR, rich_status_trailer
+from common.reasons import Reason
+from gateway.errors import HTTP_STATUS_OF, http_error_for, validation_message
 from gateway.errors import _rpc_error  # the handler as FastAPI calls it
 
 S = grpc.StatusCode
@@ -30,6 +31,20 @@ S = grpc.StatusCode
 def test_status_and_reason_map_to_http(status, reason, http, code):
     mapped = http_error_for(status, reason, "details")
     assert (mapped.status, mapped.code) == (http, code)
+
+
+@pytest.mark.parametrize("status", sorted(set(STATUS_OF_ERROR.values()), key=lambda s: s.name))
+def test_every_reason_a_service_can_send_reaches_the_client_as_its_code(status):
+    """Whatever the refusal class, its reason is the body's code, and only
+    an unavailable dependency is a 5xx: never a 500 for a refusal."""
+    for reason in Reason:
+        mapped = http_error_for(status, reason, "refused")
+        assert mapped.code == reason
+        assert (mapped.status >= 500) == (status == S.UNAVAILABLE), (status, reason, mapped.status)
+
+
+def test_the_table_speaks_only_reasons_of_the_contract():
+    assert [reason for _, reason in HTTP_STATUS_OF if reason is not None and not isinstance(reason, Reason)] == []
 
 
 def test_insufficient_funds_reason_on_another_status_is_not_402():
