@@ -5,10 +5,11 @@ import datetime as dt
 from adtech.campaigns.v1 import campaigns_pb2 as pb
 from adtech.campaigns.v1 import campaigns_pb2_grpc
 from common.auth import parse_uuid, require_actor
-from common.db import Database
 from common.timestamps import from_timestamp, to_timestamp, utcnow
-from services.campaigns import store, targets, usecases
-from services.campaigns.steps import CampaignSteps
+from services.campaigns import store
+from services.campaigns.usecases.campaigns import Campaigns
+from services.campaigns.usecases.steps import CampaignSteps
+from services.campaigns.usecases.targets import Targets
 
 
 def _text(value) -> str:
@@ -65,89 +66,86 @@ def snapshot_pb(row, refusal: tuple[str, str] | None) -> pb.TargetSnapshot:
 
 
 class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
-    def __init__(self, db: Database, steps: CampaignSteps, *, min_lead_ms: int,
+    def __init__(self, campaigns: Campaigns, targets: Targets, steps: CampaignSteps, *,
                  clock: Callable[[], dt.datetime] = utcnow):
-        self.db = db
+        self.campaigns = campaigns
+        self.targets = targets
         self.steps = steps
-        self.min_lead_ms = min_lead_ms
         self.clock = clock
 
     # ---- channels
     async def CreateChannel(self, request, context):
-        channel = await usecases.create_channel(self.db, require_actor(), title=request.title, handle=request.handle,
-                                                price=request.price_per_post, currency=request.currency)
+        channel = await self.campaigns.create_channel(require_actor(), title=request.title, handle=request.handle,
+                                                      price=request.price_per_post, currency=request.currency)
         return pb.CreateChannelResponse(channel=channel_pb(channel))
 
     async def ListChannels(self, request, context):
-        rows, cursor = await usecases.list_channels(self.db, require_actor(), status=request.status,
-                                                    limit=request.limit, cursor=request.cursor)
+        rows, cursor = await self.campaigns.list_channels(require_actor(), status=request.status,
+                                                          limit=request.limit, cursor=request.cursor)
         return pb.ListChannelsResponse(channels=[channel_pb(r) for r in rows], next_cursor=cursor)
 
     async def GetChannel(self, request, context):
-        channel = await usecases.get_channel(self.db, require_actor(), parse_uuid(request.channel_id, "channelId"))
+        channel = await self.campaigns.get_channel(require_actor(), parse_uuid(request.channel_id, "channelId"))
         return pb.GetChannelResponse(channel=channel_pb(channel))
 
     async def ApproveChannel(self, request, context):
-        channel = await usecases.moderate_channel(self.db, require_actor(),
-                                                  parse_uuid(request.channel_id, "channelId"), approve=True)
+        channel = await self.campaigns.moderate_channel(require_actor(), parse_uuid(request.channel_id, "channelId"),
+                                                        approve=True)
         return pb.ApproveChannelResponse(channel=channel_pb(channel))
 
     async def RejectChannel(self, request, context):
-        channel = await usecases.moderate_channel(self.db, require_actor(), parse_uuid(request.channel_id, "channelId"),
-                                                  approve=False, reason=request.reason)
+        channel = await self.campaigns.moderate_channel(require_actor(), parse_uuid(request.channel_id, "channelId"),
+                                                        approve=False, reason=request.reason)
         return pb.RejectChannelResponse(channel=channel_pb(channel))
 
     # ---- campaigns
     async def CreateCampaign(self, request, context):
-        campaign, creatives = await usecases.create_campaign(
-            self.db, require_actor(), name=request.name, start_at=from_timestamp(request, "start_at"),
+        campaign, creatives = await self.campaigns.create_campaign(
+            require_actor(), name=request.name, start_at=from_timestamp(request, "start_at"),
             end_at=from_timestamp(request, "end_at"), creatives=[(c.text, c.media_url) for c in request.creatives])
         return pb.CreateCampaignResponse(campaign=campaign_pb(campaign, creatives))
 
     async def ListCampaigns(self, request, context):
-        items, cursor = await usecases.list_campaigns(self.db, require_actor(), limit=request.limit,
-                                                      cursor=request.cursor)
+        items, cursor = await self.campaigns.list_campaigns(require_actor(), limit=request.limit, cursor=request.cursor)
         return pb.ListCampaignsResponse(campaigns=[campaign_pb(r, c) for r, c in items], next_cursor=cursor)
 
     async def GetCampaign(self, request, context):
-        campaign, creatives = await usecases.get_campaign(self.db, require_actor(),
-                                                          parse_uuid(request.campaign_id, "campaignId"))
+        campaign, creatives = await self.campaigns.get_campaign(require_actor(),
+                                                                parse_uuid(request.campaign_id, "campaignId"))
         return pb.GetCampaignResponse(campaign=campaign_pb(campaign, creatives))
 
     async def AddCreative(self, request, context):
-        creative = await usecases.add_creative(self.db, require_actor(), parse_uuid(request.campaign_id, "campaignId"),
-                                               text=request.text, media_url=request.media_url)
+        creative = await self.campaigns.add_creative(require_actor(), parse_uuid(request.campaign_id, "campaignId"),
+                                                     text=request.text, media_url=request.media_url)
         return pb.AddCreativeResponse(creative=creative_pb(creative))
 
     async def ChangeCampaignStatus(self, request, context):
-        campaign, creatives = await usecases.change_campaign_status(
-            self.db, require_actor(), parse_uuid(request.campaign_id, "campaignId"), request.action, self.clock())
+        campaign, creatives = await self.campaigns.change_campaign_status(
+            require_actor(), parse_uuid(request.campaign_id, "campaignId"), request.action, self.clock())
         return pb.ChangeCampaignStatusResponse(campaign=campaign_pb(campaign, creatives))
 
     # ---- targets
     async def CreateTarget(self, request, context):
-        target = await targets.create_target(
-            self.db, require_actor(), parse_uuid(request.campaign_id, "campaignId"),
-            channel_id=parse_uuid(request.channel_id, "channelId"),
-            scheduled_at=from_timestamp(request, "scheduled_at"))
+        target = await self.targets.create_target(
+            require_actor(), parse_uuid(request.campaign_id, "campaignId"),
+            channel_id=parse_uuid(request.channel_id, "channelId"), scheduled_at=from_timestamp(request, "scheduled_at"))
         return pb.CreateTargetResponse(target=target_pb(target))
 
     async def ListTargets(self, request, context):
-        rows, cursor = await targets.list_targets(self.db, require_actor(), parse_uuid(request.campaign_id, "campaignId"),
-                                                  limit=request.limit, cursor=request.cursor)
+        rows, cursor = await self.targets.list_targets(require_actor(), parse_uuid(request.campaign_id, "campaignId"),
+                                                       limit=request.limit, cursor=request.cursor)
         return pb.ListTargetsResponse(targets=[target_pb(r) for r in rows], next_cursor=cursor)
 
     async def GetTarget(self, request, context):
-        target = await targets.get_target(self.db, require_actor(), *self._path(request))
+        target = await self.targets.get_target(require_actor(), *self._path(request))
         return pb.GetTargetResponse(target=target_pb(target))
 
     async def SubmitTarget(self, request, context):
-        target = await targets.submit_target(self.db, require_actor(), *self._path(request), now=self.clock(),
-                                             min_lead_ms=self.min_lead_ms)
+        target = await self.targets.submit_target(require_actor(), *self._path(request), now=self.clock())
         return pb.SubmitTargetResponse(target=target_pb(target))
 
     async def CancelTarget(self, request, context):
-        target = await targets.cancel_target(self.db, require_actor(), *self._path(request))
+        target = await self.targets.cancel_target(require_actor(), *self._path(request))
         return pb.CancelTargetResponse(target=target_pb(target))
 
     @staticmethod
@@ -156,19 +154,18 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
 
     # ---- moderation's view and the approve saga's steps
     async def GetTargetSnapshot(self, request, context):
-        row, refusal = await targets.snapshot(self.db, require_actor(), parse_uuid(request.target_id, "targetId"),
-                                           now=self.clock(), min_lead_ms=self.min_lead_ms)
+        row, refusal = await self.targets.snapshot(require_actor(), parse_uuid(request.target_id, "targetId"),
+                                                   now=self.clock())
         return pb.GetTargetSnapshotResponse(snapshot=snapshot_pb(row, refusal))
 
     async def ListSubmittedTargets(self, request, context):
-        items, cursor = await targets.submitted_queue(self.db, require_actor(), limit=request.limit, cursor=request.cursor)
+        items, cursor = await self.targets.submitted_queue(require_actor(), limit=request.limit, cursor=request.cursor)
         return pb.ListSubmittedTargetsResponse(next_cursor=cursor, items=[pb.QueueItem(
             target=target_pb(r), channel=queue_channel_pb(r), creatives=[creative_pb(c) for c in creatives],
             campaign_name=r.campaign_name, advertiser_id=str(r.advertiser_id)) for r, creatives in items])
 
     async def ReserveTarget(self, request, context):
-        row = await self.steps.reserve(require_actor(), *self._step(request), now=self.clock(),
-                                       min_lead_ms=self.min_lead_ms)
+        row = await self.steps.reserve(require_actor(), *self._step(request), now=self.clock())
         return pb.ReserveTargetResponse(snapshot=snapshot_pb(row, None))
 
     async def ReleaseTarget(self, request, context):
@@ -193,7 +190,7 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         return parse_uuid(request.target_id, "targetId"), parse_uuid(request.decision_id, "decisionId")
 
     async def ListTargetAudit(self, request, context):
-        rows, cursor = await targets.target_audit(self.db, require_actor(), limit=request.limit, cursor=request.cursor)
+        rows, cursor = await self.targets.target_audit(require_actor(), limit=request.limit, cursor=request.cursor)
         return pb.ListTargetAuditResponse(next_cursor=cursor, targets=[pb.TargetAudit(
             target_id=str(r.id), status=r.status, post_jobs=r.post_jobs, advertiser_id=str(r.advertiser_id),
             reserved_by=_text(r.reserved_by)) for r in rows])

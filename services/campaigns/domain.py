@@ -48,6 +48,8 @@ REFUNDABLE = frozenset({"approving", "approved"})
 # The outbox topic of the refund owed for each of them (refunds.py delivers it).
 REFUND_TOPIC = "escrow.refund"
 
+TARGET_NOT_FOUND = "Campaign target not found"
+
 # action → (statuses it applies to, status it leads to, past participle for messages)
 CAMPAIGN_ACTIONS = {
     "activate": ({"draft"}, "active", "activated"),

@@ -10,10 +10,12 @@ from common.migrations import upgrade_async
 from common.outbox import OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
 from common.settings import CAMPAIGNS_DATABASE, CAMPAIGNS_PORT
-from services.campaigns import steps
 from services.campaigns.api import CampaignsServicer
 from services.campaigns.domain import REFUND_TOPIC
 from services.campaigns.refunds import refund_handler
+from services.campaigns.usecases.campaigns import Campaigns
+from services.campaigns.usecases.steps import CampaignSteps
+from services.campaigns.usecases.targets import Targets
 
 
 class Settings(OutboxSettings):
@@ -32,8 +34,9 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
     payments_channel = bootstrap.peer(settings, settings.payments_addr)
     relay = Relay(db, {REFUND_TOPIC: refund_handler(payments_pb2_grpc.PaymentsServiceStub(payments_channel))},
                   settings.relay_policy())
-    servicer = CampaignsServicer(db, steps.CampaignSteps(steps.participant(db)),
-                                 min_lead_ms=settings.campaign_target_min_lead_ms)
+    min_lead_ms = settings.campaign_target_min_lead_ms
+    servicer = CampaignsServicer(Campaigns(db), Targets(db, min_lead_ms=min_lead_ms),
+                                 CampaignSteps(db, min_lead_ms=min_lead_ms))
 
     async def close_payments() -> None:
         await payments_channel.close()

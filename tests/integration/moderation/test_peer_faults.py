@@ -6,8 +6,8 @@ import pytest
 
 from adtech.campaigns.v1 import campaigns_pb2
 from common.auth import acting_as
-from services.campaigns import targets as campaigns_targets
-from services.campaigns.steps import CampaignSteps
+from services.campaigns.usecases.targets import Targets
+from services.campaigns.usecases.steps import CampaignSteps
 from services.payments import usecases as payments_usecases
 from tests.harness import eventually
 from tests.integration.moderation.conftest import assert_consistent
@@ -80,7 +80,7 @@ async def test_lost_database_connection_answers_unavailable_not_internal(stack, 
 
     async def broken(*args, **kwargs):
         raise ConnectionResetError("connection to the database lost")
-    monkeypatch.setattr(campaigns_targets, "snapshot", broken)
+    monkeypatch.setattr(Targets, "snapshot", broken)
     with pytest.raises(grpc.aio.AioRpcError) as refused, acting_as(world.admin):
         await world.campaigns.GetTargetSnapshot(cpb.GetTargetSnapshotRequest(target_id=str(__import__("uuid").uuid4())))
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -5,7 +5,7 @@ import pytest
 
 from common.fsm import assert_transition
 from services.campaigns import domain
-from services.campaigns.steps import STEP_MOVES, STEPS
+from services.campaigns.usecases.steps import STEP_MOVES, STEPS
 
 
 def test_every_step_has_a_move_and_an_entry():

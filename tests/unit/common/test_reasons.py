@@ -34,7 +34,7 @@ WIRE_STRINGS = {
 # file another change owns (it becomes Reason.DECISION_RELEASED there).
 NOT_REASONS = {
     ("gateway/routes/health.py", "unavailable"): "the readiness body's status",
-    ("services/campaigns/targets.py", "target_cancelled"): "an audit action",
+    ("services/campaigns/usecases/targets.py", "target_cancelled"): "an audit action",
 }
 
 

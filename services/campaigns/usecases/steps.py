@@ -5,7 +5,6 @@ that statement moved nothing and found no record, a judgement under the
 target's lock of why the step is refused, which is then recorded.
 
 A step is an admin's or the system's call (moderation's relay)."""
-import dataclasses
 import datetime as dt
 import json
 
@@ -16,7 +15,8 @@ from common.errors import DomainError
 from common.participant import Participant, Step
 from common.steps import StepRefused
 from services.campaigns import domain, steps_store, store
-from services.campaigns.targets import TARGET_NOT_FOUND, target_view
+from services.campaigns.domain import TARGET_NOT_FOUND
+from services.campaigns.usecases.targets import target_view
 
 
 def _refused(refusal: tuple[str, str] | dict | None) -> StepRefused | None:
@@ -54,11 +54,6 @@ STEPS = {
 }
 
 
-def participant(db: Database) -> Participant:
-    return Participant(db, STEPS, lock_target=_lock_for_step, target_missing=TARGET_NOT_FOUND,
-                       refusal_kinds={domain.TargetBeingApproved.code: domain.TargetBeingApproved})
-
-
 async def _lock_for_step(uow, target_id: str):
     # The campaign is locked FOR SHARE before the target (the order of every
     # path, store.py), so its status cannot change until the step commits.
@@ -69,18 +64,21 @@ def _require_step_caller(actor: Actor) -> None:
     actor.require("admin", "system")
 
 
-@dataclasses.dataclass(frozen=True)
 class CampaignSteps:
     """The steps as use cases: who may call them and what each answers."""
-    steps: Participant
 
-    async def reserve(self, actor: Actor, target_id: str, decision_id: str, *, now: dt.datetime, min_lead_ms: int):
+    def __init__(self, db: Database, *, min_lead_ms: int):
+        self.steps = Participant(db, STEPS, lock_target=_lock_for_step, target_missing=TARGET_NOT_FOUND,
+                                 refusal_kinds={domain.TargetBeingApproved.code: domain.TargetBeingApproved})
+        self.min_lead_ms = min_lead_ms
+
+    async def reserve(self, actor: Actor, target_id: str, decision_id: str, *, now: dt.datetime):
         """submitted → approving for this decision, if the approve
         preconditions hold now; at most once per decision (rule 2). Returns
         the target's view (the snapshot moderation's saga carries on)."""
         _require_step_caller(actor)
         done = await self.steps.carry_out("reserve", target_id, decision_id, {
-            "now": now, "min_lead_ms": min_lead_ms, "earliest": domain.earliest_schedule(now, min_lead_ms),
+            "now": now, "min_lead_ms": self.min_lead_ms, "earliest": domain.earliest_schedule(now, self.min_lead_ms),
             "campaign_status": domain.APPROVABLE.campaign_status, "channel_status": domain.APPROVABLE.channel_status,
             **steps_store.actor_params(actor)})
         return done.row if not done.repeated else done.locked_target
