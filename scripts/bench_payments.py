@@ -290,6 +290,8 @@ async def fund(stub, users: list[str], concurrency: int) -> None:
         with acting_as(admin):
             while queue:
                 user = queue.pop()
+                with acting_as(Actor(user, "advertiser")):  # the owner's first read opens the wallet
+                    await stub.GetWallet(pb.GetWalletRequest(user_id=user))
                 await stub.Deposit(pb.DepositRequest(user_id=user, amount=FUNDS, idempotency_key=str(uuid.uuid4())))
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -8,6 +8,7 @@ from adtech.campaigns.v1 import campaigns_pb2
 from adtech.payments.v1 import payments_pb2
 from common.auth import Actor, acting_as
 from common.timestamps import to_timestamp, utcnow
+from tests.harness import free_slot
 
 
 def new_actor(role: str) -> Actor:
@@ -36,6 +37,8 @@ class World:
         return channel
 
     async def fund(self, user: Actor, amount: int) -> None:
+        with acting_as(user):  # the owner's first read opens the wallet
+            await self.payments.GetWallet(payments_pb2.GetWalletRequest(user_id=user.id))
         with acting_as(self.admin):
             await self.payments.Deposit(payments_pb2.DepositRequest(
                 user_id=user.id, amount=amount, idempotency_key=uuid.uuid4().hex))
@@ -47,10 +50,11 @@ class World:
             return (await self.campaigns.ChangeCampaignStatus(campaigns_pb2.ChangeCampaignStatusRequest(
                 campaign_id=campaign.id, action="activate"))).campaign
 
-    async def submitted_target(self, advertiser: Actor, campaign, channel, *, ahead: dt.timedelta = dt.timedelta(days=1)):
+    async def submitted_target(self, advertiser: Actor, campaign, channel, *, ahead: dt.timedelta | None = None):
+        at = utcnow() + ahead if ahead is not None else free_slot()
         with acting_as(advertiser):
             target = (await self.campaigns.CreateTarget(campaigns_pb2.CreateTargetRequest(
-                campaign_id=campaign.id, channel_id=channel.id, scheduled_at=to_timestamp(utcnow() + ahead)))).target
+                campaign_id=campaign.id, channel_id=channel.id, scheduled_at=to_timestamp(at)))).target
             return (await self.campaigns.SubmitTarget(campaigns_pb2.SubmitTargetRequest(
                 campaign_id=campaign.id, target_id=target.id))).target
 

@@ -1,6 +1,8 @@
 """Starting real parts for tests: PostgreSQL databases and gRPC services on
 free ports, in the test's event loop."""
 import asyncio
+import datetime as dt
+import itertools
 import importlib
 import os
 import pathlib
@@ -60,3 +62,14 @@ async def eventually(check, *, timeout: float = 10.0, interval: float = 0.02):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
         await asyncio.sleep(interval)
+
+
+# Posts of one channel must be a slot apart (CHANNEL_POST_GAP_MINUTES, 60 by
+# default) and at most BOOKING_HORIZON_DAYS (31) ahead: each call answers a
+# time a day ahead and 61 minutes after the previous one (cycling within the
+# horizon), so targets made by tests never share a slot unless a test means it.
+_SLOTS = itertools.count()
+
+
+def free_slot() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1, minutes=61 * (next(_SLOTS) % 600))

@@ -128,7 +128,8 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
     async def CreateTarget(self, request, context):
         target = await self.targets.create_target(
             require_actor(), parse_uuid(request.campaign_id, "campaignId"),
-            channel_id=parse_uuid(request.channel_id, "channelId"), scheduled_at=from_timestamp(request, "scheduled_at"))
+            channel_id=parse_uuid(request.channel_id, "channelId"), scheduled_at=from_timestamp(request, "scheduled_at"),
+            now=self.clock())
         return pb.CreateTargetResponse(target=target_pb(target))
 
     async def ListTargets(self, request, context):

@@ -45,6 +45,10 @@ CASCADE_CANCELLABLE = frozenset(frm for (frm, to), actors in TARGET_MOVES.items(
                                 if to == "cancelled" and CAMPAIGN_CANCELLATION in actors)
 # Cancelling these may leave money in escrow: a refund is sent for each.
 REFUNDABLE = frozenset({"approving", "approved"})
+# A campaign is not completed while one of its targets holds money in
+# escrow; completing it cancels the targets that never booked a post.
+HOLDING_ESCROW = ("approving", "approved")
+UNBOOKED_ON_COMPLETE = frozenset({"pending", "submitted", "rejected"})
 # The outbox topic of the refund owed for each of them (refunds.py delivers it).
 REFUND_TOPIC = "escrow.refund"
 
@@ -132,11 +136,78 @@ class TargetView:
     scheduled_at: dt.datetime
 
 
-def scheduled_far_enough(scheduled_at: dt.datetime, now: dt.datetime, min_lead_ms: int) -> bool:
-    return scheduled_at >= earliest_schedule(now, min_lead_ms)
+# A channel's bookings: a target holds its slot from submit on, while
+# submitted, approving, approved or published.
+BOOKED = ("submitted", "approving", "approved", "published")
+
+# The times the API stores, reads back and serialises (timestamps of other
+# eras are refused at the edge, 400 invalid_time).
+EARLIEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+LATEST_TIME = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
 
 
-def check_submit(target: TargetView, now: dt.datetime, min_lead_ms: int) -> None:
+def valid_time(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    if value is not None and not EARLIEST_TIME <= value <= LATEST_TIME:
+        raise InvalidInput(f"{field} must be between {EARLIEST_TIME:%Y-%m-%d} and {LATEST_TIME:%Y-%m-%d} (UTC)",
+                           code=Reason.INVALID_TIME)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class BookingRules:
+    """When a post may be booked, as data: at least `min_lead_ms` ahead of
+    now, at most `horizon_days` ahead, and two posts of one channel at
+    least `post_gap_minutes` apart. Checked at create, submit and approve."""
+    min_lead_ms: int
+    horizon_days: int = 31
+    post_gap_minutes: int = 60
+
+    @property
+    def post_gap(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.post_gap_minutes)
+
+    def earliest(self, now: dt.datetime) -> dt.datetime:
+        return now + dt.timedelta(milliseconds=self.min_lead_ms)
+
+    def latest(self, now: dt.datetime) -> dt.datetime:
+        return now + dt.timedelta(days=self.horizon_days)
+
+    def slot(self, scheduled_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The slot a booked post holds: no other post of its channel may start in it."""
+        return scheduled_at, scheduled_at + self.post_gap
+
+    def schedule_refusal(self, scheduled_at: dt.datetime, now: dt.datetime) -> tuple[str, str] | None:
+        """Why scheduledAt cannot be booked now, as (code, message), or None."""
+        if scheduled_at < self.earliest(now):
+            return (Reason.SCHEDULED_TOO_SOON,
+                    f"scheduledAt must be in the future: at least {_duration(self.min_lead_ms)} ahead of now")
+        if scheduled_at > self.latest(now):
+            return (Reason.BEYOND_BOOKING_HORIZON,
+                    f"scheduledAt must be at most {self.horizon_days} days ahead (the booking horizon)")
+        return None
+
+    def slot_refusal(self, booked_nearby: dt.datetime | None) -> tuple[str, str] | None:
+        """Refusal when another post of the channel is booked within the gap."""
+        if booked_nearby is None:
+            return None
+        return (Reason.SLOT_TAKEN,
+                f"The channel already has a post booked at {booked_nearby.astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ};"
+                f" two posts of a channel must be at least {self.post_gap_minutes} minutes apart")
+
+
+def _duration(ms: int) -> str:
+    if ms % 60_000 == 0 and ms >= 60_000:
+        return f"{ms // 60_000} min"
+    return f"{ms / 1000:g} s"
+
+
+def refuse(refusal: tuple[str, str] | None) -> None:
+    if refusal is not None:
+        code, message = refusal
+        raise PreconditionFailed(message, code=code)
+
+
+def check_submit(target: TargetView, now: dt.datetime, rules: BookingRules) -> None:
     """The seed's submit preconditions, in its order (ownership is checked
     before, by the caller)."""
     if target.campaign_status != "active":
@@ -152,8 +223,7 @@ def check_submit(target: TargetView, now: dt.datetime, min_lead_ms: int) -> None
         raise PreconditionFailed("Channel must be approved", code=Reason.CHANNEL_NOT_APPROVED)
     if target.creatives == 0:
         raise PreconditionFailed("Campaign has no creatives", code=Reason.NO_CREATIVES)
-    if not scheduled_far_enough(target.scheduled_at, now, min_lead_ms):
-        raise PreconditionFailed("scheduledAt must be in the future", code=Reason.SCHEDULED_TOO_SOON)
+    refuse(rules.schedule_refusal(target.scheduled_at, now))
     assert_transition(TARGET_MOVES, target.status, "submitted", "advertiser", subject="Target transition")
 
 
@@ -171,12 +241,7 @@ class Approvable:
 APPROVABLE = Approvable()
 
 
-def earliest_schedule(now: dt.datetime, min_lead_ms: int) -> dt.datetime:
-    """The earliest scheduledAt a target may have to be submitted or approved now."""
-    return now + dt.timedelta(milliseconds=min_lead_ms)
-
-
-def approve_refusal(target: TargetView, now: dt.datetime, min_lead_ms: int) -> tuple[str, str] | None:
+def approve_refusal(target: TargetView, now: dt.datetime, rules: BookingRules) -> tuple[str, str] | None:
     """Why an approve would be refused now, as (code, seed message), or None.
     ReserveTarget judges with this one function."""
     if target.status != APPROVABLE.status:
@@ -188,9 +253,7 @@ def approve_refusal(target: TargetView, now: dt.datetime, min_lead_ms: int) -> t
         return Reason.NO_CREATIVES, "Campaign has no creatives"
     if target.channel_status != APPROVABLE.channel_status:
         return Reason.CHANNEL_NOT_APPROVED, "Channel must be approved"
-    if not scheduled_far_enough(target.scheduled_at, now, min_lead_ms):
-        return Reason.SCHEDULED_TOO_SOON, "scheduledAt must be in the future"
-    return None
+    return rules.schedule_refusal(target.scheduled_at, now)
 
 
 CLOSED_CAMPAIGN = frozenset({"cancelled", "completed"})

@@ -11,7 +11,7 @@ from common.outbox import OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
 from common.settings import CAMPAIGNS_DATABASE, CAMPAIGNS_PORT
 from services.campaigns.api import CampaignsServicer
-from services.campaigns.domain import REFUND_TOPIC
+from services.campaigns.domain import REFUND_TOPIC, BookingRules
 from services.campaigns.refunds import refund_handler
 from services.campaigns.usecases.campaigns import Campaigns
 from services.campaigns.usecases.steps import CampaignSteps
@@ -23,6 +23,11 @@ class Settings(OutboxSettings):
     campaigns_port: int = Field(default=CAMPAIGNS_PORT, ge=0, le=65535, description="gRPC port of the campaigns service")
     campaign_target_min_lead_ms: int = Field(
         default=30000, ge=0, description="How far ahead of now a target's scheduledAt must be to submit or approve it")
+    booking_horizon_days: int = Field(
+        default=31, ge=1, le=3650, description="How far ahead a target's scheduledAt may be booked, in days")
+    channel_post_gap_minutes: int = Field(
+        default=60, ge=1, le=7 * 24 * 60,
+        description="Minimum time between two booked posts of one channel, in minutes (one post per slot)")
     campaigns_migrate_on_start: bool = Field(
         default=True, description="Apply the campaigns database migrations when the service starts")
 
@@ -34,9 +39,10 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
     payments_channel = bootstrap.peer(settings, settings.payments_addr)
     relay = Relay(db, {REFUND_TOPIC: refund_handler(payments_pb2_grpc.PaymentsServiceStub(payments_channel))},
                   settings.relay_policy())
-    min_lead_ms = settings.campaign_target_min_lead_ms
-    servicer = CampaignsServicer(Campaigns(db), Targets(db, min_lead_ms=min_lead_ms),
-                                 CampaignSteps(db, min_lead_ms=min_lead_ms))
+    rules = BookingRules(min_lead_ms=settings.campaign_target_min_lead_ms,
+                         horizon_days=settings.booking_horizon_days,
+                         post_gap_minutes=settings.channel_post_gap_minutes)
+    servicer = CampaignsServicer(Campaigns(db), Targets(db, rules=rules), CampaignSteps(db, rules=rules))
 
     async def close_payments() -> None:
         await payments_channel.close()

@@ -76,7 +76,8 @@ _ONE = "FROM (SELECT) AS one LEFT JOIN prior ON true"
 # submitted → approving for the decision, its record and audit row, for a
 # target that is approvable by domain.APPROVABLE's values (campaign active,
 # locked FOR SHARE first as in _LOCK_WITH_CAMPAIGN_SHARE; a creative;
-# channel approved; scheduledAt no earlier than :earliest). When it moves
+# channel approved; scheduledAt between :earliest and :latest, the booking
+# rules' bounds; its slot it holds since submit, by the exclusion constraint). When it moves
 # nothing it writes nothing, and the step is judged under the lock.
 RESERVE = _statement(f"""
     WITH {steps.PRIOR},
@@ -90,7 +91,7 @@ RESERVE = _statement(f"""
            AND EXISTS (SELECT FROM locked_campaign WHERE status = :campaign_status)
            AND EXISTS (SELECT FROM creatives cr WHERE cr.campaign_id = targets.campaign_id)
            AND EXISTS (SELECT FROM channels ch WHERE ch.id = targets.channel_id AND ch.status = :channel_status)
-           AND scheduled_at >= CAST(:earliest AS timestamptz)
+           AND scheduled_at >= CAST(:earliest AS timestamptz) AND scheduled_at <= CAST(:latest AS timestamptz)
         RETURNING *),
     step_record AS ({steps.record("moved", "'reserved'")}),
     audit AS (

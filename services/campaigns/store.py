@@ -151,6 +151,51 @@ async def list_submitted(uow: UnitOfWork, *, after: tuple | None, limit: int):
          ORDER BY t.submitted_at, t.id LIMIT :limit"""), {**_after(after), "limit": limit})).all()
 
 
+async def lock_channel_bookings(uow: UnitOfWork, channel_id: str) -> None:
+    """Serialises the bookings of one channel until the transaction ends, so
+    the slot check that follows cannot race another booking."""
+    await uow.execute(sa.text("SELECT 1 FROM channels WHERE id = :id FOR NO KEY UPDATE"), {"id": channel_id})
+
+
+# Another booked post of the channel whose slot the slot [at, at + gap)
+# would overlap (a post booked before slots were stored counts by its time).
+_BOOKED_NEARBY = sa.text("""
+    SELECT scheduled_at FROM targets
+     WHERE channel_id = :channel AND id <> CAST(:target AS uuid) AND status = ANY(:booked)
+       AND CASE WHEN slot IS NULL
+                THEN scheduled_at > CAST(:at AS timestamptz) - make_interval(mins => :gap)
+                 AND scheduled_at < CAST(:at AS timestamptz) + make_interval(mins => :gap)
+                ELSE slot && tstzrange(CAST(:at AS timestamptz), CAST(:at AS timestamptz) + make_interval(mins => :gap))
+           END
+     ORDER BY scheduled_at LIMIT 1""")
+
+
+async def booked_nearby(uow: UnitOfWork, channel_id: str, at, gap_minutes: int, booked: tuple[str, ...],
+                        target_id: str | None = None):
+    """The time of another post of the channel booked too close to `at`, or None."""
+    return (await uow.execute(_BOOKED_NEARBY, {
+        "channel": channel_id, "target": target_id, "at": at, "gap": gap_minutes, "booked": list(booked)})).scalar()
+
+
+async def book_target(uow: UnitOfWork, target_id: str, *, expected: str, now, gap_minutes: int) -> bool:
+    """expected → submitted: the target books its slot [scheduledAt,
+    scheduledAt + gap) and any earlier verdict is cleared. False when the
+    target is no longer `expected`."""
+    result = await uow.execute(sa.text("""
+        UPDATE targets SET status = 'submitted', updated_at = now(), submitted_at = :now, moderated_by = NULL,
+                           moderated_at = NULL, moderation_reason = NULL,
+                           slot = tstzrange(scheduled_at, scheduled_at + make_interval(mins => :gap))
+         WHERE id = :id AND status = :expected"""),
+        {"id": target_id, "expected": expected, "now": now, "gap": gap_minutes})
+    return result.rowcount == 1
+
+
+async def count_open_targets(uow: UnitOfWork, campaign_id: str, statuses: tuple[str, ...]) -> int:
+    return (await uow.execute(sa.text(
+        "SELECT count(*) FROM targets WHERE campaign_id = :c AND status = ANY(:statuses)"),
+        {"c": campaign_id, "statuses": list(statuses)})).scalar()
+
+
 async def move_target(uow: UnitOfWork, target_id: str, *, expected: list[str], status: str, **fields) -> bool:
     """Guarded status change; extra `fields` are set with it (column=value).
     False when the target is no longer in one of `expected`."""

@@ -74,6 +74,16 @@ def refusal(code: str, message: str) -> DomainError:
     return PreconditionFailed(message or code, code=code)
 
 
+# Target statuses in which an earlier approve still answers a repeat.
+STILL_APPROVED = frozenset({"approved", "published"})
+
+
+def check_still_approved(target_status: str) -> None:
+    if target_status not in STILL_APPROVED:
+        code = Reason.TARGET_CANCELLED if target_status == "cancelled" else Reason.TARGET_NOT_SUBMITTED
+        raise PreconditionFailed(f"Target cannot be approved from status {target_status}", code=code)
+
+
 def require_moderator(role: str) -> None:
     if role != "admin":
         raise Forbidden("only an admin may moderate")

@@ -35,9 +35,9 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                                   replayed=result.replayed)
 
     async def GetWallet(self, request, context):
-        user_id = parse_uuid(request.user_id, "user_id")
-        domain.assert_may_read_wallet(require_actor(), user_id)
-        wallet = await self.payments.wallet(user_id, domain.currency_of(request.currency))
+        user_id, actor = parse_uuid(request.user_id, "user_id"), require_actor()
+        domain.assert_may_read_wallet(actor, user_id)
+        wallet = await self.payments.wallet(user_id, domain.currency_of(request.currency), by_owner=actor.id == user_id)
         return pb.GetWalletResponse(wallet=_wallet(wallet))
 
     async def ListLedger(self, request, context):

@@ -74,6 +74,13 @@ class IdempotencyKeyReused(AlreadyExists):
     code = Reason.IDEMPOTENCY_KEY_REUSED
 
 
+class WalletNotFound(NotFound):
+    """Money sent to a user who has no wallet: refused, so a typo in a user
+    id strands nothing."""
+
+    code = Reason.WALLET_NOT_FOUND
+
+
 class EscrowNotFound(NotFound):
     """The target has no escrow."""
 

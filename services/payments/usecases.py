@@ -56,6 +56,9 @@ class Payments:
                         raise domain.IdempotencyKeyReused("idempotency key was used with a different deposit")
                     return DepositResult(first.transaction_id, Wallet(
                         first.user_id, first.currency, first.balance_after, first.held_after), replayed=True)
+                if not await ledger.has_wallet(uow, user_id):
+                    raise domain.WalletNotFound(
+                        f"user {user_id} has no wallet; a wallet opens when its owner first reads it (GET /api/wallet)")
                 tx = ledger.new_transaction_id()
                 accounts = await ledger.lock_accounts(uow, currency, [user_id], [domain.EXTERNAL],
                                                       domain.ledger_shard(tx))
@@ -70,7 +73,12 @@ class Payments:
 
         return await self._retrying(attempt)
 
-    async def wallet(self, user_id: str, currency: str) -> Wallet:
+    async def wallet(self, user_id: str, currency: str, *, by_owner: bool) -> Wallet:
+        """The wallet's figures; its owner's read opens it (deposits may then
+        reach it), anyone else's only reads."""
+        if by_owner:
+            async with self.db.single_statement("open_wallet") as uow:
+                await ledger.open_wallet(uow, user_id, currency)
         async with self.db.single_statement("read_wallet") as uow:
             balance, held = await ledger.wallet(uow, user_id, currency)
         return Wallet(user_id, currency, balance, held)

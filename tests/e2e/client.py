@@ -12,6 +12,8 @@ import uuid
 import httpx
 import jwt
 
+from tests.harness import free_slot
+
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 SETTLED = {"approved", "failed", "rejected"}
 
@@ -121,7 +123,12 @@ class Api:
         channel = await self.ok("POST", f"/api/channels/{channel['id']}/approve", self.admin)
         return publisher, channel
 
+    async def open_wallet(self, user: User) -> dict:
+        """The owner's first look at the wallet opens it; deposits may then reach it."""
+        return await self.ok("GET", "/api/wallet", user)
+
     async def deposit(self, user: User, amount: int, key: str | None = None) -> dict:
+        await self.open_wallet(user)
         return await self.ok("POST", f"/api/wallets/{user.id}/deposits", self.admin, 201, json={"amount": amount},
                              headers={"Idempotency-Key": key or uuid.uuid4().hex})
 
@@ -139,7 +146,7 @@ class Api:
 
     async def add_target(self, advertiser: User, campaign: dict, channel: dict, scheduled_at: str | None = None) -> dict:
         return await self.ok("POST", f"/api/campaigns/{campaign['id']}/targets", advertiser, 201,
-                             json={"channelId": channel["id"], "scheduledAt": scheduled_at or from_now(days=1)})
+                             json={"channelId": channel["id"], "scheduledAt": scheduled_at or iso(free_slot())})
 
     async def submit(self, advertiser: User, target: dict) -> dict:
         return await self.ok("POST", f"/api/campaigns/{target['campaignId']}/targets/{target['id']}/submit", advertiser)

@@ -31,7 +31,10 @@ async def test_happy_path_from_channel_to_held_escrow_and_post_job(api):
     channel = await api.ok("POST", f"/api/channels/{channel['id']}/approve", admin)
     assert channel["status"] == "approved"
 
-    # 3. The admin funds the advertiser (idempotently).
+    # 3. The advertiser opens their wallet by looking at it; the admin funds
+    #    it (idempotently).
+    opened = await api.ok("GET", "/api/wallet", advertiser)
+    assert opened == {"userId": advertiser.id, "currency": "USD", "balance": 0, "held": 0}
     key = uuid.uuid4().hex
     funded = await api.ok("POST", f"/api/wallets/{advertiser.id}/deposits", admin, 201,
                           json={"amount": FUNDS, "reference": "e1"}, headers={"Idempotency-Key": key})
@@ -109,6 +112,7 @@ async def test_happy_path_from_channel_to_held_escrow_and_post_job(api):
 async def test_deposit_repeated_with_its_key_answers_200_with_the_same_transaction_and_no_second_credit(api):
     advertiser, key = api.user("advertiser"), uuid.uuid4().hex
     path, headers = f"/api/wallets/{advertiser.id}/deposits", {"Idempotency-Key": key}
+    await api.open_wallet(advertiser)
 
     first = await api.ok("POST", path, api.admin, 201, json={"amount": 700}, headers=headers)
     again = await api.ok("POST", path, api.admin, 200, json={"amount": 700}, headers=headers)

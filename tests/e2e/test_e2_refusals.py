@@ -140,14 +140,16 @@ async def test_submitting_a_target_on_a_channel_not_approved_is_refused(api):
     assert (await api.get_target(target))["status"] == "pending"
 
 
-async def test_submitting_a_target_scheduled_within_the_lead_time_is_refused(api):
+async def test_a_target_scheduled_within_the_lead_time_is_refused_at_create_naming_the_lead(api):
     advertiser = api.user("advertiser")
     _, channel = await api.approved_channel()
     campaign = await api.campaign(advertiser)
-    target = await api.add_target(advertiser, campaign, channel, from_now(milliseconds=api.min_lead_ms // 2))
-
-    assert_error(await _submit(api, advertiser, campaign["id"], target["id"]), 400, "scheduledAt must be in the future")
-    assert (await api.get_target(target))["status"] == "pending"
+    response = await api.call("POST", f"/api/campaigns/{campaign['id']}/targets", advertiser,
+                              json={"channelId": channel["id"], "scheduledAt": from_now(milliseconds=api.min_lead_ms // 2)})
+    assert_error(response, 400, f"scheduledAt must be in the future: at least {api.min_lead_ms / 1000:g} s ahead of now")
+    assert response.json()["error"]["code"] == "scheduled_too_soon"
+    listed = await api.ok("GET", f"/api/campaigns/{campaign['id']}/targets", advertiser)
+    assert listed["items"] == []
 
 
 # "Campaign has no creatives" cannot be reached over HTTP: only an active
@@ -189,7 +191,8 @@ async def test_approving_a_target_whose_time_came_within_the_lead_is_400_and_hol
     flow = Flow(advertiser, publisher, channel, campaign, target)
     before = await api.wallet(advertiser)
 
-    assert_error(await api.approve(target["id"]), 400, "scheduledAt must be in the future")
+    assert_error(await api.approve(target["id"]), 400,
+                 f"scheduledAt must be in the future: at least {api.min_lead_ms / 1000:g} s ahead of now")
     await api.assert_nothing_held(flow, before)
 
 

@@ -60,7 +60,7 @@ async def _submitted_targets(api, count: int, *, price: int, funds: int) -> list
     publisher, channel = await api.approved_channel(price)
     await api.deposit(advertiser, funds)
     campaign = await api.campaign(advertiser)
-    targets = await asyncio.gather(*(api.add_target(advertiser, campaign, channel, from_now(days=1, minutes=i))
+    targets = await asyncio.gather(*(api.add_target(advertiser, campaign, channel, from_now(days=1, minutes=61 * i))
                                      for i in range(count)))
     targets = await asyncio.gather(*(api.submit(advertiser, t) for t in targets))
     return [Flow(advertiser, publisher, channel, campaign, t) for t in targets]
@@ -109,6 +109,7 @@ async def test_approve_racing_reject_ends_with_one_outcome_per_target_in_every_s
 
 async def test_ten_concurrent_deposits_with_one_key_credit_once_with_one_transaction(api):
     user, key = api.user("advertiser"), uuid.uuid4().hex
+    await api.open_wallet(user)
 
     responses = await asyncio.gather(*(
         api.call("POST", f"/api/wallets/{user.id}/deposits", api.admin, json={"amount": 3_000, "reference": "once"},
@@ -124,6 +125,7 @@ async def test_ten_concurrent_deposits_with_one_key_credit_once_with_one_transac
 async def test_a_deposit_key_reused_with_another_body_is_409_and_credits_nothing_more(api):
     user, key = api.user("advertiser"), uuid.uuid4().hex
     path, headers = f"/api/wallets/{user.id}/deposits", {"Idempotency-Key": key}
+    await api.open_wallet(user)
     await api.ok("POST", path, api.admin, 201, json={"amount": 500}, headers=headers)
 
     for other in ({"amount": 501}, {"amount": 500, "reference": "another"}):

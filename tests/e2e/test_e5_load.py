@@ -19,7 +19,7 @@ async def _one_advertiser(api, index: int, latencies: list[float]) -> list[dict]
     _, channel = await api.approved_channel(PRICE)
     await api.deposit(advertiser, FUNDS)
     campaign = await api.campaign(advertiser, name=f"Load {index}")
-    targets = [await api.add_target(advertiser, campaign, channel, from_now(days=1, minutes=m)) for m in (0, 1)]
+    targets = [await api.add_target(advertiser, campaign, channel, from_now(days=1, minutes=m)) for m in (0, 61)]
     targets = [await api.submit(advertiser, t) for t in targets]
     results = []
     for target in targets:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.gateway.running import bearer, gateway_settings, serving
-from tests.harness import eventually
+from tests.harness import eventually, free_slot
 from tests.stack import Stack
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -95,6 +95,7 @@ class Api:
         return await self.call(advertiser, "POST", f"/api/campaigns/{campaign['id']}/targets/{target['id']}/submit", 200)
 
     async def deposit(self, user: User, amount: int, key: str | None = None, status: int = 201) -> dict:
+        await self.call(user, "GET", "/api/wallet", 200)  # the owner's first look opens the wallet
         return await self.call(self.admin, "POST", f"/api/wallets/{user.id}/deposits", status,
                                json={"amount": amount, "reference": "top-up"},
                                headers={"Idempotency-Key": key or uuid.uuid4().hex})
@@ -114,7 +115,7 @@ def api(http) -> Api:
 
 
 def in_a_day() -> str:
-    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat()
+    return free_slot().isoformat()
 
 
 def assert_timestamps(obj: dict, *fields: str) -> None:

@@ -72,6 +72,8 @@ class Campaigns:
         """An advertiser starts a draft campaign, optionally with creatives."""
         actor.require("advertiser")
         name = domain.valid_text(name, "name", domain.NAME_MAX)
+        domain.valid_time(start_at, "startAt")
+        domain.valid_time(end_at, "endAt")
         if len(creatives) > MAX_CREATIVES_PER_REQUEST:
             raise InvalidInput(f"at most {MAX_CREATIVES_PER_REQUEST} creatives per request")
         checked = [(domain.valid_text(text, "creative text", domain.CREATIVE_TEXT_MAX), domain.valid_media_url(url))
@@ -119,7 +121,10 @@ class Campaigns:
     async def change_campaign_status(self, actor: Actor, campaign_id: str, action: str, now: dt.datetime):
         """activate | pause | resume | cancel | complete, as the lifecycle table
         allows. Cancelling cascades to the campaign's open targets and queues a
-        refund for each one that may hold money."""
+        refund for each one that may hold money. Completing leaves no money
+        behind: it is refused while a target is being approved or approved
+        and not yet published (its price is in escrow), and cancels the
+        targets that never booked (pending, submitted, rejected)."""
         async with self.db.unit_of_work(f"{action}_campaign") as uow:
             campaign = await campaign_for(uow, actor, campaign_id)
             view = domain.CampaignView(campaign.status, campaign.creatives_count, campaign.start_at, campaign.end_at)
@@ -133,7 +138,17 @@ class Campaigns:
             await store.audit(uow, actor, f"campaign_{action}", "campaign", campaign_id, from_status=campaign.status,
                               to_status=wanted)
             if wanted == "cancelled":
-                await cascade_cancellation(uow, actor, campaign_id)
+                await cascade_cancellation(uow, actor, campaign_id, domain.CASCADE_CANCELLABLE)
+            if wanted == "completed":
+                # The campaign row is ours now: a reserve (which locks it FOR
+                # SHARE) either committed before, and is counted, or will find
+                # the campaign completed and refuse.
+                held = await store.count_open_targets(uow, campaign_id, domain.HOLDING_ESCROW)
+                if held:
+                    raise Conflict(f"The campaign has {held} target(s) being approved or approved and not yet "
+                                   "published; cancel them or wait for publication before completing it",
+                                   code=Reason.CAMPAIGN_HAS_OPEN_TARGETS)
+                await cascade_cancellation(uow, actor, campaign_id, domain.UNBOOKED_ON_COMPLETE)
             creatives = await store.creatives_of(uow, [campaign_id])
             await uow.commit()
         return moved, creatives[campaign_id]

@@ -32,8 +32,9 @@ async def campaign_for(uow: UnitOfWork, actor: Actor, campaign_id: str, *, lock:
     return campaign
 
 
-async def cascade_cancellation(uow: UnitOfWork, actor: Actor, campaign_id: str) -> None:
-    cancelled = await store.cancel_open_targets(uow, campaign_id, sorted(domain.CASCADE_CANCELLABLE))
+async def cascade_cancellation(uow: UnitOfWork, actor: Actor, campaign_id: str, statuses) -> None:
+    """Cancels the campaign's targets in `statuses`, with what that sets off."""
+    cancelled = await store.cancel_open_targets(uow, campaign_id, sorted(statuses))
     for row in cancelled:
         await store.audit(uow, actor, "target_cancelled_with_campaign", "target", row.id,
                           from_status=row.previous, to_status="cancelled")

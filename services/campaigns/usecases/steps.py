@@ -27,7 +27,7 @@ def _refused(refusal: tuple[str, str] | dict | None) -> StepRefused | None:
 
 
 def _judge_reserve(target, params) -> StepRefused | None:
-    return _refused(domain.approve_refusal(target_view(target), params["now"], params["min_lead_ms"]))
+    return _refused(domain.approve_refusal(target_view(target), params["now"], params["rules"]))
 
 
 def _judge_approve(target, params) -> StepRefused | None:
@@ -67,10 +67,10 @@ def _require_step_caller(actor: Actor) -> None:
 class CampaignSteps:
     """The steps as use cases: who may call them and what each answers."""
 
-    def __init__(self, db: Database, *, min_lead_ms: int):
+    def __init__(self, db: Database, *, rules: domain.BookingRules):
         self.steps = Participant(db, STEPS, lock_target=_lock_for_step, target_missing=TARGET_NOT_FOUND,
                                  refusal_kinds={domain.TargetBeingApproved.code: domain.TargetBeingApproved})
-        self.min_lead_ms = min_lead_ms
+        self.rules = rules
 
     async def reserve(self, actor: Actor, target_id: str, decision_id: str, *, now: dt.datetime):
         """submitted → approving for this decision, if the approve
@@ -78,7 +78,7 @@ class CampaignSteps:
         the target's view (the snapshot moderation's saga carries on)."""
         _require_step_caller(actor)
         done = await self.steps.carry_out("reserve", target_id, decision_id, {
-            "now": now, "min_lead_ms": self.min_lead_ms, "earliest": domain.earliest_schedule(now, self.min_lead_ms),
+            "now": now, "rules": self.rules, "earliest": self.rules.earliest(now), "latest": self.rules.latest(now),
             "campaign_status": domain.APPROVABLE.campaign_status, "channel_status": domain.APPROVABLE.channel_status,
             **steps_store.actor_params(actor)})
         return done.row if not done.repeated else done.locked_target

@@ -34,15 +34,18 @@ class Targets:
     """Campaign targets as their advertiser or an admin handles them, and
     moderation's reads of them."""
 
-    def __init__(self, db: Database, *, min_lead_ms: int):
+    def __init__(self, db: Database, *, rules: domain.BookingRules):
         self.db = db
-        self.min_lead_ms = min_lead_ms
+        self.rules = rules
 
-    async def create_target(self, actor: Actor, campaign_id: str, *, channel_id: str, scheduled_at: dt.datetime | None):
+    async def create_target(self, actor: Actor, campaign_id: str, *, channel_id: str,
+                            scheduled_at: dt.datetime | None, now: dt.datetime):
         """The owner buys a post in a channel at a time; the price and currency
-        are the channel's at this moment."""
+        are the channel's at this moment. The booking rules are checked now
+        already (the slot is taken only at submit)."""
         if scheduled_at is None:
             raise InvalidInput("scheduledAt is required")
+        domain.valid_time(scheduled_at, "scheduledAt")
         async with self.db.unit_of_work("create_target") as uow:
             campaign = await store.get_campaign(uow, campaign_id, lock="share")
             if campaign is None:
@@ -52,6 +55,8 @@ class Targets:
             channel = await store.get_channel(uow, channel_id)
             if channel is None:
                 raise NotFound("Channel not found")
+            domain.refuse(self.rules.schedule_refusal(scheduled_at, now))
+            await self._check_slot(uow, channel_id, scheduled_at)
             target_id = await store.insert_target(uow, campaign_id=campaign_id, channel_id=channel_id,
                                                   scheduled_at=scheduled_at, price=channel.price_per_post,
                                                   currency=channel.currency)
@@ -83,19 +88,28 @@ class Targets:
             await store.get_campaign(uow, campaign_id, lock="share")
             target = await _target_in(uow, campaign_id, target_id)
             domain.check_owner(actor.id, str(target.advertiser_id))
-            domain.check_submit(target_view(target), now, self.min_lead_ms)
-            moved = await store.move_target(uow, target_id, expected=[target.status], status="submitted",
-                                            submitted_at=now, moderated_by=None, moderated_at=None,
-                                            moderation_reason=None)
+            domain.check_submit(target_view(target), now, self.rules)
+            # The channel's bookings wait for ours: the slot check below is
+            # exact, and the exclusion constraint is never the one to refuse.
+            await store.lock_channel_bookings(uow, str(target.channel_id))
+            await self._check_slot(uow, str(target.channel_id), target.scheduled_at, target_id)
+            moved = await store.book_target(uow, target_id, expected=target.status, now=now,
+                                            gap_minutes=self.rules.post_gap_minutes)
             if not moved:  # a concurrent change won: refuse as its result dictates
                 latest = await _target_in(uow, campaign_id, target_id)
-                domain.check_submit(target_view(latest), now, self.min_lead_ms)
+                domain.check_submit(target_view(latest), now, self.rules)
                 raise Conflict("Target was changed concurrently; try again")
             await store.audit(uow, actor, "target_submitted", "target", target_id, from_status=target.status,
                               to_status="submitted")
             target = await store.get_target(uow, target_id)
             await uow.commit()
         return target
+
+    async def _check_slot(self, uow: UnitOfWork, channel_id: str, scheduled_at: dt.datetime,
+                          target_id: str | None = None) -> None:
+        nearby = await store.booked_nearby(uow, channel_id, scheduled_at, self.rules.post_gap_minutes,
+                                           domain.BOOKED, target_id)
+        domain.refuse(self.rules.slot_refusal(nearby))
 
     async def cancel_target(self, actor: Actor, campaign_id: str, target_id: str):
         """The owner or an admin cancels a target; an approved one has its post
@@ -122,7 +136,7 @@ class Targets:
             target = await steps_store.snapshot(uow, target_id)
         if target is None:
             raise NotFound(TARGET_NOT_FOUND)
-        return target, domain.approve_refusal(target_view(target), now, self.min_lead_ms)
+        return target, domain.approve_refusal(target_view(target), now, self.rules)
 
     async def submitted_queue(self, actor: Actor, *, limit: int, cursor: str):
         """Submitted targets, oldest submission first."""

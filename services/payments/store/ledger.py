@@ -139,6 +139,24 @@ async def post(uow: UnitOfWork, tx: str, kind: str, reference: str, legs: list[L
         "versions": [leg.state[1] if leg.state else None for leg in legs]})
 
 
+# The owner's first read of a wallet opens it: from then on it may receive
+# deposits (a deposit never opens a wallet for a user id nobody has used).
+_OPEN_WALLET = sa.text("""
+    INSERT INTO accounts (kind, user_id, shard, currency) VALUES ('wallet', :user, 0, :currency)
+    ON CONFLICT ON CONSTRAINT accounts_one_per_owner DO NOTHING""")
+
+_HAS_WALLET = sa.text("SELECT EXISTS (SELECT FROM accounts WHERE kind = 'wallet' AND user_id = :user)")
+
+
+async def open_wallet(uow: UnitOfWork, user_id: str, currency: str) -> None:
+    await uow.execute(_OPEN_WALLET, {"user": user_id, "currency": currency})
+
+
+async def has_wallet(uow: UnitOfWork, user_id: str) -> bool:
+    """Whether the user has opened a wallet (in any currency)."""
+    return bool(await uow.scalar(_HAS_WALLET, {"user": user_id}))
+
+
 async def wallet(uow: UnitOfWork, user_id: str, currency: str) -> tuple[int, int]:
     """(balance, held in escrows as advertiser); a user without a wallet has (0, 0)."""
     row = (await uow.execute(_WALLET, {"user": user_id, "currency": currency})).one()

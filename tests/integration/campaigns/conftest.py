@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from adtech.campaigns.v1 import campaigns_pb2 as pb
 from adtech.campaigns.v1 import campaigns_pb2_grpc
 from common.auth import SYSTEM, Actor, acting_as
+from tests.harness import free_slot
 from common.clients import open_channel
 from common.db import database_url_for
 from common.grpc_errors import reason_of
@@ -100,7 +101,7 @@ class CampaignsClient:
     async def target(self, owner: Actor, campaign_id: str, channel_id: str, *, at: dt.datetime | None = None,
                      submit: bool = False) -> pb.Target:
         target = (await self.call("CreateTarget", pb.CreateTargetRequest(
-            campaign_id=campaign_id, channel_id=channel_id, scheduled_at=to_timestamp(at or later())),
+            campaign_id=campaign_id, channel_id=channel_id, scheduled_at=to_timestamp(at or free_slot())),
             owner)).target
         if submit:
             target = await self.submit(owner, campaign_id, target.id)

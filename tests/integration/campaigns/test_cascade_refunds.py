@@ -6,7 +6,7 @@ import pytest
 from adtech.payments.v1 import payments_pb2 as ppb
 from adtech.payments.v1 import payments_pb2_grpc
 from adtech.campaigns.v1 import campaigns_pb2 as pb
-from common.auth import SYSTEM, acting_as
+from common.auth import SYSTEM, Actor, acting_as
 from common.clients import open_channel
 from tests import harness
 from tests.integration.campaigns.conftest import admin, new_id, start_campaigns
@@ -46,6 +46,8 @@ async def approved_with_escrow(campaigns, payments, owner=None):
 
 
 async def deposit(payments, user_id):
+    with acting_as(Actor(user_id, "advertiser")):  # the owner's first read opens the wallet
+        await payments.GetWallet(ppb.GetWalletRequest(user_id=user_id))
     with acting_as(ADMIN):
         await payments.Deposit(ppb.DepositRequest(user_id=user_id, amount=PRICE, idempotency_key=new_id()))
 

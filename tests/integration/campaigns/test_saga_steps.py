@@ -259,13 +259,14 @@ async def test_snapshot_judges_the_approve_preconditions_with_campaigns_clock(ca
     snapshot = (await campaigns.call("GetTargetSnapshot", pb.GetTargetSnapshotRequest(target_id=target.id))).snapshot
     assert (snapshot.campaign_status, snapshot.creatives_count, snapshot.channel_status) == ("active", 1, "approved")
     assert snapshot.approve_refusal_code == "" and snapshot.target.price == 5000
-    campaigns.servicer.clock = lambda: utcnow() + dt.timedelta(hours=2)
+    due = target.scheduled_at.ToDatetime(tzinfo=dt.timezone.utc)
+    campaigns.servicer.clock = lambda: due - dt.timedelta(seconds=10)
     try:
         late = (await campaigns.call("GetTargetSnapshot", pb.GetTargetSnapshotRequest(target_id=target.id))).snapshot
     finally:
         campaigns.servicer.clock = utcnow
     assert (late.approve_refusal_code, late.approve_refusal_message) == (
-        "scheduled_too_soon", "scheduledAt must be in the future")
+        "scheduled_too_soon", "scheduledAt must be in the future: at least 30 s ahead of now")
 
 
 async def test_snapshot_is_for_admin_or_system_only(campaigns):

@@ -77,14 +77,19 @@ async def test_submit_to_an_unapproved_channel_is_refused(campaigns):
     assert refusal.message == "Channel must be approved"
 
 
-async def test_submit_too_soon_is_refused(campaigns):
+async def test_a_target_whose_time_came_within_the_lead_since_create_is_refused_at_submit(campaigns):
     owner = advertiser()
     channel = await campaigns.channel()
     campaign = await campaigns.campaign(owner)
-    target = await campaigns.target(owner, campaign.id, channel.id, at=utcnow() + dt.timedelta(seconds=10))
-    refusal = await campaigns.refusal("SubmitTarget", submit_request(campaign.id, target.id), owner)
+    at = utcnow() + dt.timedelta(hours=1)
+    target = await campaigns.target(owner, campaign.id, channel.id, at=at)
+    campaigns.servicer.clock = lambda: at - dt.timedelta(seconds=10)
+    try:
+        refusal = await campaigns.refusal("SubmitTarget", submit_request(campaign.id, target.id), owner)
+    finally:
+        campaigns.servicer.clock = utcnow
     assert (refusal.code, refusal.message, refusal.reason) == (
-        BAD_REQUEST, "scheduledAt must be in the future", "scheduled_too_soon")
+        BAD_REQUEST, "scheduledAt must be in the future: at least 30 s ahead of now", "scheduled_too_soon")
     assert await campaigns.status_of(target.id) == "pending"
 
 

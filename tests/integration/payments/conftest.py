@@ -32,7 +32,13 @@ class PaymentsClient:
         with acting_as(actor):
             return await getattr(self.stub, method)(request)
 
+    async def open_wallet(self, user_id: str, currency: str = ""):
+        """The owner's first read, which opens the wallet."""
+        return await self.call("GetWallet", pb.GetWalletRequest(user_id=user_id, currency=currency),
+                               Actor(user_id, "advertiser"))
+
     async def deposit(self, user_id: str, amount: int, key: str | None = None, reference: str = "", currency: str = ""):
+        await self.open_wallet(user_id, currency)
         return await self.call("Deposit", pb.DepositRequest(
             user_id=user_id, amount=amount, currency=currency, idempotency_key=key or new_id(), reference=reference),
             ADMIN)

@@ -10,6 +10,9 @@ from services.campaigns.domain import CampaignView, TargetView
 
 NOW = dt.datetime(2026, 1, 25, 12, 0, tzinfo=dt.timezone.utc)
 LEAD_MS = 30_000
+RULES = domain.BookingRules(min_lead_ms=LEAD_MS)
+# The seed's message, with the lead it means.
+TOO_SOON = "scheduledAt must be in the future: at least 30 s ahead of now"
 CAMPAIGN = "7c1f0b4e-0000-4000-8000-000000000001"
 
 
@@ -84,28 +87,28 @@ def test_unknown_action_is_invalid_input():
     (target(status="cancelled"), "Target cannot be submitted from status cancelled"),
     (target(channel_status="pending"), "Channel must be approved"),
     (target(creatives=0), "Campaign has no creatives"),
-    (target(scheduled_at=NOW + dt.timedelta(milliseconds=LEAD_MS - 1)), "scheduledAt must be in the future"),
-    (target(scheduled_at=NOW - dt.timedelta(hours=1)), "scheduledAt must be in the future"),
+    (target(scheduled_at=NOW + dt.timedelta(milliseconds=LEAD_MS - 1)), TOO_SOON),
+    (target(scheduled_at=NOW - dt.timedelta(hours=1)), TOO_SOON),
 ])
 def test_submit_refusals_carry_the_seed_message(view, message):
     with pytest.raises(PreconditionFailed) as refused:
-        domain.check_submit(view, NOW, LEAD_MS)
+        domain.check_submit(view, NOW, RULES)
     assert refused.value.message == message
 
 
 def test_submit_checks_campaign_before_target_status():
     with pytest.raises(PreconditionFailed, match="Campaign must be active"):
-        domain.check_submit(target(status="cancelled", campaign_status="draft"), NOW, LEAD_MS)
+        domain.check_submit(target(status="cancelled", campaign_status="draft"), NOW, RULES)
 
 
 @pytest.mark.parametrize("status", ["pending", "rejected"])
 def test_pending_and_rejected_targets_can_be_submitted(status):
-    domain.check_submit(target(status=status, scheduled_at=NOW + dt.timedelta(milliseconds=LEAD_MS)), NOW, LEAD_MS)
+    domain.check_submit(target(status=status, scheduled_at=NOW + dt.timedelta(milliseconds=LEAD_MS)), NOW, RULES)
 
 
 def test_submitting_a_target_being_approved_is_a_conflict():
     with pytest.raises(Conflict) as refused:
-        domain.check_submit(target(status="approving"), NOW, LEAD_MS)
+        domain.check_submit(target(status="approving"), NOW, RULES)
     assert refused.value.code == "target_being_approved"
 
 
@@ -116,20 +119,20 @@ def test_submitting_a_target_being_approved_is_a_conflict():
     (target(status="submitted", creatives=0), "no_creatives", "Campaign has no creatives"),
     (target(status="submitted", channel_status="rejected"), "channel_not_approved", "Channel must be approved"),
     (target(status="submitted", scheduled_at=NOW + dt.timedelta(seconds=29)), "scheduled_too_soon",
-     "scheduledAt must be in the future"),
+     TOO_SOON),
     (target(status="submitted"), None, None),
 ])
 def test_approve_refusal_names_the_first_failing_precondition(view, code, message):
-    refusal = domain.approve_refusal(view, NOW, LEAD_MS)
+    refusal = domain.approve_refusal(view, NOW, RULES)
     assert refusal == (None if code is None else (code, message))
 
 
 def test_approve_refusal_order_is_the_seeds():
     worst = target(status="approved", campaign_status="cancelled", creatives=0, channel_status="pending",
                    scheduled_at=NOW)
-    assert domain.approve_refusal(worst, NOW, LEAD_MS)[0] == "target_not_submitted"
+    assert domain.approve_refusal(worst, NOW, RULES)[0] == "target_not_submitted"
     assert domain.approve_refusal(target(status="submitted", campaign_status="cancelled", creatives=0),
-                                  NOW, LEAD_MS)[0] == "campaign_not_active"
+                                  NOW, RULES)[0] == "campaign_not_active"
 
 
 @pytest.mark.parametrize("status,error,code", [

@@ -28,10 +28,10 @@ WIRE_STRINGS = {
     "target_not_submitted", "target_cancelled", "target_not_reserved", "decision_released", "insufficient_funds",
     "escrow_closed", "escrow_exists", "idempotency_key_reused", "escrow_not_found", "decision_reused",
     "approve_refused", "approve_failed", "method_not_allowed", "http_error", "internal",
+    "slot_taken", "beyond_booking_horizon", "invalid_time", "wallet_not_found", "campaign_has_open_targets",
 }
 
-# Strings that equal a reason but are not one, and the one literal left in a
-# file another change owns (it becomes Reason.DECISION_RELEASED there).
+# Strings that equal a reason but are not one.
 NOT_REASONS = {
     ("gateway/routes/health.py", "unavailable"): "the readiness body's status",
     ("services/campaigns/usecases/targets.py", "target_cancelled"): "an audit action",
