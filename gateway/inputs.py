@@ -10,6 +10,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from common import timestamps
+
 # An amount of money has at most this many digits (minor units); campaigns
 # bounds a channel's price the same way.
 MONEY_DIGITS = 12
@@ -36,11 +38,17 @@ def _instant(value: object) -> Timestamp:
     if not isinstance(value, str) or not _RFC3339.fullmatch(value.upper()):
         raise ValueError("must be an RFC 3339 timestamp with a time zone, e.g. 2030-01-01T12:00:00Z")
     try:
-        parsed = dt.datetime.fromisoformat(value.upper()).astimezone(dt.timezone.utc)
-        stamp = Timestamp()
-        stamp.FromDatetime(parsed)
-    except (ValueError, OverflowError):
+        parsed = dt.datetime.fromisoformat(value.upper())
+    except ValueError:
         raise ValueError("is not a valid date and time") from None
+    try:
+        in_range = timestamps.in_range(parsed.astimezone(dt.timezone.utc))
+    except OverflowError:  # before year 1 once in UTC
+        in_range = False
+    if not in_range:
+        raise ValueError(timestamps.RANGE_RULE)
+    stamp = Timestamp()
+    stamp.FromDatetime(parsed.astimezone(dt.timezone.utc))
     return stamp
 
 

@@ -7,6 +7,7 @@ import re
 
 from common.errors import Conflict, DomainError, Forbidden, InvalidInput, PreconditionFailed
 from common.fsm import assert_transition
+from common import timestamps
 from common.reasons import Reason
 
 # The acting roles of common.auth, plus the one pseudo-actor below: a campaign
@@ -140,16 +141,11 @@ class TargetView:
 # submitted, approving, approved or published.
 BOOKED = ("submitted", "approving", "approved", "published")
 
-# The times the API stores, reads back and serialises (timestamps of other
-# eras are refused at the edge, 400 invalid_time).
-EARLIEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
-LATEST_TIME = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
-
-
 def valid_time(value: dt.datetime | None, field: str) -> dt.datetime | None:
-    if value is not None and not EARLIEST_TIME <= value <= LATEST_TIME:
-        raise InvalidInput(f"{field} must be between {EARLIEST_TIME:%Y-%m-%d} and {LATEST_TIME:%Y-%m-%d} (UTC)",
-                           code=Reason.INVALID_TIME)
+    """A time the API can store, read back and serialise (the gateway checks
+    the same range first; internal callers meet it here)."""
+    if value is not None and not timestamps.in_range(value):
+        raise InvalidInput(f"{field} {timestamps.RANGE_RULE}", code=Reason.INVALID_TIME)
     return value
 
 

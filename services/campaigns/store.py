@@ -161,7 +161,7 @@ async def lock_channel_bookings(uow: UnitOfWork, channel_id: str) -> None:
 # would overlap (a post booked before slots were stored counts by its time).
 _BOOKED_NEARBY = sa.text("""
     SELECT scheduled_at FROM targets
-     WHERE channel_id = :channel AND id <> CAST(:target AS uuid) AND status = ANY(:booked)
+     WHERE channel_id = :channel AND id IS DISTINCT FROM CAST(:target AS uuid) AND status = ANY(:booked)
        AND CASE WHEN slot IS NULL
                 THEN scheduled_at > CAST(:at AS timestamptz) - make_interval(mins => :gap)
                  AND scheduled_at < CAST(:at AS timestamptz) + make_interval(mins => :gap)

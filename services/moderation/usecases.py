@@ -62,9 +62,20 @@ class Moderation:
             # Refused because a concurrent approve won meanwhile: that one answers.
             current = await self._current_approve(target_id)
             if current is not None and current.status == "approved":
-                return ApproveOutcome(current, True)
+                return await self._still_approved(ApproveOutcome(current, True))
             raise domain.refusal(decision.reason or Reason.APPROVE_REFUSED, decision.reason_message or "")
+        if already:
+            return await self._still_approved(ApproveOutcome(decision, already))
         return ApproveOutcome(decision, already)
+
+    async def _still_approved(self, outcome: ApproveOutcome) -> ApproveOutcome:
+        """An earlier approve answers a repeat only while the target is
+        still approved: one cancelled since (its escrow refunded) is refused
+        with its status, never reported approved."""
+        reply = await ask(self.campaigns.GetTargetSnapshot,
+                          campaigns_pb2.GetTargetSnapshotRequest(target_id=outcome.decision.target_id))
+        domain.check_still_approved(reply.snapshot.target.status)
+        return outcome
 
     async def _begin(self, target_id: str, moderator_id: str) -> tuple[Decision, bool, bool]:
         """(decision, already_approved, joined). The decision and its first

@@ -4,6 +4,8 @@ import datetime as dt
 
 import grpc
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from adtech.campaigns.v1 import campaigns_pb2 as pb
 from common.timestamps import to_timestamp, utcnow
@@ -193,3 +195,20 @@ async def test_no_route_submits_a_target_without_its_campaign(campaigns):
     owner, campaign, target = await campaigns.submitted_target()
     refusal = await campaigns.refusal("SubmitTarget", pb.SubmitTargetRequest(target_id=target.id), owner)
     assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_database_refuses_two_booked_posts_of_a_channel_in_overlapping_slots(campaigns):
+    """The slot rule holds even for a writer that skips the use case's check."""
+    owner = advertiser()
+    channel = await campaigns.channel()
+    campaign = await campaigns.campaign(owner)
+    first = await campaigns.target(owner, campaign.id, channel.id, submit=True)
+    second = await campaigns.target(owner, campaign.id, channel.id, submit=True)
+    with pytest.raises(IntegrityError, match="targets_one_post_per_channel_slot"):
+        async with campaigns.engine.begin() as conn:
+            await conn.execute(sa.text("""
+                UPDATE targets SET scheduled_at = f.scheduled_at + interval '30 minutes',
+                                   slot = tstzrange(f.scheduled_at + interval '30 minutes', f.scheduled_at + interval '90 minutes')
+                  FROM targets f WHERE f.id = :first AND targets.id = :second"""), {"first": first.id, "second": second.id})
+    assert await campaigns.scalar("SELECT count(*) FROM targets WHERE channel_id = :c AND status = 'submitted'",
+                                  c=channel.id) == 2

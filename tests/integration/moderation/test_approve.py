@@ -7,7 +7,9 @@ from adtech.moderation.v1 import moderation_pb2
 from adtech.payments.v1 import payments_pb2
 from common.auth import acting_as
 from common.grpc_errors import reason_of
+from common.timestamps import to_timestamp
 from tests.factories import new_actor
+from tests.harness import free_slot
 from tests.integration.moderation.conftest import assert_consistent
 
 WAIT = 5000
@@ -63,7 +65,7 @@ async def test_approve_of_a_target_not_submitted_is_refused_and_writes_nothing(s
     with acting_as(advertiser):
         target = (await world.campaigns.CreateTarget(campaigns_pb2.CreateTargetRequest(
             campaign_id=campaign.id, channel_id=channel.id,
-            scheduled_at=(await world.submitted_target(advertiser, campaign, channel)).scheduled_at))).target
+            scheduled_at=to_timestamp(free_slot())))).target
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await approve(world, target.id)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -11,7 +11,8 @@ from adtech.moderation.v1 import moderation_pb2
 from common.auth import acting_as
 from common.db import Database, database_url_for
 from common.outbox import Message
-from tests.harness import eventually
+from common.timestamps import to_timestamp
+from tests.harness import eventually, free_slot
 from tests.integration.moderation.conftest import assert_consistent
 from tests.integration.moderation.test_approve import approve, escrow_of, target_of, wallet
 from tests.stack import wait_serving
@@ -266,7 +267,7 @@ async def test_refused_reject_leaves_the_target_undecided(stack, world):
     with acting_as(advertiser):
         pending = (await world.campaigns.CreateTarget(campaigns_pb2.CreateTargetRequest(
             campaign_id=campaign.id, channel_id=channel.id,
-            scheduled_at=(await world.submitted_target(advertiser, campaign, channel)).scheduled_at))).target
+            scheduled_at=to_timestamp(free_slot())))).target
     with acting_as(world.admin):
         try:
             await world.moderation.Reject(mpb.RejectRequest(target_id=pending.id, reason="not yet submitted"))
