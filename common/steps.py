@@ -1,4 +1,4 @@
-"""How a participant carries out a saga step (DESIGN.md, saga step rules 1
+"""How a participant carries out a saga step (docs/design.md, saga step rules 1
 and 2): a step is decided once per (decision, step), and every repeat gets
 the recorded answer, never a new judgement.
 

@@ -6,7 +6,7 @@ with it (the post job, the fence, the audit rows) and the record of
 (decision_id, step) commit together or not at all, and its RETURNING is
 the reply (no re-read). It reads the record itself and writes nothing when
 there is one: a repeat is answered from that record, never re-evaluated
-(DESIGN.md "Saga step rules" 1)."""
+(docs/design.md "Saga step rules" 1)."""
 from typing import NamedTuple
 
 import sqlalchemy as sa

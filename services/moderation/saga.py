@@ -3,7 +3,7 @@ each carrying the decision id. A step calls its peer, then ONE statement
 moves the decision (guarded by its current status), marks the message
 delivered and writes the next message, born claimed so it is sent at once.
 
-Peers answer repeats of a step from their record of it (DESIGN.md, saga step
+Peers answer repeats of a step from their record of it (docs/design.md, saga step
 rules), and our moves are guarded, so a redelivered message finds nothing to
 move and changes nothing. Anything but a business refusal is raised to the
 relay, which repeats the step with backoff; a business refusal runs the

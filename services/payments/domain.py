@@ -36,12 +36,12 @@ LEDGER_SHARDS = 16
 HELD, RELEASED, REFUNDED = "held", "released", "refunded"
 
 # HoldEscrow is the step "hold" of a decision, recorded as common/steps.py
-# records every step (DESIGN.md saga rules 1, 3, 7): 'held', or 'refused'
+# records every step (docs/design.md saga rules 1, 3, 7): 'held', or 'refused'
 # with the reason (insufficient_funds).
 HOLD_STEP = "hold"
 HOLD_DONE = frozenset({"held"})
 
-# Who may call what (DESIGN.md "Identity and trust"; API.md Payments).
+# Who may call what (docs/design.md "Identity and trust"; API.md Payments).
 DEPOSITORS = ("admin",)
 ESCROW_OPERATORS = ("system", "admin")
 AUDITORS = ("admin", "system")
@@ -190,7 +190,7 @@ PROCEED, SAME_ESCROW = "proceed", "same_escrow"
 
 
 def judge_hold(asked: HoldTerms, recorded: StepRecord | None, escrow: EscrowState | None) -> str:
-    """What a hold does given what is already known (DESIGN.md saga rules
+    """What a hold does given what is already known (docs/design.md saga rules
     3 and 7): PROCEED to move money, SAME_ESCROW to answer with the existing
     one, or raise the refusal. A recorded refusal is answered as recorded,
     never by looking at the wallet again."""

@@ -95,7 +95,7 @@ class Payments:
     async def hold_escrow(self, terms: domain.HoldTerms) -> EscrowRow:
         """Moves the price from the advertiser's spendable balance into the
         escrow's own account, once per target; the outcome is recorded for
-        the decision and a repeat answers it (DESIGN.md saga rules 3 and 7).
+        the decision and a repeat answers it (docs/design.md saga rules 3 and 7).
 
         The hold is one statement, which PostgreSQL runs as its own
         transaction (store/holds.py). Only when another hold of the same
@@ -142,7 +142,7 @@ class Payments:
     async def refund_escrow(self, target_id: str) -> CloseResult:
         """Returns a held escrow to the advertiser. A repeat, a second
         sender, or a target that never had an escrow succeeds without moving
-        money (DESIGN.md saga rule 6); a released escrow is refused. Two
+        money (docs/design.md saga rule 6); a released escrow is refused. Two
         statements, as for a release."""
         async def attempt() -> CloseResult:
             closed = None

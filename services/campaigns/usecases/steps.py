@@ -1,5 +1,5 @@
 """Campaigns' side of the approve and reject decisions: its saga steps
-(DESIGN.md "Saga step rules" 1, 2, 4, 5), as a step table carried out by
+(docs/design.md "Saga step rules" 1, 2, 4, 5), as a step table carried out by
 common/participant.py. Each step is one statement (steps_store) and, only when
 that statement moved nothing and found no record, a judgement under the
 target's lock of why the step is refused, which is then recorded.

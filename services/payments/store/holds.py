@@ -3,7 +3,7 @@ the target already have, and, when neither has anything, the whole
 decision: either the guarded wallet debit, the escrow's own account opened
 holding the amount, the ledger transaction with its entries, the 'held'
 outcome and the escrow row; or the 'insufficient_funds' outcome with the
-balance it was refused on (DESIGN.md saga rules 1, 3).
+balance it was refused on (docs/design.md saga rules 1, 3).
 
 Lock order (store/ledger.py): the target (a try-lock: this statement never
 waits for it), then the advertiser's wallet, then rows only this target's

@@ -175,7 +175,7 @@ def upgrade() -> None:
     op.execute("""CREATE TRIGGER escrows_no_delete BEFORE DELETE OR TRUNCATE ON escrows
                   FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()""")
 
-    # HoldEscrow's outcome per approve decision (DESIGN.md saga rules 1, 3).
+    # HoldEscrow's outcome per approve decision (docs/design.md saga rules 1, 3).
     op.execute("""
         CREATE TABLE escrow_decisions (
             decision_id uuid PRIMARY KEY,

@@ -4,7 +4,7 @@ funding split into shards
 Until now every hold, release and refund of a currency updated the one
 shared escrow account row, every release the one platform fee row and
 every deposit the one external funding row: all of them queued on those
-row locks (DESIGN.md "No global hot row on the money path"). From here:
+row locks (docs/design.md "No global hot row on the money path"). From here:
 - an escrow's money sits in its own account (kind 'escrow', keyed by the
   escrow's target id; one per target, ever, and only for a target that has
   an escrow), which no other escrow's moves touch;
