@@ -17,7 +17,7 @@ MAX_REFERENCE = 500
 INT64_MAX = 2**63 - 1
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
-# Ledger entry kinds, as API.md lists them.
+# Ledger entry kinds, as docs/api.md lists them.
 DEPOSIT, ESCROW_HOLD, ESCROW_REFUND, ESCROW_RELEASE, FEE, WITHDRAWAL = (
     "deposit", "escrow_hold", "escrow_refund", "escrow_release", "fee", "withdrawal")
 
