@@ -4,9 +4,13 @@ A message is written in the same transaction as the business change that
 causes it, so the change and the intent to tell another service commit or
 vanish together. The relay delivers each message at least once:
 
-- claims due messages in batches with FOR UPDATE SKIP LOCKED and a lease, so
-  any number of replicas share the work and a claim whose holder died is
-  picked up again when the lease runs out;
+- claims due messages in batches with FOR UPDATE SKIP LOCKED, so any number
+  of replicas share the work; a claim names its holder (the relay of one
+  process), which holds a session advisory lock for as long as it lives and
+  renews the lease of what it is still delivering. A claim whose holder is
+  gone (its session ended: the process died, or the database restarted) is
+  taken over at the next claim, within `poll_s`; a live holder is never
+  raced; a lease that ran out (a holder not seen) is the last resort;
 - keeps one message in flight per aggregate (the oldest pending one), so the
   steps of one target never overtake each other;
 - wakes in-process right after a commit (`dispatch`), on LISTEN/NOTIFY from
@@ -40,6 +44,19 @@ log = logging.getLogger(__name__)
 # Relays LISTEN here; a commit that leaves messages due NOTIFYs it.
 NOTIFY_CHANNEL = "adtech_outbox"
 
+# A relay holds the session advisory lock (HOLDER_LOCKS, its holder id) for
+# its life: the claim names the holder, and PostgreSQL releases the lock the
+# moment the holder's session ends, whatever killed it.
+HOLDER_LOCKS = 0x0AD7EC  # the first key of every holder lock (pg_locks.classid)
+
+# Whether the holder of claim `o` is gone: it named itself and its lock is
+# not held in this database.
+_HOLDER_GONE = """(o.claimed_by IS NOT NULL AND NOT EXISTS (
+        SELECT FROM pg_locks l
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND l.classid = CAST(CAST(:holder_locks AS integer) AS oid) AND l.objid = CAST(o.claimed_by AS oid)))"""
+
 # Delivered history older than the retention, oldest first, a batch at a
 # time (the primary key walks it in order; old rows come first).
 _PURGE = sa.text("""
@@ -49,20 +66,21 @@ _PURGE = sa.text("""
          ORDER BY id LIMIT :batch)""")
 
 _INSERT = sa.text("""
-    INSERT INTO outbox_messages (topic, aggregate_id, payload, attempts, claimed_until)
+    INSERT INTO outbox_messages (topic, aggregate_id, payload, attempts, claimed_until, claimed_by)
     VALUES (:topic, :aggregate_id, CAST(:payload AS jsonb), :attempts,
-            CASE WHEN CAST(:lease AS float8) > 0 THEN now() + make_interval(secs => CAST(:lease AS float8)) END)
+            CASE WHEN CAST(:lease AS float8) > 0 THEN now() + make_interval(secs => CAST(:lease AS float8)) END,
+            CAST(:holder AS integer))
     RETURNING id""")
 
 # The oldest pending message of each aggregate, due and not under a live
 # claim. SKIP LOCKED lets replicas claim disjoint batches without waiting.
-_CLAIM = sa.text("""
+_CLAIM = sa.text(f"""
     UPDATE outbox_messages m
-       SET claimed_until = now() + make_interval(secs => :lease), attempts = m.attempts + 1
+       SET claimed_until = now() + make_interval(secs => :lease), claimed_by = :holder, attempts = m.attempts + 1
      WHERE m.id IN (
         SELECT o.id FROM outbox_messages o
          WHERE o.status = 'pending' AND o.next_attempt_at <= now()
-           AND (o.claimed_until IS NULL OR o.claimed_until < now())
+           AND (o.claimed_until IS NULL OR o.claimed_until < now() OR {_HOLDER_GONE})
            AND NOT EXISTS (SELECT 1 FROM outbox_messages e
                             WHERE e.aggregate_id = o.aggregate_id AND e.status = 'pending' AND e.id < o.id)
          ORDER BY o.id
@@ -73,16 +91,29 @@ _CLAIM = sa.text("""
 _NOTIFY = sa.text("SELECT pg_notify(:channel, '')")
 
 _COMPLETE = sa.text("""
-    UPDATE outbox_messages SET status = 'delivered', delivered_at = now(), claimed_until = NULL
+    UPDATE outbox_messages SET status = 'delivered', delivered_at = now(), claimed_until = NULL, claimed_by = NULL
      WHERE id = :id AND status = 'pending'""")
+
+# A live holder keeps what it is delivering: the lease of each is renewed.
+_RENEW = sa.text("""
+    UPDATE outbox_messages SET claimed_until = now() + make_interval(secs => :lease)
+     WHERE id = ANY(:ids) AND claimed_by = :holder AND status = 'pending'""")
 
 _FAIL = sa.text("""
     UPDATE outbox_messages
-       SET claimed_until = NULL, last_error = :error,
+       SET claimed_until = NULL, claimed_by = NULL, last_error = :error,
            next_attempt_at = now() + make_interval(secs => :delay),
            status = CASE WHEN attempts >= :max_attempts THEN 'dead' ELSE 'pending' END
      WHERE id = :id AND status = 'pending'
     RETURNING status""")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """Who holds a claim and for how long without renewal: a relay's own
+    (`Relay.claim`), given to whoever writes messages born claimed by it."""
+    holder: int
+    lease_s: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,17 +125,19 @@ class Message:
     attempts: int
 
 
-async def enqueue(uow: UnitOfWork, topic: str, aggregate_id: str, payload: dict, *, claim_for: float = 0) -> Message:
-    """Adds a message inside the caller's transaction. With `claim_for` the
-    message is born claimed by the caller, who dispatches it in-process after
-    commit (no polling delay); if that caller dies, the lease runs out and any
-    relay picks it up."""
+async def enqueue(uow: UnitOfWork, topic: str, aggregate_id: str, payload: dict, *,
+                  claim: Claim | None = None) -> Message:
+    """Adds a message inside the caller's transaction. With `claim` the
+    message is born claimed by that relay, which the caller has dispatch it
+    in-process after commit (no polling delay); if that relay's process
+    dies, any relay takes the message over at its next claim."""
     message_id = await uow.scalar(_INSERT, {
         "topic": topic, "aggregate_id": aggregate_id, "payload": json.dumps(payload),
-        "attempts": 1 if claim_for else 0, "lease": claim_for})
-    if not claim_for:
+        "attempts": 1 if claim else 0, "lease": claim.lease_s if claim else 0,
+        "holder": claim.holder if claim else None})
+    if claim is None:
         await wake_relays(uow)
-    return Message(message_id, topic, aggregate_id, payload, 1 if claim_for else 0)
+    return Message(message_id, topic, aggregate_id, payload, 1 if claim else 0)
 
 
 async def wake_relays(uow: UnitOfWork) -> None:
@@ -122,24 +155,26 @@ async def complete(uow: UnitOfWork, message_id: int) -> None:
 # hot path moves its state, completes the message it handles and writes the
 # next one in ONE round trip. Parameters are prefixed `outbox_` (see
 # `step_params`).
-COMPLETE_CTE = """UPDATE outbox_messages SET status = 'delivered', delivered_at = now(), claimed_until = NULL
+COMPLETE_CTE = """UPDATE outbox_messages SET status = 'delivered', delivered_at = now(), claimed_until = NULL,
+                                           claimed_by = NULL
                    WHERE id = :outbox_done AND status = 'pending'"""
 
 
 def claimed_insert_cte(source: str) -> str:
     """A CTE body that writes one claimed message per row of `source` (a
     previous CTE: no row, no message), when `outbox_topic` is not null."""
-    return f"""INSERT INTO outbox_messages (topic, aggregate_id, payload, attempts, claimed_until)
+    return f"""INSERT INTO outbox_messages (topic, aggregate_id, payload, attempts, claimed_until, claimed_by)
                SELECT :outbox_topic, :outbox_aggregate, CAST(:outbox_payload AS jsonb), 1,
-                      now() + make_interval(secs => CAST(:outbox_lease AS float8))
+                      now() + make_interval(secs => CAST(:outbox_lease AS float8)), CAST(:outbox_holder AS integer)
                  FROM {source} WHERE CAST(:outbox_topic AS text) IS NOT NULL
                RETURNING id"""
 
 
 def step_params(*, done: int | None = None, topic: str | None = None, aggregate_id: str | None = None,
-                payload: dict | None = None, lease: float = 0) -> dict:
+                payload: dict | None = None, claim: Claim | None = None) -> dict:
     return {"outbox_done": done, "outbox_topic": topic, "outbox_aggregate": aggregate_id,
-            "outbox_payload": json.dumps(payload or {}), "outbox_lease": lease}
+            "outbox_payload": json.dumps(payload or {}), "outbox_lease": claim.lease_s if claim else 0,
+            "outbox_holder": claim.holder if claim else None}
 
 
 Handler = Callable[[Message], Awaitable[bool]]
@@ -192,10 +227,19 @@ class Relay:
         self.db = db
         self.handlers = handlers
         self.policy = policy or RelayPolicy()
+        self.holder = random.randint(1, 2**31 - 1)  # this process's relay, as claims name it
         self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task] = set()
+        self._in_flight: dict[asyncio.Task, int] = {}  # delivery → message id
         self._slots = asyncio.Semaphore(self.policy.max_in_flight)
-        self._listener: asyncpg.Connection | None = None
+        self._listener: asyncpg.Connection | None = None  # LISTENs, and holds the holder lock
+
+    @property
+    def claim(self) -> Claim:
+        """The claim this relay gives messages born claimed by it. It names
+        the holder only while the holder lock is held: a claim naming a
+        holder whose lock is not held would be taken over at once."""
+        held = self._listener is not None and not self._listener.is_closed()
+        return Claim(self.holder if held else None, self.policy.lease_s)
 
     def wake(self) -> None:
         self._wake.set()
@@ -203,18 +247,32 @@ class Relay:
     def dispatch(self, message: Message) -> asyncio.Task:
         """Delivers a message this process already holds a claim on."""
         task = asyncio.create_task(self._deliver(message))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._in_flight[task] = message.id
+        task.add_done_callback(self._forget)
         return task
 
+    def _forget(self, task: asyncio.Task) -> None:
+        self._in_flight.pop(task, None)
+
+    async def start(self) -> None:
+        """Takes the holder lock and LISTENs, before this process writes or
+        claims anything (idempotent; `run` calls it too)."""
+        if self._listener is None or self._listener.is_closed():
+            await self._listen()
+
     async def run(self) -> None:
-        await self._listen()
-        next_purge = asyncio.get_running_loop().time()
+        await self.start()
+        loop = asyncio.get_running_loop()
+        next_purge = next_renewal = loop.time()
         try:
             while True:
-                if asyncio.get_running_loop().time() >= next_purge:
+                now = loop.time()
+                if now >= next_purge:
                     await self.purge_delivered()
-                    next_purge = asyncio.get_running_loop().time() + self.policy.purge_every_s
+                    next_purge = now + self.policy.purge_every_s
+                if now >= next_renewal:
+                    await self._keep_alive()
+                    next_renewal = now + self.policy.lease_s / 3
                 self._wake.clear()
                 claimed = await self._claim()
                 for message in claimed:
@@ -254,13 +312,29 @@ class Relay:
             await self._listener.close()
         self._listener = None
 
+    async def _keep_alive(self) -> None:
+        """Renews the lease of what this relay is delivering, and takes the
+        holder lock again if its session was lost (the database restarted)."""
+        if self._listener is None or self._listener.is_closed():
+            await self._listen()
+        ids = list(self._in_flight.values())
+        if not ids or self.claim.holder is None:
+            return
+        try:
+            async with self.db.single_statement("renew_outbox_claims", durable=False) as uow:
+                await uow.execute(_RENEW, {"ids": ids, "holder": self.holder, "lease": self.policy.lease_s})
+        except Exception:
+            log.warning("renewing outbox claims failed; next time", exc_info=True)
+
     async def _claim(self) -> list[Message]:
         free = self.policy.max_in_flight - len(self._in_flight)
         if free <= 0:
             return []
         try:
             async with self.db.single_statement("claim_outbox_messages") as uow:
-                rows = (await uow.execute(_CLAIM, {"lease": self.policy.lease_s, "batch": min(free, self.policy.batch)})).all()
+                rows = (await uow.execute(_CLAIM, {
+                    "lease": self.policy.lease_s, "batch": min(free, self.policy.batch),
+                    "holder": self.claim.holder, "holder_locks": HOLDER_LOCKS})).all()
         except Exception:
             log.exception("claiming outbox messages failed")
             await asyncio.sleep(self.policy.poll_s)
@@ -302,13 +376,22 @@ class Relay:
             asyncio.get_running_loop().call_later(delay, self.wake)
 
     async def _listen(self) -> None:
-        """LISTEN for commits of other replicas; polling covers its absence."""
+        """One session for the life of the relay: it holds the holder lock
+        (so other relays see this one alive) and LISTENs for commits of other
+        replicas. Without it the relay still works: it polls, and names no
+        holder in its claims (their lease is then what protects them)."""
+        listener = None
         try:
             dsn = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-            self._listener = await asyncpg.connect(dsn)
-            await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+            listener = await asyncpg.connect(dsn)
+            await listener.execute("SELECT pg_advisory_lock($1, $2)", HOLDER_LOCKS, self.holder)
+            await listener.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+            self._listener = listener
         except Exception:
-            log.warning("LISTEN unavailable; polling every %ss", self.policy.poll_s, exc_info=True)
+            log.warning("no holder session; polling every %ss, claims protected by their lease only",
+                        self.policy.poll_s, exc_info=True)
+            if listener is not None and not listener.is_closed():
+                listener.terminate()
             self._listener = None
 
 

@@ -39,6 +39,7 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
     payments_channel = bootstrap.peer(settings, settings.payments_addr)
     relay = Relay(db, {REFUND_TOPIC: refund_handler(payments_pb2_grpc.PaymentsServiceStub(payments_channel))},
                   settings.relay_policy())
+    await relay.start()
     rules = BookingRules(min_lead_ms=settings.campaign_target_min_lead_ms,
                          horizon_days=settings.booking_horizon_days,
                          post_gap_minutes=settings.channel_post_gap_minutes)

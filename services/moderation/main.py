@@ -31,6 +31,7 @@ async def assemble(settings: Settings) -> Assembly:
     campaigns = campaigns_pb2_grpc.CampaignsServiceStub(campaigns_channel)
     saga = DecisionSagas(db, campaigns, payments_pb2_grpc.PaymentsServiceStub(payments_channel),
                          settings.relay_policy())
+    await saga.relay.start()  # the holder lock first: approves write messages born claimed by it
 
     async def close() -> None:
         await saga.relay.stop()

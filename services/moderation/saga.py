@@ -76,13 +76,13 @@ class DecisionSagas:
     async def start_reject(self, uow, target_id: str, moderator_id: str, reason: str):
         """Writes a pending reject decision and its step in the caller's
         transaction; the caller dispatches the step after commit."""
-        return await store.start_reject(uow, target_id, moderator_id, reason, domain.REJECT, self.relay.policy.lease_s)
+        return await store.start_reject(uow, target_id, moderator_id, reason, domain.REJECT, self.relay.claim)
 
     async def start_approve(self, uow, target_id: str, moderator_id: str) -> tuple[Decision, outbox.Message] | None:
         """Writes the decision and its first step in the caller's
         transaction; the caller dispatches the step after commit. None when
         another approve of the target is live."""
-        return await store.start_approve(uow, target_id, moderator_id, domain.RESERVE, self.relay.policy.lease_s)
+        return await store.start_approve(uow, target_id, moderator_id, domain.RESERVE, self.relay.claim)
 
     def dispatch(self, message: outbox.Message) -> None:
         self.relay.dispatch(message)
@@ -129,7 +129,7 @@ class DecisionSagas:
             if next_topic else None
         async with self.db.single_statement(f"saga_{current}_to_{wanted}", durable=durable) as uow:
             moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
-                                                 lease=self.relay.policy.lease_s, **fields)
+                                                 claim=self.relay.claim, **fields)
         self._after_commit(moved, chained)
 
     async def _compensate(self, message: outbox.Message, current: str, refusal: Refused, compensation: str,
@@ -139,14 +139,14 @@ class DecisionSagas:
         its status (the target stays locked) until the compensation has run."""
         decision_id = message.payload["decision_id"]
         follow = (compensation, message.aggregate_id, {"decision_id": decision_id})
-        lease = self.relay.policy.lease_s
+        claim = self.relay.claim
         async with self.db.single_statement("start_saga_compensation", durable=False) as uow:
             if wanted is not None:
                 moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
-                                                     lease=lease, reason=refusal.code, reason_message=refusal.message)
+                                                     claim=claim, reason=refusal.code, reason_message=refusal.message)
             else:
                 moved, chained = await store.note_failure(uow, decision_id, current, refusal.code, refusal.message,
-                                                          done=message.id, follow=follow, lease=lease)
+                                                          done=message.id, follow=follow, claim=claim)
         self._after_commit(moved, chained)
 
     def _after_commit(self, moved: Decision | None, chained: outbox.Message | None) -> None:

@@ -43,21 +43,21 @@ _START = _with_outbox(f"""
 
 
 async def start_approve(uow: UnitOfWork, target_id: str, moderator_id: str, first_topic: str,
-                        lease: float) -> tuple[Decision, outbox.Message] | None:
+                        claim: outbox.Claim) -> tuple[Decision, outbox.Message] | None:
     """The decision and its first step, born claimed; None when another
     approve of the target is live (one_live_approve_per_target): join it."""
     decision_id = str(uuid.uuid4())
     payload = {"decision_id": decision_id, "moderator_id": moderator_id}
     row = (await uow.execute(_START, {
         "id": decision_id, "target_id": target_id, "moderator_id": moderator_id,
-        **outbox.step_params(topic=first_topic, aggregate_id=target_id, payload=payload, lease=lease)})).first()
+        **outbox.step_params(topic=first_topic, aggregate_id=target_id, payload=payload, claim=claim)})).first()
     if row is None:
         return None
     return _decision(row), outbox.Message(row.follow_id, first_topic, target_id, payload, 1)
 
 
 async def advance(uow: UnitOfWork, decision_id: str, current: str, wanted: str, *, done: int,
-                  follow: tuple[str, str, dict] | None = None, lease: float = 0,
+                  follow: tuple[str, str, dict] | None = None, claim: outbox.Claim | None = None,
                   **fields) -> tuple[Decision | None, outbox.Message | None]:
     """Moves the decision from `current` to `wanted` (setting `fields`),
     completes message `done` and, if it moved, writes `follow` (topic,
@@ -65,7 +65,7 @@ async def advance(uow: UnitOfWork, decision_id: str, current: str, wanted: str, 
     longer in `current`: a redelivered step."""
     assert_saga_move(current, wanted)
     return await _step(uow, _advance_statement(tuple(sorted(fields))),
-                       {"id": decision_id, "current": current, "wanted": wanted, **fields}, done, follow, lease)
+                       {"id": decision_id, "current": current, "wanted": wanted, **fields}, done, follow, claim)
 
 
 @functools.lru_cache(maxsize=32)
@@ -83,17 +83,17 @@ _NOTE_FAILURE = _with_outbox("""
 
 
 async def note_failure(uow: UnitOfWork, decision_id: str, status: str, reason: str, message: str, *, done: int,
-                       follow: tuple[str, str, dict], lease: float) -> tuple[Decision | None, outbox.Message | None]:
+                       follow: tuple[str, str, dict], claim: outbox.Claim) -> tuple[Decision | None, outbox.Message | None]:
     """Records why a saga will fail while its compensation (`follow`) runs;
     the decision keeps its status until the compensation is done."""
     return await _step(uow, _NOTE_FAILURE, {"id": decision_id, "status": status, "reason": reason, "message": message},
-                       done, follow, lease)
+                       done, follow, claim)
 
 
-async def _step(uow, statement, params, done, follow, lease):
+async def _step(uow, statement, params, done, follow, claim):
     topic, aggregate_id, payload = follow or (None, None, None)
     row = (await uow.execute(statement, {**params, **outbox.step_params(
-        done=done, topic=topic, aggregate_id=aggregate_id, payload=payload, lease=lease)})).first()
+        done=done, topic=topic, aggregate_id=aggregate_id, payload=payload, claim=claim)})).first()
     if row is None:
         return None, None
     message = outbox.Message(row.follow_id, topic, aggregate_id, payload, 1) if row.follow_id else None
@@ -107,14 +107,14 @@ _START_REJECT = _with_outbox("""
 
 
 async def start_reject(uow: UnitOfWork, target_id: str, moderator_id: str, reason: str, topic: str,
-                       lease: float) -> tuple[Decision, outbox.Message] | None:
+                       claim: outbox.Claim) -> tuple[Decision, outbox.Message] | None:
     """A pending reject decision and its one step, born claimed; None when
     a reject of the target is pending already (one_pending_reject_per_target)."""
     decision_id = str(uuid.uuid4())
     payload = {"decision_id": decision_id, "moderator_id": moderator_id, "reason": reason}
     row = (await uow.execute(_START_REJECT, {
         "id": decision_id, "target_id": target_id, "moderator_id": moderator_id, "reason": reason,
-        **outbox.step_params(topic=topic, aggregate_id=target_id, payload=payload, lease=lease)})).first()
+        **outbox.step_params(topic=topic, aggregate_id=target_id, payload=payload, claim=claim)})).first()
     if row is None:
         return None
     return _decision(row), outbox.Message(row.follow_id, topic, target_id, payload, 1)

@@ -23,9 +23,9 @@ async def db(pg_server):
     await database.dispose()
 
 
-async def put(db, topic="t", aggregate="a", payload=None, *, claim_for=0.0):
+async def put(db, topic="t", aggregate="a", payload=None, *, claim: outbox.Claim | None = None):
     async with db.unit_of_work("enqueue_for_test") as uow:
-        message = await outbox.enqueue(uow, topic, aggregate, payload or {}, claim_for=claim_for)
+        message = await outbox.enqueue(uow, topic, aggregate, payload or {}, claim=claim)
         await uow.commit()
     return message
 
@@ -133,10 +133,10 @@ async def test_replicas_share_the_work_without_delivering_twice(db):
     assert set(handler.calls.values()) == {1}
 
 
-async def test_claim_of_a_dead_dispatcher_is_picked_up_when_its_lease_expires(db):
+async def test_a_claim_naming_no_holder_is_picked_up_when_its_lease_expires(db):
     handler = Recorder()
-    # Born claimed for 0.3 s by a process that dies before dispatching it.
-    message = await put(db, claim_for=0.3)
+    # Born claimed for 0.3 s by a dispatcher no relay can see alive or dead.
+    message = await put(db, claim=outbox.Claim(None, 0.3))
     task = await running(Relay(db, {"t": handler}, FAST))
     await asyncio.sleep(0.15)
     assert handler.calls[message.id] == 0

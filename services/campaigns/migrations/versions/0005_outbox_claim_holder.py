@@ -1,0 +1,21 @@
+"""outbox claims name their holder: the relay of one process, which holds a
+session advisory lock for its life, so a claim whose holder is gone is
+taken over at once instead of when its lease runs out.
+
+Revision ID: 0005
+Revises: 0004
+"""
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE outbox_messages ADD COLUMN claimed_by integer")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE outbox_messages DROP COLUMN claimed_by")
