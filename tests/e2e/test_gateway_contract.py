@@ -214,9 +214,9 @@ async def test_activation_without_creatives_is_400_with_the_seed_message(api):
 
 async def test_another_advertiser_cannot_read_a_campaign(api):
     campaign = await api.active_campaign(User("advertiser"))
-    response = await api.http.get(f"/api/campaigns/{campaign['id']}", headers=User("advertiser").auth)
-    assert response.status_code in (403, 404)
-    assert_error(response.json())
+    # The campaign exists: another advertiser is "not the owner", 403 (API.md "Auth"), not a 404.
+    body = await api.call(User("advertiser"), "GET", f"/api/campaigns/{campaign['id']}", 403)
+    assert body == {"error": {"code": "forbidden", "message": "Not campaign owner"}}
 
 
 async def test_campaign_list_has_the_page_shape(api):
@@ -377,9 +377,14 @@ async def test_decision_of_an_undecided_target_is_404(api):
 async def test_escrow_of_someone_else_is_refused(api):
     advertiser, campaign, target = await api.ready_to_approve(funds=10_000)
     await api.call(api.admin, "POST", f"/api/moderation/targets/{target['id']}/approve", 200)
-    response = await api.http.get(f"/api/escrows/{target['id']}", headers=User("advertiser").auth)
-    assert response.status_code in (403, 404)
-    assert_error(response.json())
+    # The escrow exists (the approve held it): a stranger is refused 403, not told 404.
+    body = await api.call(User("advertiser"), "GET", f"/api/escrows/{target['id']}", 403)
+    assert body == {"error": {"code": "forbidden",
+                              "message": "only the escrow's advertiser or publisher or an admin may read it"}}
+    # The publisher of the target's channel is a party to it and reads it.
+    channel_owner = (await api.call(api.admin, "GET", f"/api/channels/{target['channelId']}", 200))["ownerId"]
+    escrow = await api.call(User("publisher", channel_owner), "GET", f"/api/escrows/{target['id']}", 200)
+    assert escrow["publisherId"] == channel_owner
 
 
 async def test_approve_that_has_not_settled_within_the_wait_is_202(api, http_no_wait):

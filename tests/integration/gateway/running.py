@@ -26,12 +26,13 @@ def closed_address() -> str:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings):
-    """Serves create_app(settings) over real HTTP; yields the base URL."""
+async def serving(settings: Settings, app=None):
+    """Serves create_app(settings), or `app` when given (one built by
+    create_app and extended by the test), over real HTTP; yields the base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY, see gateway.main
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on", http="h11")
+    config = uvicorn.Config(app or create_app(settings), log_config=None, access_log=False, lifespan="on", http="h11")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

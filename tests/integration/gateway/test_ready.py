@@ -44,9 +44,8 @@ async def test_not_ready_names_the_service_that_is_down(data_dir):
         for server in servers.values():
             await server.stop(0)
     assert response.status_code == 503
-    body = response.json()
-    assert body["status"] != "ok"
-    assert body["services"] == {"campaigns": "SERVING", "moderation": "SERVING", "payments": "UNREACHABLE"}
+    assert response.json() == {"status": "unavailable", "services": {
+        "campaigns": "SERVING", "moderation": "SERVING", "payments": "UNREACHABLE"}}
 
 
 async def test_not_ready_names_a_service_that_says_not_serving(data_dir):
@@ -58,10 +57,11 @@ async def test_not_ready_names_a_service_that_says_not_serving(data_dir):
         for server in servers.values():
             await server.stop(0)
     assert response.status_code == 503
-    assert response.json()["services"]["moderation"] == "NOT_SERVING"
+    assert response.json() == {"status": "unavailable", "services": {
+        "campaigns": "SERVING", "moderation": "NOT_SERVING", "payments": "SERVING"}}
 
 
 async def test_ready_needs_no_token(gateway_down):
     response = await gateway_down.get("/api/health/ready")
     assert response.status_code == 503
-    assert set(response.json()["services"]) == set(SERVICES)
+    assert response.json() == {"status": "unavailable", "services": {name: "UNREACHABLE" for name in SERVICES}}

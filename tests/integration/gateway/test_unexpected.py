@@ -8,7 +8,7 @@ from gateway.app import create_app
 from tests.integration.gateway.running import closed_address, gateway_settings, serving
 
 
-async def test_unexpected_error_is_500_without_details(data_dir, caplog, monkeypatch):
+async def test_unexpected_error_is_500_without_details(data_dir, caplog):
     settings = gateway_settings(data_dir, campaigns_addr=closed_address(), moderation_addr=closed_address(),
                                 payments_addr=closed_address())
     app = create_app(settings)
@@ -17,9 +17,8 @@ async def test_unexpected_error_is_500_without_details(data_dir, caplog, monkeyp
     async def boom():
         raise RuntimeError("secret detail 42")
 
-    monkeypatch.setattr("tests.integration.gateway.running.create_app", lambda _: app)
     with caplog.at_level(logging.ERROR, logger="gateway.access"):
-        async with serving(settings) as url, httpx.AsyncClient(base_url=url) as client:
+        async with serving(settings, app) as url, httpx.AsyncClient(base_url=url) as client:
             response = await client.get("/api/boom")
     assert response.status_code == 500
     assert response.json() == {"error": {"code": "internal", "message": "internal error"}}

@@ -35,11 +35,17 @@ async def set_campaign(world, advertiser, campaign, action):
 
 
 async def test_with_payments_down_approve_answers_running_and_completes_when_it_returns(stack, world):
-    _, _, target = await world.ready_to_approve()
+    advertiser, campaign, target = await world.ready_to_approve()
     await stack.stop_service("payments")
     try:
-        reply = await approve(world, target.id, wait_ms=300)
-        assert not reply.settled and reply.decision.status in ("pending", "reserved")
+        # Campaigns is up, so the saga reserves the target at once and then
+        # waits at the hold, which is repeated while payments is down: after
+        # the wait it is `reserved`, not settled, the target locked for it.
+        reply = await approve(world, target.id, wait_ms=1_000)
+        assert (reply.settled, reply.already_approved, reply.decision.status) == (False, False, "reserved")
+        assert (reply.decision.escrow_id, reply.decision.post_job_id) == ("", "")
+        assert (await decision_of(world, target.id)).status == "reserved"
+        assert (await target_of(world, advertiser, campaign, target.id)).status == "approving"
     finally:
         await stack.start_service("payments")
     final = await eventually(lambda: settled(world, target.id), timeout=15)

@@ -5,6 +5,8 @@ import asyncio
 import grpc
 
 from adtech.payments.v1 import payments_pb2 as pb
+from common.db import Database
+from common.grpc_errors import reason_of
 from services.payments import domain
 from services.payments.store import holds
 from tests.integration.payments.conftest import new_id
@@ -49,12 +51,17 @@ async def test_parallel_release_and_refund_of_one_escrow_exactly_one_wins(paymen
         release, refund = await asyncio.gather(
             payments.call("ReleaseEscrow", pb.ReleaseEscrowRequest(target_id=target)),
             payments.call("RefundEscrow", pb.RefundEscrowRequest(target_id=target)), return_exceptions=True)
-        outcomes = [not isinstance(release, BaseException), not isinstance(refund, BaseException)]
-        assert outcomes.count(True) == 1
-        loser = refund if outcomes[0] else release
-        assert loser.code() == grpc.StatusCode.FAILED_PRECONDITION
+        released, refunded = not isinstance(release, BaseException), not isinstance(refund, BaseException)
+        assert released != refunded, (release, refund)  # exactly one wins; either may
+        winner, loser, closed = (release, refund, "released") if released else (refund, release, "refunded")
+        # The loser is refused because the winner closed the escrow, and
+        # every party's money agrees with whichever won.
+        assert (loser.code(), reason_of(loser), loser.details()) == (
+            grpc.StatusCode.FAILED_PRECONDITION, "escrow_closed", f"escrow for target {target} is already {closed}")
+        assert winner.escrow.status == closed
+        assert (await payments.call("GetEscrow", pb.GetEscrowRequest(target_id=target))).escrow.status == closed
         paid, returned = (await payments.wallet(publisher)).balance, (await payments.wallet(advertiser)).balance
-        assert (paid, returned) in {(900, 0), (0, 1000)}
+        assert (paid, returned) == ((900, 0) if released else (0, 1000))
     await payments.assert_reconciled()
 
 
@@ -75,24 +82,28 @@ async def test_holds_and_refunds_across_shared_wallets_do_not_deadlock(payments)
 
 
 async def test_hold_that_finds_its_target_locked_waits_then_answers_the_winners_escrow(payments):
-    """The winner here is the hold statement itself, run on a raw
-    connection whose transaction stays open: the service's hold of the same
-    decision finds the target lock taken, queues behind it, and answers the
-    escrow the winner committed without moving money again."""
+    """The winner here is the hold itself (`holds.attempt`, the store's
+    public statement), run in a unit of work whose transaction stays open:
+    the service's hold of the same decision finds the target lock taken,
+    queues behind it, and answers the escrow the winner committed without
+    moving money again."""
     advertiser, target, decision, publisher = new_id(), new_id(), new_id(), new_id()
     await payments.deposit(advertiser, 1000)
     winner_escrow = new_id()
-    async with payments.engine.connect() as conn:
-        won = (await conn.execute(holds._HOLD, {
-            "target": target, "decision_id": decision, "step": domain.HOLD_STEP, "advertiser": advertiser,
-            "publisher": publisher, "amount": 300, "currency": "USD", "id": winner_escrow, "tx": new_id(),
-            "refusal": domain.INSUFFICIENT_FUNDS, "refusal_code": domain.InsufficientFunds.code})).one()
-        assert won.locked and won.id == winner_escrow
-        late = asyncio.ensure_future(payments.hold(target, advertiser, 300, decision_id=decision,
-                                                   publisher_id=publisher))
-        await asyncio.sleep(0.3)
-        assert not late.done()
-        await conn.commit()
+    terms = domain.HoldTerms(target_id=target, decision_id=decision, advertiser_id=advertiser, publisher_id=publisher,
+                             amount=300, currency="USD")
+    db = Database(payments.engine.url.render_as_string(hide_password=False), pool_size=1)
+    try:
+        async with db.unit_of_work("winning_hold") as uow:
+            won = await holds.attempt(uow, terms, winner_escrow, new_id())
+            assert won.locked and won.escrow.id == winner_escrow and won.recorded.outcome == "held"
+            late = asyncio.ensure_future(payments.hold(target, advertiser, 300, decision_id=decision,
+                                                       publisher_id=publisher))
+            await asyncio.sleep(0.3)
+            assert not late.done()
+            await uow.commit()
+    finally:
+        await db.dispose()
     assert (await asyncio.wait_for(late, 5)).escrow.id == winner_escrow
     wallet = await payments.wallet(advertiser)
     assert (wallet.balance, wallet.held) == (700, 300)

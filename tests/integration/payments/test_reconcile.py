@@ -23,10 +23,12 @@ async def test_reconcile_lists_every_check_and_passes_on_a_clean_ledger(payments
     await payments.deposit(advertiser, 100)
     await payments.hold(target, advertiser, 60)
     report = await payments.reconcile()
-    assert report.ok and {c.name for c in report.checks} >= {
-        "transactions_sum_to_zero", "no_negative_balance", "balance_equals_sum_of_entries",
-        "balance_equals_last_balance_after", "escrow_accounts_equal_held_escrows",
-        "each_escrow_account_holds_its_escrow", "one_escrow_per_target"}
+    assert report.ok
+    assert [(c.name, c.ok, c.violations, c.detail) for c in report.checks] == [(name, True, 0, "") for name in (
+        "transactions_sum_to_zero", "transactions_have_entries", "no_negative_balance",
+        "balance_equals_sum_of_entries", "balance_equals_last_balance_after", "running_balances_chain",
+        "escrow_accounts_equal_held_escrows", "each_escrow_account_holds_its_escrow", "one_escrow_per_target",
+        "accounts_sum_to_zero")]
 
 
 async def test_reconcile_reports_a_balance_no_entry_explains(payments):

@@ -6,6 +6,7 @@ import pytest
 
 from common.errors import Forbidden, PreconditionFailed
 from common.fsm import assert_transition
+from services.campaigns import domain
 from services.campaigns.domain import CAMPAIGN_CANCELLATION, CAMPAIGN_MOVES, CASCADE_CANCELLABLE, TARGET_MOVES
 
 ACTORS = ["advertiser", "publisher", "admin", "system", CAMPAIGN_CANCELLATION]
@@ -78,3 +79,31 @@ def test_tables_are_exactly_the_designed_ones():
 
 def test_campaign_cancellation_sweeps_every_open_target():
     assert CASCADE_CANCELLABLE == {"pending", "submitted", "rejected", "approving", "approved"}
+
+
+# The HTTP actions on a campaign (API.md "Campaigns"): action -> (statuses it
+# applies to, status it leads to, past participle of the seed's message).
+ACTIONS_EXPECTED = {
+    "activate": ({"draft"}, "active", "activated"),
+    "pause": ({"active"}, "paused", "paused"),
+    "resume": ({"paused"}, "active", "resumed"),
+    "cancel": ({"draft", "active", "paused"}, "cancelled", "cancelled"),
+    "complete": ({"active"}, "completed", "completed"),
+}
+
+
+def test_campaign_actions_are_exactly_the_designed_ones():
+    assert {action: (set(sources), wanted, past) for action, (sources, wanted, past) in domain.CAMPAIGN_ACTIONS.items()} \
+        == ACTIONS_EXPECTED
+
+
+def test_the_actions_make_exactly_the_moves_of_the_campaign_table():
+    made = {(source, wanted) for sources, wanted, _ in domain.CAMPAIGN_ACTIONS.values() for source in sources}
+    assert made == set(CAMPAIGN_MOVES)
+
+
+def test_the_status_sets_read_off_the_lifecycle_are_exactly_the_designed_ones():
+    assert domain.REFUNDABLE == {"approving", "approved"}  # may hold money in escrow when cancelled
+    assert domain.CREATIVE_EDITABLE == {"draft", "paused"}
+    assert domain.CLOSED_CAMPAIGN == {"cancelled", "completed"}
+    assert domain.CHANNEL_STATUSES == {"pending", "approved", "rejected"}

@@ -1,15 +1,55 @@
-"""The one table from gRPC outcomes to HTTP answers (API.md "Errors")."""
+"""The one table from gRPC outcomes to HTTP answers (API.md "Errors"),
+whole: every row, and the answer to every gRPC status. Adding or changing a
+row fails here until this test is changed on purpose."""
 import grpc
+import httpx
 import pytest
+from fastapi import FastAPI
 from grpc.aio import AioRpcError, Metadata
 
 from common import errors
 from common.grpc_errors import STATUS_OF_ERROR, rich_status_trailer
 from common.reasons import Reason
-from gateway.errors import HTTP_STATUS_OF, http_error_for, validation_message
-from gateway.errors import _rpc_error  # the handler as FastAPI calls it
+from gateway.errors import GENERIC_MESSAGES, HTTP_STATUS_OF, http_error_for, install_error_handlers, validation_message
 
 S = grpc.StatusCode
+
+# API.md "Errors", plus what a client cannot cause (5xx).
+HTTP_TABLE = {
+    (S.FAILED_PRECONDITION, Reason.INSUFFICIENT_FUNDS): 402,
+    (S.INVALID_ARGUMENT, None): 400,
+    (S.FAILED_PRECONDITION, None): 400,
+    (S.OUT_OF_RANGE, None): 400,
+    (S.RESOURCE_EXHAUSTED, None): 400,
+    (S.UNAUTHENTICATED, None): 401,
+    (S.PERMISSION_DENIED, None): 403,
+    (S.NOT_FOUND, None): 404,
+    (S.ABORTED, None): 409,
+    (S.ALREADY_EXISTS, None): 409,
+    (S.UNIMPLEMENTED, None): 501,
+    (S.UNAVAILABLE, None): 503,
+    (S.DEADLINE_EXCEEDED, None): 503,
+    (S.CANCELLED, None): 503,
+    (S.INTERNAL, None): 500,
+    (S.UNKNOWN, None): 500,
+    (S.DATA_LOSS, None): 500,
+}
+
+
+def test_the_table_is_exactly_the_contracts():
+    assert HTTP_STATUS_OF == HTTP_TABLE
+
+
+@pytest.mark.parametrize("status", list(S), ids=lambda s: s.name)
+def test_every_grpc_status_without_a_reason_has_exactly_its_answer(status):
+    """A status the table does not name (only OK: never an error) is a 500."""
+    mapped = http_error_for(status, None, "details")
+    assert (mapped.status, mapped.code) == (HTTP_TABLE.get((status, None), 500), status.name.lower())
+
+
+def test_server_side_failures_answer_exactly_these_texts():
+    assert GENERIC_MESSAGES == {500: "internal error", 501: "not implemented",
+                                503: "a service behind the gateway is unavailable; try again"}
 
 
 @pytest.mark.parametrize("status, reason, http, code", [
@@ -65,13 +105,46 @@ def test_a_reason_that_is_not_snake_case_is_not_used_as_code():
     assert http_error_for(S.NOT_FOUND, "Not Found!", "x").code == "not_found"
 
 
+def _app_raising(error: Exception) -> FastAPI:
+    """An app with the gateway's error handlers installed (as create_app
+    installs them) and one route that raises `error`."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/refused")
+    async def refused():
+        raise error
+    return app
+
+
+async def _get(app: FastAPI, path: str, method: str = "GET") -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+        return await client.request(method, path)
+
+
 async def test_handler_reads_the_error_info_reason_from_trailers():
     error = errors.PreconditionFailed("wallet too small", code="insufficient_funds")
     rpc_error = AioRpcError(S.FAILED_PRECONDITION, Metadata(),
                             Metadata(*rich_status_trailer(error, S.FAILED_PRECONDITION)), "wallet too small")
-    response = await _rpc_error(None, rpc_error)
+    response = await _get(_app_raising(rpc_error), "/refused")
     assert response.status_code == 402
-    assert response.body == b'{"error":{"code":"insufficient_funds","message":"wallet too small"}}'
+    assert response.content == b'{"error":{"code":"insufficient_funds","message":"wallet too small"}}'
+
+
+async def test_handler_hides_the_details_of_a_server_side_failure():
+    rpc_error = AioRpcError(S.UNAVAILABLE, Metadata(), Metadata(), "connect to 10.0.0.7:50051 failed")
+    response = await _get(_app_raising(rpc_error), "/refused")
+    assert (response.status_code, response.json()) == (503, {"error": {
+        "code": "unavailable", "message": "a service behind the gateway is unavailable; try again"}})
+
+
+@pytest.mark.parametrize("method, path, status, body", [
+    ("GET", "/nowhere", 404, {"code": "not_found", "message": "no such route"}),
+    ("POST", "/refused", 405, {"code": "method_not_allowed", "message": "method not allowed on this route"}),
+])
+async def test_routing_refusals_get_the_error_body(method, path, status, body):
+    response = await _get(_app_raising(RuntimeError("unused")), path, method)
+    assert (response.status_code, response.json()) == (status, {"error": body})
 
 
 def test_validation_message_names_the_field():
