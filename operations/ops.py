@@ -1,6 +1,7 @@
 """`adtech outbox`, `adtech payments reconcile` and `adtech health`: asking
 running services how they are. Outbox and reconcile call the services' gRPC
-APIs as the system actor with the internal credential."""
+APIs as the system actor with the internal credential, where `adtech run`
+starts them (operations.peers)."""
 import asyncio
 import sys
 
@@ -8,18 +9,12 @@ from operations.settings import OUTBOX_CONTEXTS, CliSettings, CommandFailed
 
 
 async def _call(settings: CliSettings, context: str, stub_cls, method: str, request):
-    import grpc
-
     from common.auth import SYSTEM, acting_as
-    from common.clients import open_channel
+    from operations.peers import PeerChannel
 
-    address = getattr(settings, f"{context}_addr")
-    async with open_channel(address, settings.internal_token(), settings.grpc_deadline_ms) as channel:
+    async with PeerChannel(settings, context) as channel:
         with acting_as(SYSTEM):
-            try:
-                return await getattr(stub_cls(channel), method)(request)
-            except grpc.aio.AioRpcError as error:
-                raise CommandFailed(f"{context} at {address}: {error.code().name}: {error.details()}") from None
+            return await getattr(stub_cls(channel), method)(request)
 
 
 def _table(headers: list[str], rows: list[list]) -> str:

@@ -16,9 +16,9 @@ def _port(value: str) -> int:
 def cmd_run(args, settings: CliSettings) -> int:
     from operations.supervisor import BusyPort, run_stack
 
-    overrides = {f"{c}_port": getattr(args, f"{c}_port") for c in (*CONTEXTS, "gateway")}
-    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    given = {name: port for name in (*CONTEXTS, "gateway") if (port := getattr(args, f"{name}_port")) is not None}
+    settings = settings.model_copy(update={f"{name}_port": port for name, port in given.items()})
     try:
-        return run_stack(settings)
+        return run_stack(settings, port_flags=given.keys())
     except BusyPort as error:
-        sys.exit(f"cannot start: {error}")
+        sys.exit("\n".join(f"cannot start: {line}" for line in str(error).splitlines()))

@@ -1,5 +1,6 @@
-"""What every `adtech` subcommand shares: the contexts it knows, its Settings,
-and the failure that ends a command with one line."""
+"""What every `adtech` subcommand shares: the contexts it knows, its Settings
+(including where each service is reached), and the failure that ends a
+command with one line."""
 from pydantic import Field
 
 from common.settings import (CAMPAIGNS_DATABASE, CAMPAIGNS_PORT, MODERATION_DATABASE, MODERATION_PORT,
@@ -9,6 +10,7 @@ from gateway.settings import GATEWAY_PORT
 CONTEXTS = ("payments", "campaigns", "moderation")  # migration and start order
 OUTBOX_CONTEXTS = ("campaigns", "moderation")
 ROLES = ("admin", "advertiser", "publisher")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # listen on every interface
 
 
 class CommandFailed(Exception):
@@ -30,3 +32,20 @@ class CliSettings(CommonSettings):
 
     def jwt_secret(self) -> str:
         return resolve_secret("ADTECH_JWT_SECRET", self.adtech_jwt_secret, self.data_dir())
+
+    def address_given(self, context: str) -> bool:
+        """Whether `context`'s `*_ADDR` is set: it then wins over its `*_PORT`."""
+        return f"{context}_addr" in self.model_fields_set
+
+    def service_address(self, context: str) -> str:
+        """Where `context` is reached, by `adtech run`'s processes and every
+        `adtech` command alike: its `*_ADDR` when set, else GRPC_HOST (loopback
+        for a wildcard) on its `*_PORT`, where `adtech run` starts it."""
+        if self.address_given(context):
+            return getattr(self, f"{context}_addr")
+        return f"{reachable_host(self.grpc_host)}:{getattr(self, f'{context}_port')}"
+
+
+def reachable_host(host: str) -> str:
+    """The host to connect to for a listener on `host`: a wildcard is reached on loopback."""
+    return "127.0.0.1" if host in WILDCARD_HOSTS else host

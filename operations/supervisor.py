@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from operations.settings import CONTEXTS, reachable_host
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -31,19 +33,27 @@ class Child:
 
 
 class BusyPort(Exception):
-    """A port the stack needs is already taken; the message names it."""
+    """Ports the stack needs are already taken; one line per port names it
+    and the setting that moves it."""
 
 
 def check_ports_free(ports: Iterable[tuple[str, str, int]]) -> None:
-    """Raises BusyPort naming the first (process, host, port) already listened on."""
-    for name, host, port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            # SO_REUSEADDR: a port in TIME_WAIT after a restart is not busy; only a listener is.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                raise BusyPort(f"port {port} ({name}, {host}) is already in use") from None
+    """Raises BusyPort naming every (setting, host, port) already listened on."""
+    busy = [f"port {port} ({setting}) is in use; set {setting} to a free port"
+            for setting, host, port in ports if listened_on(host, port)]
+    if busy:
+        raise BusyPort("\n".join(busy))
+
+
+def listened_on(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: a port in TIME_WAIT after a restart is not busy; only a listener is.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 class Supervisor:
@@ -147,16 +157,17 @@ STACK = [Child("payments", "services.payments.main", stage=2),
 READY_WITHIN_S = 30.0
 
 
-def run_stack(settings) -> int:
+def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
     """`adtech run`: database, secrets, migrations, then every process until
-    SIGINT/SIGTERM; then every child and the embedded database stop."""
+    SIGINT/SIGTERM; then every child and the embedded database stop.
+    `port_flags`: the processes whose port was given as `--<name>-port`."""
     from operations.database import database_server, migrate
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     say = lambda text: print(f"[supervisor] {text}", flush=True)  # noqa: E731
-    check_ports_free(stack_ports(settings))  # before anything starts: a busy port names itself
+    check_ports_free(stack_ports(settings, port_flags))  # before anything starts: every busy port is named
     jwt_secret, internal_token = settings.jwt_secret(), settings.internal_token()
     server = database_server(settings)
     embedded = not settings.database_url
@@ -187,32 +198,32 @@ def run_stack(settings) -> int:
         say("stopped")
 
 
-def stack_ports(settings) -> list[tuple[str, str, int]]:
-    host = settings.grpc_host
-    return [("payments", host, settings.payments_port), ("campaigns", host, settings.campaigns_port),
-            ("moderation", host, settings.moderation_port), ("gateway", settings.gateway_host, settings.gateway_port)]
+def stack_ports(settings, port_flags: Iterable[str] = ()) -> list[tuple[str, str, int]]:
+    """(setting that moves it, host, port) of every listener of the stack:
+    `--<name>-port` for a port given on the command line, else `<NAME>_PORT`."""
+    ports = [(name, settings.grpc_host, getattr(settings, f"{name}_port")) for name in CONTEXTS]
+    ports.append(("gateway", settings.gateway_host, settings.gateway_port))
+    return [(f"--{name}-port" if name in port_flags else f"{name.upper()}_PORT", host, port) for name, host, port in ports]
 
 
 def child_env(settings, server: str, jwt_secret: str, internal_token: str) -> dict[str, str]:
-    """The environment of every child: ours plus what the supervisor decided."""
-    reach = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "") else settings.grpc_host
+    """The environment of every child: ours plus what the supervisor decided.
+    Peers are reached where every `adtech` command reaches them."""
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": server, "ADTECH_DATA_DIR": str(settings.data_dir()),
         "ADTECH_JWT_SECRET": jwt_secret, "ADTECH_INTERNAL_TOKEN": internal_token,
         "GATEWAY_HOST": settings.gateway_host, "GATEWAY_PORT": str(settings.gateway_port),
     })
-    for context in ("campaigns", "moderation", "payments"):
-        port = getattr(settings, f"{context}_port")
-        env[f"{context.upper()}_PORT"] = str(port)
-        env[f"{context.upper()}_ADDR"] = f"{reach}:{port}"
+    for context in CONTEXTS:
+        env[f"{context.upper()}_PORT"] = str(getattr(settings, f"{context}_port"))
+        env[f"{context.upper()}_ADDR"] = settings.service_address(context)
         env[f"{context.upper()}_DATABASE"] = getattr(settings, f"{context}_database")
     return env
 
 
 def api_url(settings) -> str:
-    host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::", "") else settings.gateway_host
-    return f"http://{host}:{settings.gateway_port}/api"
+    return f"http://{reachable_host(settings.gateway_host)}:{settings.gateway_port}/api"
 
 
 def wait_ready(settings, stop: threading.Event, supervisor: Supervisor) -> bool:

@@ -1,11 +1,14 @@
 """`adtech run` as a real process: the stack comes up ready, a stopped
 service shows as 503 naming it, and stopping the supervisor leaves no
-process behind (children, embedded database)."""
+process behind (children, embedded database); on the README's `*_PORT`
+variables the other commands reach it; busy ports are all named and nothing
+starts."""
 import importlib.util
 import os
 import pathlib
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,21 +32,39 @@ pytestmark = [
 ]
 
 
-class Stack:
-    """`adtech run` on free ports in a data dir of its own, its output kept."""
+def operator_env(data_dir: pathlib.Path) -> dict[str, str]:
+    """The environment of an installation in `data_dir`: its secrets
+    generated there, no service address set."""
+    env = {**os.environ, "ADTECH_DATA_DIR": str(data_dir), "ADTECH_STOP_GRACE_SECONDS": str(GRACE_S),
+           "LOG_LEVEL": "WARNING"}
+    for name in ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "CAMPAIGNS_ADDR", "MODERATION_ADDR", "PAYMENTS_ADDR"):
+        env.pop(name, None)
+    return env
 
-    def __init__(self, data_dir: pathlib.Path):
+
+def adtech(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "operations", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+class Stack:
+    """`adtech run` on free ports in a data dir of its own, its output kept;
+    the ports given as `--<name>-port`, or as the README's `*_PORT` variables."""
+
+    def __init__(self, data_dir: pathlib.Path, *, port_variables: bool = False):
         self.ports = {name: free_port() for name in ("campaigns", "moderation", "payments", "gateway")}
         self.data_dir = data_dir
-        env = {**os.environ, "ADTECH_DATA_DIR": str(data_dir), "ADTECH_STOP_GRACE_SECONDS": str(GRACE_S),
-               "LOG_LEVEL": "WARNING"}
-        for name in ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN"):
-            env.pop(name, None)
+        env = operator_env(data_dir)
         if env.get("DATABASE_URL"):  # a shared server: databases of our own on it
             suffix = uuid.uuid4().hex[:8]
             env.update({f"{c.upper()}_DATABASE": f"adtech_{c}_run{suffix}" for c in ("campaigns", "moderation", "payments")})
         self.embedded = not env.get("DATABASE_URL")
-        args = [arg for name, port in self.ports.items() for arg in (f"--{name}-port", str(port))]
+        if port_variables:
+            env.update({f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()})
+            args = []
+        else:
+            args = [arg for name, port in self.ports.items() for arg in (f"--{name}-port", str(port))]
+        self.env = env
         self.proc = subprocess.Popen([sys.executable, "-m", "operations", "run", *args], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines: list[str] = []
@@ -61,8 +82,11 @@ class Stack:
         return {m.group(1): int(m.group(2)) for m in found if m}
 
     def database_pid(self) -> int | None:
+        """The server's pid from its lock file, which initdb's bootstrap
+        backend holds with its pid negated (a cleanup during initdb must not
+        hide why the test failed)."""
         path = self.data_dir / "pg" / "postmaster.pid"
-        return int(path.read_text().split()[0]) if path.exists() else None
+        return abs(int(path.read_text().split()[0])) if path.exists() else None
 
     def wait_ready_status(self, status: int, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
@@ -130,3 +154,49 @@ def test_run_serves_ready_reports_a_stopped_service_and_stops_without_orphans(tm
         assert "[supervisor] stopped" in stack.output()
     finally:
         stack.kill_leftovers()
+
+
+def test_commands_with_the_readme_port_variables_reach_the_stack_adtech_run_started(tmp_path_factory):
+    stack = Stack(tmp_path_factory.mktemp("ports"), port_variables=True)
+    try:
+        body = stack.wait_ready_status(200, timeout=30)
+        assert body["services"] == {"campaigns": "SERVING", "moderation": "SERVING", "payments": "SERVING"}
+        stack.wait_for_output(f"[supervisor] ready: API http://127.0.0.1:{stack.ports['gateway']}/api")
+
+        stats = adtech(stack.env, "outbox", "stats")
+        assert stats.returncode == 0, stats.stderr
+        assert [line.split(":")[0] for line in stats.stdout.splitlines()] == ["campaigns", "moderation"]
+        verified = adtech(stack.env, "verify")
+        assert (verified.returncode, verified.stderr.strip()) == (0, "all checks passed"), verified.stdout + verified.stderr
+    finally:
+        stack.kill_leftovers()
+
+
+def processes_of(data_dir: pathlib.Path) -> list[str]:
+    """Running processes that belong to the installation in `data_dir`
+    (started with it in their command line or environment)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
+        mentions = [*(proc.info["cmdline"] or []), *(proc.info["environ"] or {}).values()]
+        if proc.pid != os.getpid() and any(str(data_dir) in part for part in mentions) and alive(proc.pid):
+            found.append(f"{proc.pid}: {' '.join(proc.info['cmdline'] or [])}")
+    return found
+
+
+def test_run_names_every_busy_port_with_its_variable_and_starts_nothing(tmp_path):
+    ports = {name: free_port() for name in ("campaigns", "moderation", "payments")}
+    with socket.socket() as gateway, socket.socket() as moderation:
+        for listener in (gateway, moderation):
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+        ports.update(gateway=gateway.getsockname()[1], moderation=moderation.getsockname()[1])
+        env = {**operator_env(tmp_path), **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()}}
+
+        done = adtech(env, "run")
+
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            f"cannot start: port {ports['moderation']} (MODERATION_PORT) is in use; set MODERATION_PORT to a free port",
+            f"cannot start: port {ports['gateway']} (GATEWAY_PORT) is in use; set GATEWAY_PORT to a free port"]
+    assert not (tmp_path / "pg").exists()
+    assert processes_of(tmp_path) == []

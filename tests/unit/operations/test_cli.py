@@ -1,5 +1,6 @@
 """The `adtech` command: tokens the gateway accepts, settings refused with
-one line, the test-compose plan, and busy ports named before anything starts."""
+one line, the test-compose plan, busy ports named before anything starts,
+and where `adtech run` and every command reach the services."""
 import os
 import pathlib
 import socket
@@ -15,7 +16,8 @@ from adtech.payments.v1 import payments_pb2 as pb
 import operations as cli
 from operations.compose import COMPOSE_SECRETS, compose_plan
 from operations.ops import reconcile_report
-from operations.supervisor import BusyPort, check_ports_free
+from operations.settings import CONTEXTS, CliSettings
+from operations.supervisor import BusyPort, check_ports_free, child_env, stack_ports
 from tests.harness import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -33,6 +35,14 @@ def cli_env(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ADTECH_DATA_DIR", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def no_addresses(cli_env, monkeypatch):
+    """No host, port or address of a service comes from the environment running the tests."""
+    for name in ("GRPC_HOST", "GATEWAY_HOST", "GATEWAY_PORT",
+                 *(f"{context.upper()}_{suffix}" for context in CONTEXTS for suffix in ("PORT", "ADDR"))):
+        monkeypatch.delenv(name, raising=False)
 
 
 def run_main(*args: str) -> int:
@@ -89,7 +99,8 @@ def test_busy_port_is_named_before_anything_starts(tmp_path):
         others = [arg for name in ("campaigns", "moderation", "payments") for arg in (f"--{name}-port", str(free_port()))]
         done = adtech("run", "--gateway-port", str(port), *others, env={"ADTECH_DATA_DIR": str(tmp_path)})
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [f"cannot start: port {port} (gateway, 127.0.0.1) is already in use"]
+    assert done.stderr.strip().splitlines() == [
+        f"cannot start: port {port} (--gateway-port) is in use; set --gateway-port to a free port"]
     assert not (tmp_path / "pg").exists()  # refused before the database started
 
 
@@ -97,13 +108,48 @@ def test_run_refuses_port_zero_because_peers_must_know_the_port(cli_env):
     assert run_main("run", "--payments-port", "0") == 2
 
 
-def test_check_ports_free_names_the_process_and_port():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        with pytest.raises(BusyPort, match=f"port {port} \\(moderation"):
-            check_ports_free([("moderation", "127.0.0.1", port)])
+def test_check_ports_free_names_every_busy_port_and_the_setting_that_moves_it():
+    with socket.socket() as first, socket.socket() as second:
+        for listener in (first, second):
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+        busy = [("MODERATION_PORT", "127.0.0.1", first.getsockname()[1]),
+                ("GATEWAY_PORT", "127.0.0.1", second.getsockname()[1])]
+        with pytest.raises(BusyPort) as refused:
+            check_ports_free([("CAMPAIGNS_PORT", "127.0.0.1", free_port()), *busy])
+    assert str(refused.value).splitlines() == [
+        f"port {port} ({setting}) is in use; set {setting} to a free port" for setting, _, port in busy]
+
+
+def test_stack_ports_name_the_flag_for_a_port_given_on_the_command_line(no_addresses):
+    settings = CliSettings(gateway_port=24002, campaigns_port=25051)
+    assert stack_ports(settings, port_flags={"gateway"}) == [
+        ("PAYMENTS_PORT", "127.0.0.1", 50053), ("CAMPAIGNS_PORT", "127.0.0.1", 25051),
+        ("MODERATION_PORT", "127.0.0.1", 50052), ("--gateway-port", "127.0.0.1", 24002)]
+
+
+@pytest.mark.parametrize("variables, expected", [
+    ({}, {"campaigns": "127.0.0.1:50051", "moderation": "127.0.0.1:50052", "payments": "127.0.0.1:50053"}),
+    ({"CAMPAIGNS_PORT": "25051", "MODERATION_PORT": "25052", "PAYMENTS_PORT": "25053"},
+     {"campaigns": "127.0.0.1:25051", "moderation": "127.0.0.1:25052", "payments": "127.0.0.1:25053"}),
+    ({"GRPC_HOST": "0.0.0.0", "MODERATION_PORT": "25052"}, {"moderation": "127.0.0.1:25052"}),
+    ({"GRPC_HOST": "10.1.2.3", "MODERATION_PORT": "25052"}, {"moderation": "10.1.2.3:25052"}),
+    ({"PAYMENTS_PORT": "25053", "PAYMENTS_ADDR": "payments.internal:7000"}, {"payments": "payments.internal:7000"}),
+])
+def test_services_are_reached_on_their_port_variables_unless_an_address_is_set(no_addresses, monkeypatch, variables, expected):
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    settings = CliSettings()
+    assert {context: settings.service_address(context) for context in expected} == expected
+
+
+def test_adtech_run_gives_its_processes_the_addresses_every_command_uses(no_addresses, monkeypatch):
+    monkeypatch.setenv("MODERATION_ADDR", "moderation.internal:7000")
+    settings = CliSettings(campaigns_port=25051, payments_port=25053, grpc_host="0.0.0.0")
+    env = child_env(settings, "postgresql://db", SECRET, SECRET)
+    assert {context: env[f"{context.upper()}_ADDR"] for context in CONTEXTS} == {
+        context: settings.service_address(context) for context in CONTEXTS}
+    assert (env["CAMPAIGNS_ADDR"], env["MODERATION_ADDR"]) == ("127.0.0.1:25051", "moderation.internal:7000")
 
 
 def test_compose_plan_brings_the_stack_up_runs_e2e_against_it_and_tears_down():
