@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ROLE ?= admin
 
-.PHONY: help install gen run test lint migrate token bench bench-payments bench-approve verify test-compose clean
+.PHONY: help install gen run test test-conformance lint migrate token bench bench-payments bench-approve verify test-compose clean
 
 help:
 	@echo "make run | test | lint | migrate | token ROLE=admin|advertiser|publisher | verify"
-	@echo "make bench | bench-payments | bench-approve | test-compose | clean"
+	@echo "make bench | bench-payments | bench-approve | test-conformance | test-compose | clean"
 
 # The venv is rebuilt when the pins change; pinned dependencies first, then
 # the project itself without resolving anything again. The code is generated
@@ -37,6 +37,11 @@ run: gen
 test: gen
 	@$(BIN)/python -m pytest -q; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$code
+
+# The OpenAPI conformance test at full strength: 150 examples per operation
+# and role (`make test` runs 20), against a stack of its own.
+test-conformance: gen
+	CONFORMANCE_EXAMPLES=150 $(BIN)/python -m pytest -q -m conformance tests/e2e
 
 lint: gen
 	cd protos && ../$(BIN)/buf lint

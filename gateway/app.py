@@ -1,13 +1,16 @@
 """The HTTP gateway of API.md: translate, call the service, map. One
 long-lived gRPC channel per service for the life of the app."""
 import contextlib
+import functools
 
 from fastapi import FastAPI
 
 from common.clients import open_channel
 from gateway.deps import Services
+from gateway.docs import install_docs
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContext
+from gateway.openapi import openapi_document, operation_id
 from gateway.routes import campaigns, channels, health, moderation, payments, targets
 from gateway.settings import Settings
 
@@ -31,14 +34,20 @@ def create_app(settings: Settings) -> FastAPI:
             for channel in channels_by_service.values():
                 await channel.close()
 
-    app = FastAPI(title="AdTech gateway", version="1", lifespan=lifespan, docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redoc_url=None,
+    app = FastAPI(title="AdTech gateway", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  swagger_ui_oauth2_redirect_url=None, openapi_url="/api/openapi.json",
+                  generate_unique_id_function=operation_id,
                   description="HTTP/JSON API of the ad marketplace: channels, campaigns, targets, "
-                              "moderation and payments. Bearer JWT (HS256) on every route but health.")
+                              "moderation and payments. Bearer JWT (HS256) on every route but health. "
+                              "Every error answers `{\"error\": {\"code\", \"message\"}}`; each "
+                              "operation lists the statuses and codes it can answer.")
     app.state.settings = settings
     app.state.jwt_secret = jwt_secret
     for module in (health, channels, campaigns, targets, moderation, payments):
         app.include_router(module.router)
+    install_docs(app, "/api/docs")
     install_error_handlers(app)
+    app.openapi = functools.partial(openapi_document, app)
+    app.openapi()
     app.add_middleware(RequestContext)
     return app

@@ -23,7 +23,10 @@ from common.reasons import Reason
 from gateway.errors import ApiError
 
 ALGORITHM = "HS256"
-_bearer = HTTPBearer(auto_error=False, description="A JWT (HS256) with claims sub, role and exp")
+# The security scheme of every route that takes a token.
+bearer = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="JWT",
+                    description="A JWT (HS256) with claims sub (the user's UUID), role (advertiser, publisher, "
+                                "admin) and exp")
 
 
 def unauthorized(message: str) -> ApiError:
@@ -61,7 +64,7 @@ def _verified(token: str, secret: str) -> tuple[Actor, float]:
 
 
 async def current_user(request: Request,
-                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Actor:
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
     if credentials is None:
         raise unauthorized("a bearer token is required")
     actor = actor_from_token(credentials.credentials, request.app.state.jwt_secret)

@@ -9,10 +9,13 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from common.grpc_errors import reason_of
 from common.reasons import Reason
+from gateway.inputs import PATTERN_MEANINGS
 
 log = logging.getLogger(__name__)
 S = grpc.StatusCode
@@ -45,7 +48,10 @@ GENERIC_MESSAGES = {
     503: "a service behind the gateway is unavailable; try again",
 }
 
-_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+SNAKE_CASE = r"^[a-z][a-z0-9_]*$"
+_SNAKE = re.compile(SNAKE_CASE)
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+JSON_OBJECT_EXPECTED = "request body must be a JSON object, sent with Content-Type: application/json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +76,19 @@ def http_error_for(status: grpc.StatusCode, reason: str | None, details: str | N
     code = reason if reason and _SNAKE.match(reason) else status.name.lower()
     message = GENERIC_MESSAGES.get(http) or details or code.replace("_", " ")
     return HttpError(http, code, message)
+
+
+class ErrorDetail(BaseModel):
+    """The shape error_body() builds, as the OpenAPI document states it."""
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=SNAKE_CASE, description="Machine reason, snake_case: branch on it")
+    message: str = Field(min_length=1, description="For people: it may change")
+
+
+class ErrorBody(BaseModel):
+    """Every error the gateway answers has this body (API.md "Errors")."""
+    model_config = ConfigDict(extra="forbid")
+    error: ErrorDetail
 
 
 def error_body(code: str, message: str) -> dict:
@@ -101,23 +120,38 @@ async def _http_exception(request: Request, error: StarletteHTTPException) -> JS
     codes = {400: (Reason.INVALID_INPUT, str(error.detail)), 404: (Reason.NOT_FOUND, "no such route"),
              405: (Reason.METHOD_NOT_ALLOWED, "method not allowed on this route")}
     code, message = codes.get(error.status_code, (Reason.HTTP_ERROR, str(error.detail)))
-    return error_response(error.status_code, code, message, getattr(error, "headers", None))
+    headers = getattr(error, "headers", None)
+    if error.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return error_response(error.status_code, code, message, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router names only
+    the first route it met there)."""
+    return [method for method in HTTP_METHODS if any(
+        route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes)]
 
 
 def validation_message(errors) -> str:
     """A readable line from pydantic's errors: `where name: what`."""
     parts = []
     for item in list(errors)[:3]:
-        if item.get("type") == "json_invalid":
+        kind, loc = item.get("type"), [str(p) for p in item.get("loc", ())]
+        if kind == "json_invalid":
             parts.append("request body is not valid JSON")
             continue
-        loc = [str(p) for p in item.get("loc", ())]
+        if loc == ["body"]:  # not an object: not JSON, or another JSON value, or none at all
+            parts.append(JSON_OBJECT_EXPECTED)
+            continue
         where, name = (loc[0], ".".join(loc[1:])) if loc else ("", "")
         if where == "body":
-            label = name or "request body"
+            label = name
         else:
             label = f"{where} parameter {name}".strip()
         msg = str(item.get("msg", "is not valid")).removeprefix("Value error, ")
+        if kind == "string_pattern_mismatch":
+            msg = PATTERN_MEANINGS.get(item.get("ctx", {}).get("pattern"), msg)
         parts.append(f"{label}: {msg}")
     return "; ".join(parts) or "request is not valid"
 

@@ -1,13 +1,17 @@
-"""Input types shared by the routes. They refuse at the edge what could
-otherwise surface as a 500 deeper down: floats, bools and huge numbers as
-money, naive or out-of-range timestamps, NUL bytes and lone surrogates in
-text (PostgreSQL and protobuf refuse them)."""
+"""Input types shared by the routes, with the services' real limits, so the
+OpenAPI document states what is accepted and the edge refuses the rest with
+400. They refuse at the edge what could otherwise surface as a 500 deeper
+down: fractions, bools, strings and huge numbers as money, naive or
+out-of-range timestamps, NUL bytes and lone surrogates in text (PostgreSQL
+and protobuf refuse them)."""
 import datetime as dt
 import re
+import uuid
 from typing import Annotated
 
+from fastapi import Path
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from common import timestamps
@@ -16,7 +20,36 @@ from common import timestamps
 # bounds a channel's price the same way.
 MONEY_DIGITS = 12
 
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+# The services' limits (services/*/domain.py; a unit test compares them).
+NAME_MAX = 200  # a campaign's name
+TITLE_MAX = 200  # a channel's title
+CREATIVE_TEXT_MAX = 4096
+MEDIA_URL_MAX = 2048
+REASON_MAX = 1000  # a rejection's reason, of a channel or of a target
+REFERENCE_MAX = 500  # a deposit's reference
+IDEMPOTENCY_KEY_MAX = 200
+CREATIVES_MAX = 50  # creatives given with a new campaign
+HANDLE_MAX = 65  # @ and 64 more
+
+# Each pattern a text must match, with what it means to a person: the
+# message of the 400 that refuses a text not matching it.
+NO_NUL = r"^[^\u0000]*$"
+NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+HANDLE = r"^@[A-Za-z0-9_]{3,64}$"
+CURRENCY = r"^([A-Z]{3})?$"
+HTTP_URL = r"^(https?://[^\u0000]*)?$"
+VISIBLE_ASCII = r"^[\x21-\x7e]+$"
+RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+_RFC3339 = re.compile(RFC3339)
+PATTERN_MEANINGS = {
+    NO_NUL: "must not contain NUL characters",
+    NOT_BLANK: "must not be blank nor contain NUL characters",
+    HANDLE: "must look like @name (3-64 letters, digits or _)",
+    CURRENCY: "must be 3 upper-case letters (ISO 4217)",
+    HTTP_URL: "must be an http(s) URL",
+    VISIBLE_ASCII: "must be visible ASCII characters without spaces",
+}
+INSTANT_MEANING = "must be an RFC 3339 timestamp with a time zone, e.g. 2030-01-01T12:00:00Z"
 
 
 class InputModel(BaseModel):
@@ -24,9 +57,7 @@ class InputModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
-def _clean_text(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+def _valid_unicode(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -34,9 +65,15 @@ def _clean_text(value: str) -> str:
     return value
 
 
+def _integral(value: object) -> object:
+    """A float without a fraction (1000.0) is the integer it equals, as JSON
+    Schema's `integer` says; any other float stays a float, and is refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _instant(value: object) -> Timestamp:
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value.upper()):
-        raise ValueError("must be an RFC 3339 timestamp with a time zone, e.g. 2030-01-01T12:00:00Z")
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(INSTANT_MEANING)
     try:
         parsed = dt.datetime.fromisoformat(value.upper())
     except ValueError:
@@ -52,9 +89,36 @@ def _instant(value: object) -> Timestamp:
     return stamp
 
 
-Text = Annotated[str, Field(max_length=100_000), AfterValidator(_clean_text)]
-Money = Annotated[int, Field(strict=True, gt=0, lt=10**MONEY_DIGITS,
-                             description=f"Minor units, 0 < amount < 10^{MONEY_DIGITS}")]
+def _text(max_length: int, pattern: str, description: str):
+    return Annotated[str, Field(max_length=max_length, pattern=pattern, description=description),
+                     AfterValidator(_valid_unicode)]
+
+
+Name = _text(NAME_MAX, NOT_BLANK, "Not blank")
+Title = _text(TITLE_MAX, NOT_BLANK, "Not blank")
+Handle = _text(HANDLE_MAX, HANDLE, "@ then 3-64 letters, digits or _")
+Currency = _text(3, CURRENCY, "ISO 4217 code; USD when empty or absent")
+CreativeText = _text(CREATIVE_TEXT_MAX, NOT_BLANK, "Not blank")
+MediaUrl = _text(MEDIA_URL_MAX, HTTP_URL, "An http(s) URL; none when empty")
+RejectionReason = _text(REASON_MAX, NOT_BLANK, "Why, for the owner; not blank")
+Reference = _text(REFERENCE_MAX, NO_NUL, "Free text kept on the ledger entry")
+Money = Annotated[int, Field(strict=True, ge=1, le=10**MONEY_DIGITS - 1,
+                             description=f"Minor units, at most {MONEY_DIGITS} digits"), BeforeValidator(_integral)]
 Instant = Annotated[Timestamp, PlainValidator(_instant),
-                    WithJsonSchema({"type": "string", "format": "date-time",
-                                    "description": "RFC 3339 with a time zone"})]
+                    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339,
+                                    "description": "RFC 3339 with a time zone, between years 0001 and 9999 in UTC"})]
+
+
+class Rejection(InputModel):
+    reason: RejectionReason
+
+
+def _path_id(alias: str, description: str):
+    return Annotated[uuid.UUID, Path(alias=alias, description=description)]
+
+
+# Path parameters: UUIDs named in camelCase, as API.md writes them.
+ChannelId = _path_id("channelId", "The channel's id")
+CampaignId = _path_id("campaignId", "The campaign's id")
+TargetId = _path_id("targetId", "The target's id")
+UserId = _path_id("userId", "The user's id (the token's sub)")

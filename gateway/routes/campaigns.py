@@ -1,27 +1,28 @@
 """Campaigns and their creatives; status changes go through the campaigns
 lifecycle table (the service decides what is allowed)."""
-import uuid
+from typing import Annotated
 
 from fastapi import APIRouter
+from pydantic import Field
 
 from adtech.campaigns.v1 import campaigns_pb2 as pb
 from gateway import views
 from gateway.deps import Advertiser, AdvertiserOrAdmin, CampaignsApi, Page
-from gateway.inputs import InputModel, Instant, Text
+from gateway.inputs import CREATIVES_MAX, CampaignId, CreativeText, InputModel, Instant, MediaUrl, Name
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 
 
 class NewCreative(InputModel):
-    text: Text
-    media_url: Text | None = None
+    text: CreativeText
+    media_url: MediaUrl | None = None
 
 
 class NewCampaign(InputModel):
-    name: Text
+    name: Name
     start_at: Instant | None = None
     end_at: Instant | None = None
-    creatives: list[NewCreative] = []
+    creatives: Annotated[list[NewCreative], Field(max_length=CREATIVES_MAX)] = []
 
 
 @router.post("", status_code=201, response_model=views.Campaign)
@@ -40,15 +41,15 @@ async def list_campaigns(user: AdvertiserOrAdmin, campaigns: CampaignsApi, page:
     return views.CampaignPage(items=[views.campaign(c) for c in reply.campaigns], next_cursor=views.next_cursor(reply))
 
 
-@router.get("/{campaign_id}", response_model=views.Campaign)
-async def get_campaign(campaign_id: uuid.UUID, user: AdvertiserOrAdmin, campaigns: CampaignsApi) -> views.Campaign:
+@router.get("/{campaignId}", response_model=views.Campaign)
+async def get_campaign(campaign_id: CampaignId, user: AdvertiserOrAdmin, campaigns: CampaignsApi) -> views.Campaign:
     """One campaign with its creatives (owner or admin)."""
     reply = await campaigns.GetCampaign(pb.GetCampaignRequest(campaign_id=str(campaign_id)))
     return views.campaign(reply.campaign)
 
 
-@router.post("/{campaign_id}/creatives", status_code=201, response_model=views.Creative)
-async def add_creative(campaign_id: uuid.UUID, body: NewCreative, user: Advertiser,
+@router.post("/{campaignId}/creatives", status_code=201, response_model=views.Creative)
+async def add_creative(campaign_id: CampaignId, body: NewCreative, user: Advertiser,
                        campaigns: CampaignsApi) -> views.Creative:
     """Adds a creative to a campaign in draft or paused."""
     reply = await campaigns.AddCreative(pb.AddCreativeRequest(
@@ -66,13 +67,13 @@ STATUS_ACTIONS = {
 
 
 def _status_route(action: str, doc: str) -> None:
-    async def change_status(campaign_id: uuid.UUID, user: AdvertiserOrAdmin, campaigns: CampaignsApi) -> views.Campaign:
+    async def change_status(campaign_id: CampaignId, user: AdvertiserOrAdmin, campaigns: CampaignsApi) -> views.Campaign:
         reply = await campaigns.ChangeCampaignStatus(pb.ChangeCampaignStatusRequest(
             campaign_id=str(campaign_id), action=action))
         return views.campaign(reply.campaign)
 
     change_status.__doc__ = doc
-    router.add_api_route(f"/{{campaign_id}}/{action}", change_status, methods=["POST"],
+    router.add_api_route(f"/{{campaignId}}/{action}", change_status, methods=["POST"],
                          response_model=views.Campaign, name=f"{action}_campaign", summary=f"{action.capitalize()} a campaign")
 
 

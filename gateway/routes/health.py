@@ -5,13 +5,13 @@ from typing import Annotated
 import grpc
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from grpc_health.v1 import health_pb2
 from pydantic import BaseModel
 
 from adtech.ops.v1 import ops_pb2
 from common.reasons import Reason
-from gateway.deps import AllServices, current_user
+from gateway.deps import AllServices, bearer, current_user
 from gateway.errors import ApiError
 
 router = APIRouter(prefix="/api/health", tags=["health"])
@@ -36,9 +36,12 @@ async def live() -> Live:
     return Live(status="ok")
 
 
-@router.get("/ready", response_model=Ready, responses={503: {"model": Ready, "description": "A service is not serving"}})
+# security [{}] joins the bearer requirement FastAPI documents: the token is
+# optional here (needed with ?details=true only).
+@router.get("/ready", response_model=Ready, responses={503: {"model": Ready, "description": "A service is not serving"}},
+            openapi_extra={"security": [{}]})
 async def ready(services: AllServices, request: Request, details: bool = False,
-                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))] = None,
+                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
                 ) -> JSONResponse:
     """Asks each service's gRPC health. 503 names the one not SERVING
     (NOT_SERVING, UNREACHABLE or UNKNOWN). With `?details=true` the body

@@ -1,8 +1,8 @@
 """Moderation (admins): the queue, approve through the saga, reject, and
 the decision about a target."""
 import re
-import uuid
 
+import grpc
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -10,17 +10,13 @@ from adtech.moderation.v1 import moderation_pb2 as pb
 from common.reasons import Reason
 from gateway import views
 from gateway.deps import Admin, ModerationApi, Page
-from gateway.errors import ApiError
-from gateway.inputs import InputModel, Text
+from gateway.errors import SNAKE_CASE, ApiError, http_error_for
+from gateway.inputs import Rejection, TargetId
 
 router = APIRouter(prefix="/api/moderation", tags=["moderation"])
 
-_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+_CODE = re.compile(SNAKE_CASE)
 FAILURE_MESSAGES = {Reason.INSUFFICIENT_FUNDS: "the advertiser's wallet cannot cover the price"}
-
-
-class Rejection(InputModel):
-    reason: Text
 
 
 @router.get("/queue", response_model=views.QueuePage)
@@ -30,10 +26,9 @@ async def queue(user: Admin, moderation: ModerationApi, page: Page) -> views.Que
     return views.QueuePage(items=[views.queue_item(i) for i in reply.items], next_cursor=views.next_cursor(reply))
 
 
-@router.post("/targets/{target_id}/approve", response_model=views.Approved, responses={
-    202: {"model": views.Approving, "description": "The saga has not ended within the wait"},
-    402: {"description": "The advertiser's wallet cannot cover the price (code insufficient_funds)"}})
-async def approve(target_id: uuid.UUID, user: Admin, moderation: ModerationApi, request: Request) -> JSONResponse:
+@router.post("/targets/{targetId}/approve", response_model=views.Approved, responses={
+    202: {"model": views.Approving, "description": "The saga has not ended within the wait"}})
+async def approve(target_id: TargetId, user: Admin, moderation: ModerationApi, request: Request) -> JSONResponse:
     """Approves a submitted target: holds its price in escrow and creates its
     post job, as one outcome. Waits a bounded time for the saga: 200 with the
     result, 202 while it still runs. Repeating it returns the same post job and escrow."""
@@ -52,15 +47,17 @@ async def approve(target_id: uuid.UUID, user: Admin, moderation: ModerationApi, 
 
 
 def _refusal(reason: str, message: str) -> ApiError:
-    """A saga that ended without approving: 402 for money, else 400."""
+    """A saga that ended without approving, answered as the refusal of its
+    step (FAILED_PRECONDITION with that reason) is mapped: 402 for money, else 400."""
     if reason and _CODE.match(reason):
-        status = 402 if reason == Reason.INSUFFICIENT_FUNDS else 400
-        return ApiError(status, reason, message or FAILURE_MESSAGES.get(reason, f"approve failed: {reason.replace('_', ' ')}"))
+        mapped = http_error_for(grpc.StatusCode.FAILED_PRECONDITION, reason, message or FAILURE_MESSAGES.get(
+            reason, f"approve failed: {reason.replace('_', ' ')}"))
+        return ApiError(mapped.status, mapped.code, mapped.message)
     return ApiError(400, Reason.APPROVE_FAILED, message or reason or "approve failed")
 
 
-@router.post("/targets/{target_id}/reject", response_model=views.Target)
-async def reject(target_id: uuid.UUID, body: Rejection, user: Admin, moderation: ModerationApi,
+@router.post("/targets/{targetId}/reject", response_model=views.Target)
+async def reject(target_id: TargetId, body: Rejection, user: Admin, moderation: ModerationApi,
                  request: Request) -> views.Target:
     """Rejects a submitted target with a reason (409 while it is being approved)."""
     settings = request.app.state.settings
@@ -70,8 +67,8 @@ async def reject(target_id: uuid.UUID, body: Rejection, user: Admin, moderation:
     return views.target(reply.target)
 
 
-@router.get("/targets/{target_id}", response_model=views.Decision)
-async def decision(target_id: uuid.UUID, user: Admin, moderation: ModerationApi) -> views.Decision:
+@router.get("/targets/{targetId}", response_model=views.Decision)
+async def decision(target_id: TargetId, user: Admin, moderation: ModerationApi) -> views.Decision:
     """The latest decision about a target; 404 when never decided."""
     reply = await moderation.GetDecision(pb.GetDecisionRequest(target_id=str(target_id)))
     return views.decision(reply.decision)

@@ -1,5 +1,4 @@
 """Wallets, the ledger, deposits and escrows."""
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header
@@ -8,24 +7,24 @@ from fastapi.responses import JSONResponse
 from adtech.payments.v1 import payments_pb2 as pb
 from gateway import views
 from gateway.deps import Admin, CurrentUser, Page, PaymentsApi
-from gateway.inputs import InputModel, Money, Text
+from gateway.inputs import IDEMPOTENCY_KEY_MAX, VISIBLE_ASCII, InputModel, Money, Reference, TargetId, UserId
 
 router = APIRouter(prefix="/api", tags=["payments"])
 
 
 class NewDeposit(InputModel):
     amount: Money
-    reference: Text | None = None
+    reference: Reference | None = None
 
 
 IdempotencyKey = Annotated[str, Header(
-    alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+    alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX, pattern=VISIBLE_ASCII,
     description="Makes the deposit happen once: the same key and body again answers 200 with the same transaction")]
 
 
-@router.post("/wallets/{user_id}/deposits", status_code=201, response_model=views.Deposit,
+@router.post("/wallets/{userId}/deposits", status_code=201, response_model=views.Deposit,
              responses={200: {"model": views.Deposit, "description": "A replay of an earlier deposit"}})
-async def deposit(user_id: uuid.UUID, body: NewDeposit, key: IdempotencyKey, user: Admin,
+async def deposit(user_id: UserId, body: NewDeposit, key: IdempotencyKey, user: Admin,
                   payments: PaymentsApi) -> JSONResponse:
     """An admin credits a user's wallet from outside funding, once per Idempotency-Key."""
     reply = await payments.Deposit(pb.DepositRequest(
@@ -48,15 +47,15 @@ async def own_ledger(user: CurrentUser, payments: PaymentsApi, page: Page) -> vi
     return views.LedgerPage(items=[views.ledger_entry(e) for e in reply.entries], next_cursor=views.next_cursor(reply))
 
 
-@router.get("/wallets/{user_id}", response_model=views.Wallet)
-async def wallet(user_id: uuid.UUID, user: Admin, payments: PaymentsApi) -> views.Wallet:
+@router.get("/wallets/{userId}", response_model=views.Wallet)
+async def wallet(user_id: UserId, user: Admin, payments: PaymentsApi) -> views.Wallet:
     """Any user's wallet (admin)."""
     reply = await payments.GetWallet(pb.GetWalletRequest(user_id=str(user_id)))
     return views.wallet(reply.wallet)
 
 
-@router.get("/escrows/{target_id}", response_model=views.Escrow)
-async def escrow(target_id: uuid.UUID, user: CurrentUser, payments: PaymentsApi) -> views.Escrow:
+@router.get("/escrows/{targetId}", response_model=views.Escrow)
+async def escrow(target_id: TargetId, user: CurrentUser, payments: PaymentsApi) -> views.Escrow:
     """The escrow paying for a target (its advertiser, its publisher, or an admin)."""
     reply = await payments.GetEscrow(pb.GetEscrowRequest(target_id=str(target_id)))
     return views.escrow(reply.escrow)

@@ -27,7 +27,7 @@ async def test_live_needs_no_token(gateway_down):
 
 async def test_openapi_and_docs_are_served(gateway_down):
     spec = (await gateway_down.get("/api/openapi.json")).json()
-    assert "/api/moderation/targets/{target_id}/approve" in spec["paths"]
+    assert "/api/moderation/targets/{targetId}/approve" in spec["paths"]
     assert (await gateway_down.get("/api/docs")).status_code == 200
 
 
@@ -70,7 +70,7 @@ async def test_wrong_method_is_405_with_our_body(gateway_down):
 async def test_bad_uuid_in_path_is_400(gateway_down):
     error = assert_error(await gateway_down.get("/api/campaigns/not-a-uuid", headers=bearer("advertiser")),
                          400, "invalid_input")
-    assert "campaign_id" in error["message"]
+    assert "campaignId" in error["message"]
 
 
 @pytest.mark.parametrize("limit", ["0", "201", "-1", "abc", "99999999999999999999999"])

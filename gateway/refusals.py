@@ -1,0 +1,140 @@
+"""Every refusal each route can answer, as data: ONE table, route name →
+its refusals (API.md "Errors"). The OpenAPI document's error responses are
+generated from it (gateway/openapi.py), and the gateway does not start
+while a route has no row or a row no route, so routes and document cannot
+drift apart; the conformance test holds the live answers to the document.
+
+A refusal from a service gets its HTTP status from the gateway's one
+mapping (errors.HTTP_STATUS_OF), by its gRPC status and reason."""
+import dataclasses
+
+import grpc
+
+from common.reasons import Reason
+from gateway.errors import HTTP_STATUS_OF, http_error_for
+
+S = grpc.StatusCode
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    status: int  # HTTP
+    code: str  # the body's error.code
+    when: str  # what it means, for the document
+
+
+def by_service(status: grpc.StatusCode, code: str, when: str) -> Refusal:
+    """A service's refusal, answered as the gateway maps it."""
+    return Refusal(http_error_for(status, code, when).status, code, when)
+
+
+# The reasons services are adding (issue 12) before adtech.errors.v1 names
+# them here: their wire strings.
+WALLET_NOT_FOUND = "wallet_not_found"
+SLOT_TAKEN = "slot_taken"
+BEYOND_BOOKING_HORIZON = "beyond_booking_horizon"
+INVALID_TIME = "invalid_time"
+CAMPAIGN_HAS_OPEN_TARGETS = "campaign_has_open_targets"
+
+# ---- what the gateway refuses by itself --------------------------------------
+INPUT = Refusal(400, Reason.INVALID_INPUT, "Malformed input: a bad id, a missing or ill-formed field, parameter or "
+                                           "header, a body that is not a JSON object, a cursor that is not ours, a "
+                                           "value out of what the service can store")
+TOKEN = Refusal(401, Reason.UNAUTHENTICATED, "No bearer token, or a bad or expired one")
+ROLE = Refusal(403, Reason.FORBIDDEN, "The token's role may not use this route")
+
+# A service cannot be reached, or did not answer in time: every status the
+# mapping answers 503 for, each under its name.
+SERVICE_DOWN = tuple(
+    Refusal(503, status.name.lower(), "A service behind the gateway is unavailable; try again")
+    for (status, reason), http in HTTP_STATUS_OF.items() if http == 503 and reason is None)
+
+# ---- what services refuse ----------------------------------------------------
+NOT_OWNER = by_service(S.PERMISSION_DENIED, Reason.FORBIDDEN, "Not the owner, or the role may not make this move")
+NOT_FOUND = by_service(S.NOT_FOUND, Reason.NOT_FOUND, "No such resource (or a target not in the campaign of the path)")
+INVALID_TRANSITION = by_service(S.FAILED_PRECONDITION, Reason.INVALID_TRANSITION,
+                                "The current status does not allow this move")
+CONCURRENT_CHANGE = by_service(S.ABORTED, Reason.CONFLICT, "A concurrent change won; try again")
+BEING_APPROVED = by_service(S.ABORTED, Reason.TARGET_BEING_APPROVED,
+                            "The target is being approved; try again when its approve has ended")
+NO_CREATIVES = by_service(S.FAILED_PRECONDITION, Reason.NO_CREATIVES, "The campaign has no creative")
+CAMPAIGN_NOT_ACTIVE = by_service(S.FAILED_PRECONDITION, Reason.CAMPAIGN_NOT_ACTIVE, "The campaign is not active")
+CHANNEL_NOT_APPROVED = by_service(S.FAILED_PRECONDITION, Reason.CHANNEL_NOT_APPROVED, "The channel is not approved")
+SCHEDULED_TOO_SOON = by_service(S.FAILED_PRECONDITION, Reason.SCHEDULED_TOO_SOON,
+                                "scheduledAt is sooner than the minimum lead time")
+SCHEDULING = (
+    SCHEDULED_TOO_SOON,
+    by_service(S.FAILED_PRECONDITION, SLOT_TAKEN, "The channel has a post at that time already"),
+    by_service(S.FAILED_PRECONDITION, BEYOND_BOOKING_HORIZON, "scheduledAt is further ahead than posts are booked"),
+    by_service(S.FAILED_PRECONDITION, INVALID_TIME, "scheduledAt is not a time a post can be booked at"),
+)
+TARGET_CANCELLED = by_service(S.FAILED_PRECONDITION, Reason.TARGET_CANCELLED, "The target was cancelled")
+
+_CAMPAIGN_MOVE = (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, INVALID_TRANSITION, CONCURRENT_CHANGE, *SERVICE_DOWN)
+_AN_ADMINS_READ = (INPUT, TOKEN, ROLE, *SERVICE_DOWN)
+
+# An approve ends refused with the reason of the saga step that refused it.
+_APPROVE_REFUSALS = (
+    by_service(S.FAILED_PRECONDITION, Reason.TARGET_NOT_SUBMITTED, "The target is not submitted"),
+    CAMPAIGN_NOT_ACTIVE, NO_CREATIVES, CHANNEL_NOT_APPROVED, SCHEDULED_TOO_SOON, TARGET_CANCELLED,
+    by_service(S.FAILED_PRECONDITION, Reason.TARGET_NOT_RESERVED, "The target is not reserved by this approve"),
+    by_service(S.FAILED_PRECONDITION, Reason.DECISION_RELEASED, "This approve released the target already"),
+    by_service(S.FAILED_PRECONDITION, Reason.ESCROW_CLOSED, "The target's escrow was released or refunded already"),
+    by_service(S.FAILED_PRECONDITION, Reason.ESCROW_EXISTS, "The target has an escrow on other terms"),
+    by_service(S.FAILED_PRECONDITION, Reason.DECISION_REUSED, "The decision was made for another target"),
+    by_service(S.FAILED_PRECONDITION, Reason.APPROVE_REFUSED, "The approve was refused at its first step"),
+    by_service(S.FAILED_PRECONDITION, Reason.APPROVE_FAILED, "The approve failed for another reason"),
+    by_service(S.FAILED_PRECONDITION, Reason.INSUFFICIENT_FUNDS, "The advertiser's wallet cannot cover the price"),
+)
+
+REFUSALS: dict[str, tuple[Refusal, ...]] = {
+    # health
+    "live": (),
+    "ready": (INPUT, TOKEN, ROLE),  # with ?details=true only; a service down answers 503 with the Ready body
+    # channels
+    "create_channel": (INPUT, TOKEN, ROLE, *SERVICE_DOWN),
+    "list_channels": (INPUT, TOKEN, *SERVICE_DOWN),
+    "get_channel": (INPUT, TOKEN, NOT_FOUND, *SERVICE_DOWN),
+    "approve_channel": (INPUT, TOKEN, ROLE, NOT_FOUND, INVALID_TRANSITION, *SERVICE_DOWN),
+    "reject_channel": (INPUT, TOKEN, ROLE, NOT_FOUND, INVALID_TRANSITION, *SERVICE_DOWN),
+    # campaigns
+    "create_campaign": (INPUT, TOKEN, ROLE, *SERVICE_DOWN),
+    "list_campaigns": (INPUT, TOKEN, ROLE, *SERVICE_DOWN),
+    "get_campaign": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, *SERVICE_DOWN),
+    "add_creative": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, INVALID_TRANSITION, *SERVICE_DOWN),
+    "activate_campaign": (*_CAMPAIGN_MOVE, NO_CREATIVES, by_service(
+        S.FAILED_PRECONDITION, Reason.INVALID_DATES, "startAt is not before endAt, or endAt is past")),
+    "pause_campaign": _CAMPAIGN_MOVE,
+    "resume_campaign": _CAMPAIGN_MOVE,
+    "cancel_campaign": _CAMPAIGN_MOVE,
+    "complete_campaign": (*_CAMPAIGN_MOVE, by_service(
+        S.ABORTED, CAMPAIGN_HAS_OPEN_TARGETS, "The campaign has targets that are not settled yet")),
+    # targets
+    "create_target": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, *SCHEDULING, by_service(
+        S.FAILED_PRECONDITION, Reason.CAMPAIGN_CLOSED, "The campaign is cancelled or completed"), *SERVICE_DOWN),
+    "list_targets": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, *SERVICE_DOWN),
+    "get_target": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, *SERVICE_DOWN),
+    "submit_target": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, CAMPAIGN_NOT_ACTIVE, INVALID_TRANSITION,
+                      CHANNEL_NOT_APPROVED, NO_CREATIVES, *SCHEDULING, BEING_APPROVED, CONCURRENT_CHANGE,
+                      *SERVICE_DOWN),
+    "cancel_target": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, INVALID_TRANSITION, BEING_APPROVED, *SERVICE_DOWN),
+    # moderation
+    "queue": _AN_ADMINS_READ,
+    "approve": (INPUT, TOKEN, ROLE, NOT_FOUND, *_APPROVE_REFUSALS, BEING_APPROVED, CONCURRENT_CHANGE, *SERVICE_DOWN),
+    "reject": (INPUT, TOKEN, ROLE, NOT_FOUND, INVALID_TRANSITION, BEING_APPROVED, CONCURRENT_CHANGE,
+               by_service(S.UNAVAILABLE, Reason.UNAVAILABLE,
+                          "The rejection is still being carried out; GET the decision for its end"),
+               *SERVICE_DOWN),
+    "decision": (*_AN_ADMINS_READ, NOT_FOUND),
+    # payments
+    "deposit": (INPUT, TOKEN, ROLE, by_service(S.NOT_FOUND, WALLET_NOT_FOUND, "The user has no wallet"),
+                by_service(S.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED,
+                           "The Idempotency-Key was used before with another body"),
+                CONCURRENT_CHANGE, *SERVICE_DOWN),
+    "own_wallet": (TOKEN, *SERVICE_DOWN),
+    "own_ledger": (INPUT, TOKEN, *SERVICE_DOWN),
+    "wallet": _AN_ADMINS_READ,
+    "escrow": (INPUT, TOKEN, by_service(S.PERMISSION_DENIED, Reason.FORBIDDEN, "Not the target's advertiser or "
+                                        "publisher, nor an admin"),
+               by_service(S.NOT_FOUND, Reason.ESCROW_NOT_FOUND, "The target has no escrow"), *SERVICE_DOWN),
+}
