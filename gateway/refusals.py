@@ -28,14 +28,6 @@ def by_service(status: grpc.StatusCode, code: str, when: str) -> Refusal:
     return Refusal(http_error_for(status, code, when).status, code, when)
 
 
-# The reasons services are adding (issue 12) before adtech.errors.v1 names
-# them here: their wire strings.
-WALLET_NOT_FOUND = "wallet_not_found"
-SLOT_TAKEN = "slot_taken"
-BEYOND_BOOKING_HORIZON = "beyond_booking_horizon"
-INVALID_TIME = "invalid_time"
-CAMPAIGN_HAS_OPEN_TARGETS = "campaign_has_open_targets"
-
 # ---- what the gateway refuses by itself --------------------------------------
 INPUT = Refusal(400, Reason.INVALID_INPUT, "Malformed input: a bad id, a missing or ill-formed field, parameter or "
                                            "header, a body that is not a JSON object, a cursor that is not ours, a "
@@ -64,9 +56,9 @@ SCHEDULED_TOO_SOON = by_service(S.FAILED_PRECONDITION, Reason.SCHEDULED_TOO_SOON
                                 "scheduledAt is sooner than the minimum lead time")
 SCHEDULING = (
     SCHEDULED_TOO_SOON,
-    by_service(S.FAILED_PRECONDITION, SLOT_TAKEN, "The channel has a post at that time already"),
-    by_service(S.FAILED_PRECONDITION, BEYOND_BOOKING_HORIZON, "scheduledAt is further ahead than posts are booked"),
-    by_service(S.FAILED_PRECONDITION, INVALID_TIME, "scheduledAt is not a time a post can be booked at"),
+    by_service(S.FAILED_PRECONDITION, Reason.SLOT_TAKEN, "The channel has a post at that time already"),
+    by_service(S.FAILED_PRECONDITION, Reason.BEYOND_BOOKING_HORIZON, "scheduledAt is further ahead than posts are booked"),
+    by_service(S.INVALID_ARGUMENT, Reason.INVALID_TIME, "scheduledAt is not a time a post can be booked at"),
 )
 TARGET_CANCELLED = by_service(S.FAILED_PRECONDITION, Reason.TARGET_CANCELLED, "The target was cancelled")
 
@@ -108,7 +100,7 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
     "resume_campaign": _CAMPAIGN_MOVE,
     "cancel_campaign": _CAMPAIGN_MOVE,
     "complete_campaign": (*_CAMPAIGN_MOVE, by_service(
-        S.ABORTED, CAMPAIGN_HAS_OPEN_TARGETS, "The campaign has targets that are not settled yet")),
+        S.ABORTED, Reason.CAMPAIGN_HAS_OPEN_TARGETS, "The campaign has targets that are not settled yet")),
     # targets
     "create_target": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, *SCHEDULING, by_service(
         S.FAILED_PRECONDITION, Reason.CAMPAIGN_CLOSED, "The campaign is cancelled or completed"), *SERVICE_DOWN),
@@ -127,7 +119,7 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
                *SERVICE_DOWN),
     "decision": (*_AN_ADMINS_READ, NOT_FOUND),
     # payments
-    "deposit": (INPUT, TOKEN, ROLE, by_service(S.NOT_FOUND, WALLET_NOT_FOUND, "The user has no wallet"),
+    "deposit": (INPUT, TOKEN, ROLE, by_service(S.NOT_FOUND, Reason.WALLET_NOT_FOUND, "The user has no wallet"),
                 by_service(S.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED,
                            "The Idempotency-Key was used before with another body"),
                 CONCURRENT_CHANGE, *SERVICE_DOWN),

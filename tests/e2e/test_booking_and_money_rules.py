@@ -23,7 +23,7 @@ async def test_a_campaign_time_outside_the_stored_range_is_400_naming_the_field_
     advertiser = api.user("advertiser")
     response = await api.call("POST", "/api/campaigns", advertiser, json={"name": "Far away", field: value})
     error = assert_error(response, 400)
-    assert field in error["message"] and "2000-01-01" in error["message"] and "9999-12-31" in error["message"]
+    assert error["message"].startswith(f"{field}: ") and "in the years 2001 to 9998" in error["message"]
     listed = await api.ok("GET", "/api/campaigns", advertiser)
     assert listed["items"] == []
 
@@ -149,5 +149,5 @@ async def test_a_post_beyond_the_booking_horizon_is_refused_naming_it(api):
     assert_error(response, 400, "scheduledAt must be at most 31 days ahead (the booking horizon)",
                  code="beyond_booking_horizon")
     far = await _target_at(api, flow.advertiser, flow.campaign, flow.channel,
-                           dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc))
+                           dt.datetime(9998, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc))
     assert_error(far, 400, code="beyond_booking_horizon")

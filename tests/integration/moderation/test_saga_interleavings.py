@@ -24,8 +24,10 @@ PRICE = 1_000
 S = grpc.StatusCode
 # What each action may be refused with, whatever the interleaving (a refusal
 # outside these is a bug even when no guarantee broke):
-# - approve without waiting: it starts or joins the saga; only a start that
-#   kept losing to approves ending meanwhile answers 409 (ABORTED);
+# - approve without waiting: it starts or joins the saga; a start that kept
+#   losing to approves ending meanwhile answers 409 (ABORTED), and a repeat
+#   of an approve whose target was cancelled since answers 400 with the
+#   target's status (FAILED_PRECONDITION);
 # - reject: 400 when the target is not submitted, 409 while it is being
 #   approved (or a concurrent reject changed), 503 while campaigns has not
 #   carried it out within the wait;
@@ -34,7 +36,7 @@ S = grpc.StatusCode
 #   concurrent change won;
 # - cancelling or resubmitting the target: 400 from a status it cannot leave
 #   that way, 409 while it is being approved or a concurrent change won.
-APPROVE_REFUSALS = {S.ABORTED}
+APPROVE_REFUSALS = {S.ABORTED, S.FAILED_PRECONDITION}
 REJECT_REFUSALS = {S.FAILED_PRECONDITION, S.ABORTED, S.UNAVAILABLE}
 CAMPAIGN_REFUSALS = {S.FAILED_PRECONDITION, S.PERMISSION_DENIED, S.ABORTED}
 TARGET_REFUSALS = {S.FAILED_PRECONDITION, S.ABORTED}
