@@ -60,13 +60,27 @@ class CallerChannel:
         await self._channel.close()
 
 
+def grpc_target(address: str) -> str:
+    """The gRPC target of a peer's address: `host:port`, or the replicas of
+    a peer as `host:port,host:port,...` (gRPC's ipv4/ipv6 list target), or
+    any gRPC target (`dns:///name:port`, whose A records are the replicas)."""
+    if "," not in address:
+        return address
+    hosts = [part.strip() for part in address.split(",") if part.strip()]
+    scheme = "ipv6" if any(host.startswith("[") for host in hosts) else "ipv4"
+    return f"{scheme}:{','.join(hosts)}"
+
+
 def open_channel(target: str, internal_token: str, deadline_ms: int) -> CallerChannel:
-    """A channel to one peer, to keep for the life of the process."""
-    return CallerChannel(grpc.aio.insecure_channel(
-        target,
-        # Short reconnect backoff: with gRPC's default (growing to 120 s) a
-        # channel keeps failing fast for seconds after its peer is back.
-        options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0),
-                 ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-                 ("grpc.max_reconnect_backoff_ms", 2000)],
-    ), internal_token, deadline_ms / 1000)
+    """A channel to one peer, to keep for the life of the process. When the
+    target names several replicas (a list, or a DNS name) its calls are
+    spread round-robin over them, skipping one that is down."""
+    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0),
+               # Short reconnect backoff: with gRPC's default (growing to 120 s)
+               # a channel keeps failing fast for seconds after its peer is back.
+               ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+               ("grpc.max_reconnect_backoff_ms", 2000)]
+    resolved = grpc_target(target)
+    if resolved != target or target.startswith("dns:"):
+        options.append(("grpc.lb_policy_name", "round_robin"))
+    return CallerChannel(grpc.aio.insecure_channel(resolved, options=options), internal_token, deadline_ms / 1000)

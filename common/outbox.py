@@ -232,6 +232,12 @@ class Relay:
         self._in_flight: dict[asyncio.Task, int] = {}  # delivery → message id
         self._slots = asyncio.Semaphore(self.policy.max_in_flight)
         self._listener: asyncpg.Connection | None = None  # LISTENs, and holds the holder lock
+        self._channels: dict[str, Callable[[str], None]] = {NOTIFY_CHANNEL: lambda _: self.wake()}
+
+    def listen(self, channel: str, on_payload: Callable[[str], None]) -> None:
+        """Also LISTEN on `channel` (on the relay's own session, from its
+        start): `on_payload(payload)` runs for each notification."""
+        self._channels[channel] = on_payload
 
     @property
     def claim(self) -> Claim:
@@ -385,7 +391,8 @@ class Relay:
             dsn = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
             listener = await asyncpg.connect(dsn)
             await listener.execute("SELECT pg_advisory_lock($1, $2)", HOLDER_LOCKS, self.holder)
-            await listener.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+            for channel, on_payload in self._channels.items():
+                await listener.add_listener(channel, lambda _c, _pid, _ch, payload, handle=on_payload: handle(payload))
             self._listener = listener
         except Exception:
             log.warning("no holder session; polling every %ss, claims protected by their lease only",

@@ -24,7 +24,7 @@ from operations.compose import cmd_test_compose
 from operations.database import cmd_migrate
 from operations.docs import cmd_settings_table
 from operations.ops import cmd_health, cmd_outbox, cmd_reconcile
-from operations.run import _port, cmd_run
+from operations.run import _port, _replicas, cmd_run
 from operations.settings import CONTEXTS, OUTBOX_CONTEXTS, ROLES, CliSettings, CommandFailed
 from operations.tokens import _ttl, _uuid, cmd_token
 
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole stack on this machine, one combined log; Ctrl-C stops it")
     for context in (*CONTEXTS, "gateway"):
         p.add_argument(f"--{context}-port", type=_port, help=f"default: {context.upper()}_PORT")
+    p.add_argument("--replicas", type=_replicas, help="processes of each service (default: ADTECH_REPLICAS, 1)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("outbox", help="outbox messages of campaigns or moderation")

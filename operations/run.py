@@ -13,11 +13,20 @@ def _port(value: str) -> int:
     return port
 
 
+def _replicas(value: str) -> int:
+    replicas = int(value)
+    if not 1 <= replicas <= 8:
+        raise argparse.ArgumentTypeError("must be between 1 and 8")
+    return replicas
+
+
 def cmd_run(args, settings: CliSettings) -> int:
     from operations.supervisor import BusyPort, run_stack
 
     given = {name: port for name in (*CONTEXTS, "gateway") if (port := getattr(args, f"{name}_port")) is not None}
     settings = settings.model_copy(update={f"{name}_port": port for name, port in given.items()})
+    if args.replicas is not None:
+        settings = settings.model_copy(update={"adtech_replicas": args.replicas})
     try:
         return run_stack(settings, port_flags=given.keys())
     except BusyPort as error:

@@ -28,6 +28,7 @@ class CliSettings(CommonSettings):
     payments_port: int = Field(default=PAYMENTS_PORT, ge=1, le=65535, description="gRPC port payments listens on")
     gateway_host: str = Field(default="127.0.0.1", description="Address the HTTP gateway listens on")
     gateway_port: int = Field(default=GATEWAY_PORT, ge=1, le=65535, description="HTTP port of the gateway")
+    adtech_replicas: int = Field(default=1, ge=1, le=8, description="`adtech run`: processes of each service, replica i listening on its `*_PORT` + i; callers spread their calls over them")
     adtech_stop_grace_seconds: float = Field(default=10.0, gt=0, le=300, description="`adtech run`: how long a stopping process may take before it is killed")
 
     def jwt_secret(self) -> str:
@@ -43,7 +44,8 @@ class CliSettings(CommonSettings):
         for a wildcard) on its `*_PORT`, where `adtech run` starts it."""
         if self.address_given(context):
             return getattr(self, f"{context}_addr")
-        return f"{reachable_host(self.grpc_host)}:{getattr(self, f'{context}_port')}"
+        host, port = reachable_host(self.grpc_host), getattr(self, f"{context}_port")
+        return ",".join(f"{host}:{port + replica}" for replica in range(self.adtech_replicas))
 
 
 def reachable_host(host: str) -> str:

@@ -200,7 +200,7 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
         say("database: " + ("embedded PostgreSQL under " + str(settings.data_dir() / "pg") if embedded
                             else "DATABASE_URL"))
         migrate(settings, server, say=say)
-        supervisor = Supervisor([dataclasses.replace(c) for c in STACK],
+        supervisor = Supervisor(stack_children(settings),
                                 child_env(settings, server, jwt_secret, internal_token),
                                 grace=settings.adtech_stop_grace_seconds)
         if not stop.is_set():
@@ -226,10 +226,27 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
         say("stopped")
 
 
+def stack_children(settings) -> list[Child]:
+    """STACK, with ADTECH_REPLICAS processes of each service: replica i
+    (named `<service>-<i+1>` when there are several) on `*_PORT` + i."""
+    children = []
+    for child in STACK:
+        if child.name not in CONTEXTS or settings.adtech_replicas == 1:
+            children.append(dataclasses.replace(child))
+            continue
+        base = getattr(settings, f"{child.name}_port")
+        children += [dataclasses.replace(child, name=f"{child.name}-{replica + 1}",
+                                         env={f"{child.name.upper()}_PORT": str(base + replica)})
+                     for replica in range(settings.adtech_replicas)]
+    return children
+
+
 def stack_ports(settings, port_flags: Iterable[str] = ()) -> list[tuple[str, str, int]]:
     """(setting that moves it, host, port) of every listener of the stack:
-    `--<name>-port` for a port given on the command line, else `<NAME>_PORT`."""
-    ports = [(name, settings.grpc_host, getattr(settings, f"{name}_port")) for name in CONTEXTS]
+    `--<name>-port` for a port given on the command line, else `<NAME>_PORT`
+    (its replicas listen on the ports after it)."""
+    ports = [(name, settings.grpc_host, getattr(settings, f"{name}_port") + replica)
+             for name in CONTEXTS for replica in range(settings.adtech_replicas)]
     ports.append(("gateway", settings.gateway_host, settings.gateway_port))
     return [(f"--{name}-port" if name in port_flags else f"{name.upper()}_PORT", host, port) for name, host, port in ports]
 

@@ -16,6 +16,7 @@ JSON file (bench-results/approve.json)."""
 import argparse
 import asyncio
 import datetime as dt
+import itertools
 import json
 import os
 import pathlib
@@ -62,7 +63,12 @@ async def prepare(api: Api, campaigns: int, per_campaign: int, price: int = 100)
     channel = await api.call(conn, "POST", "/api/channels",
                              {"title": "Bench", "handle": f"@bench_{uuid.uuid4().hex[:10]}", "pricePerPost": price}, publisher)
     await api.call(conn, "POST", f"/api/channels/{channel['id']}/approve", None, api.admin)
-    scheduled = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    # One post per channel slot (CHANNEL_POST_GAP_MINUTES, 60 by default):
+    # each target its own, 61 minutes apart, within the 31-day horizon.
+    first_slot, slots = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1), itertools.count()
+
+    def scheduled() -> str:
+        return (first_slot + dt.timedelta(minutes=61 * next(slots))).isoformat().replace("+00:00", "Z")
     await conn.close()
 
     async def advertiser() -> list[str]:
@@ -77,7 +83,7 @@ async def prepare(api: Api, campaigns: int, per_campaign: int, price: int = 100)
         ids = []
         for _ in range(per_campaign):
             target = await api.call(c, "POST", f"/api/campaigns/{campaign['id']}/targets",
-                                    {"channelId": channel["id"], "scheduledAt": scheduled}, me)
+                                    {"channelId": channel["id"], "scheduledAt": scheduled()}, me)
             await api.call(c, "POST", f"/api/campaigns/{campaign['id']}/targets/{target['id']}/submit", None, me)
             ids.append(target["id"])
         await c.close()

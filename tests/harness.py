@@ -46,10 +46,23 @@ async def start(context: str, settings) -> RunningService:
     return await start_service(context, settings, assembly, "127.0.0.1:0")
 
 
-def free_port() -> int:
+def free_port(count: int = 1) -> int:
+    """A free port, and the `count - 1` after it free too (for replicas)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            first = sock.getsockname()[1]
+        if first + count <= 65536 and all(_bindable(first + i) for i in range(1, count)):
+            return first
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 async def eventually(check, *, timeout: float = 10.0, interval: float = 0.02):

@@ -22,6 +22,9 @@ SAGA_MOVES = {
 }
 LIVE = ("pending", "reserved", "escrow_held", "compensating")  # in one_live_approve_per_target's order
 SETTLED = frozenset({"approved", "failed", "rejected"})
+# A decision that ends is announced here (NOTIFY, payload: its id), so an
+# approve waiting on any replica learns the end carried out on another.
+SETTLED_CHANNEL = "adtech_decision_settled"
 
 # Outbox topics, one per saga step; each message carries the decision id.
 RESERVE = "approve.reserve_target"

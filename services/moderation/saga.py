@@ -66,7 +66,9 @@ class DecisionSagas:
         self.campaigns = campaigns
         self.payments = payments
         self._waiters: dict[str, list[asyncio.Future]] = {}
+        self._reads: set[asyncio.Task] = set()
         self.relay = outbox.Relay(db, self.handlers(), policy)
+        self.relay.listen(domain.SETTLED_CHANNEL, self._ended_somewhere)
 
     def handlers(self) -> dict[str, outbox.Handler]:
         return {domain.RESERVE: self.reserve_target, domain.HOLD: self.hold_escrow,
@@ -110,6 +112,25 @@ class DecisionSagas:
                 waiters.remove(future)
             if not waiters:
                 self._waiters.pop(decision_id, None)
+
+    def _ended_somewhere(self, decision_id: str) -> None:
+        """A decision ended, perhaps on another replica: its waiters here
+        (none when it ended here: they were answered already) read it."""
+        if decision_id in self._waiters:
+            task = asyncio.ensure_future(self._answer_waiters_from_database(decision_id))
+            self._reads.add(task)
+            task.add_done_callback(self._reads.discard)
+
+    async def _answer_waiters_from_database(self, decision_id: str) -> None:
+        try:
+            async with self.db.single_statement("read_ended_decision") as uow:
+                decision = await store.get_decision(uow, decision_id)
+        except Exception:
+            log.warning("reading decision %s that ended elsewhere failed; its waiters time out", decision_id,
+                        exc_info=True)
+            return
+        if decision is not None and decision.settled:
+            self._settled(decision)
 
     def _settled(self, decision: Decision) -> None:
         for future in self._waiters.pop(decision.id, []):

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from common import outbox
 from common.db import UnitOfWork
-from services.moderation.domain import LIVE, Decision, assert_saga_move
+from services.moderation.domain import LIVE, SETTLED, SETTLED_CHANNEL, Decision, assert_saga_move
 
 _COLUMNS = """id::text, target_id::text, kind, status, moderator_id::text, reason, reason_message,
               escrow_id::text, post_job_id::text, advertiser_id::text, publisher_id::text, amount, currency"""
@@ -20,17 +20,24 @@ _LIVE = "(" + ", ".join(f"'{status}'" for status in LIVE) + ")"  # as one_live_a
 def _decision(row) -> Decision | None:
     if row is None:
         return None
-    return Decision(**{k: v for k, v in row._mapping.items() if k != "follow_id"})
+    return Decision(**{k: v for k, v in row._mapping.items() if k not in ("follow_id", "notified")})
+
+
+_SETTLED = "(" + ", ".join(f"'{status}'" for status in sorted(SETTLED)) + ")"
 
 
 def _with_outbox(change: str) -> sa.TextClause:
     """`change` (an INSERT or UPDATE of decisions) plus the outbox work of
-    the step; yields the changed decision and the id of the next message."""
+    the step; yields the changed decision and the id of the next message.
+    A decision that ends is announced (NOTIFY, at commit) to every replica,
+    where an approve may be waiting for it."""
     return sa.text(f"""
         WITH changed AS ({change} RETURNING {_COLUMNS}),
              done AS ({outbox.COMPLETE_CTE}),
-             follow AS ({outbox.claimed_insert_cte("changed")})
-        SELECT changed.*, (SELECT id FROM follow) AS follow_id FROM changed""")
+             follow AS ({outbox.claimed_insert_cte("changed")}),
+             announced AS (SELECT pg_notify('{SETTLED_CHANNEL}', id) FROM changed WHERE status IN {_SETTLED})
+        SELECT changed.*, (SELECT id FROM follow) AS follow_id, (SELECT count(*) FROM announced) AS notified
+          FROM changed""")
 
 
 # Nothing is written when the target has an approved decision (it answers)

@@ -51,10 +51,12 @@ class Stack:
     """`adtech run` on free ports in a data dir of its own, its output kept;
     the ports given as `--<name>-port`, or as the README's `*_PORT` variables."""
 
-    def __init__(self, data_dir: pathlib.Path, *, port_variables: bool = False):
-        self.ports = {name: free_port() for name in ("campaigns", "moderation", "payments", "gateway")}
+    def __init__(self, data_dir: pathlib.Path, *, port_variables: bool = False, replicas: int = 1):
+        # replica i of a service listens on its port + i: room for them
+        self.ports = {name: free_port(replicas) for name in ("campaigns", "moderation", "payments")}
+        self.ports["gateway"] = free_port()
         self.data_dir = data_dir
-        env = operator_env(data_dir)
+        env = {**operator_env(data_dir), "ADTECH_REPLICAS": str(replicas)}
         if env.get("DATABASE_URL"):  # a shared server: databases of our own on it
             suffix = uuid.uuid4().hex[:8]
             env.update({f"{c.upper()}_DATABASE": f"adtech_{c}_run{suffix}" for c in ("campaigns", "moderation", "payments")})
@@ -82,7 +84,7 @@ class Stack:
         return "".join(self.lines[:12] + ["...\n"] + self.lines[-40:])
 
     def child_pids(self) -> dict[str, int]:
-        found = (re.search(r"\[supervisor\] started (\w+) \(pid (\d+)\)", line) for line in list(self.lines))
+        found = (re.search(r"\[supervisor\] started ([\w-]+) \(pid (\d+)\)", line) for line in list(self.lines))
         return {m.group(1): int(m.group(2)) for m in found if m}
 
     def database_pid(self) -> int | None:
