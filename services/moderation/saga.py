@@ -113,6 +113,12 @@ class DecisionSagas:
             if not waiters:
                 self._waiters.pop(decision_id, None)
 
+    def _announces(self, decision_id: str) -> bool:
+        """Whether the end of a decision is announced to the other replicas:
+        not when an approve here waits for it (the usual case: the process
+        that starts a saga runs it), which is answered in-process."""
+        return decision_id not in self._waiters
+
     def _ended_somewhere(self, decision_id: str) -> None:
         """A decision ended, perhaps on another replica: its waiters here
         (none when it ended here: they were answered already) read it."""
@@ -150,6 +156,7 @@ class DecisionSagas:
             if next_topic else None
         async with self.db.single_statement(f"saga_{current}_to_{wanted}", durable=durable) as uow:
             moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
+                                                 announce=self._announces(decision_id),
                                                  claim=self.relay.claim, **fields)
         self._after_commit(moved, chained)
 
@@ -164,6 +171,7 @@ class DecisionSagas:
         async with self.db.single_statement("start_saga_compensation", durable=False) as uow:
             if wanted is not None:
                 moved, chained = await store.advance(uow, decision_id, current, wanted, done=message.id, follow=follow,
+                                                 announce=self._announces(decision_id),
                                                      claim=claim, reason=refusal.code, reason_message=refusal.message)
             else:
                 moved, chained = await store.note_failure(uow, decision_id, current, refusal.code, refusal.message,

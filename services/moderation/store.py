@@ -30,12 +30,15 @@ def _with_outbox(change: str) -> sa.TextClause:
     """`change` (an INSERT or UPDATE of decisions) plus the outbox work of
     the step; yields the changed decision and the id of the next message.
     A decision that ends is announced (NOTIFY, at commit) to every replica,
-    where an approve may be waiting for it."""
+    where an approve may be waiting for it, unless `announce` is false: the
+    process ending it answers its own waiters, and NOTIFY is not free (it
+    takes a global lock at commit and wakes every listener)."""
     return sa.text(f"""
         WITH changed AS ({change} RETURNING {_COLUMNS}),
              done AS ({outbox.COMPLETE_CTE}),
              follow AS ({outbox.claimed_insert_cte("changed")}),
-             announced AS (SELECT pg_notify('{SETTLED_CHANNEL}', id) FROM changed WHERE status IN {_SETTLED})
+             announced AS (SELECT pg_notify('{SETTLED_CHANNEL}', id) FROM changed
+                            WHERE status IN {_SETTLED} AND CAST(:announce AS boolean))
         SELECT changed.*, (SELECT id FROM follow) AS follow_id, (SELECT count(*) FROM announced) AS notified
           FROM changed""")
 
@@ -57,7 +60,8 @@ async def start_approve(uow: UnitOfWork, target_id: str, moderator_id: str, firs
     payload = {"decision_id": decision_id, "moderator_id": moderator_id}
     row = (await uow.execute(_START, {
         "id": decision_id, "target_id": target_id, "moderator_id": moderator_id,
-        **outbox.step_params(topic=first_topic, aggregate_id=target_id, payload=payload, claim=claim)})).first()
+        **outbox.step_params(topic=first_topic, aggregate_id=target_id, payload=payload, claim=claim),
+        "announce": False})).first()
     if row is None:
         return None
     return _decision(row), outbox.Message(row.follow_id, first_topic, target_id, payload, 1)
@@ -65,14 +69,16 @@ async def start_approve(uow: UnitOfWork, target_id: str, moderator_id: str, firs
 
 async def advance(uow: UnitOfWork, decision_id: str, current: str, wanted: str, *, done: int,
                   follow: tuple[str, str, dict] | None = None, claim: outbox.Claim | None = None,
-                  **fields) -> tuple[Decision | None, outbox.Message | None]:
+                  announce: bool = True, **fields) -> tuple[Decision | None, outbox.Message | None]:
     """Moves the decision from `current` to `wanted` (setting `fields`),
     completes message `done` and, if it moved, writes `follow` (topic,
-    aggregate, payload) born claimed. (None, None) when the decision was no
-    longer in `current`: a redelivered step."""
+    aggregate, payload) born claimed; a move that ends the decision is
+    announced to every replica when `announce`. (None, None) when the
+    decision was no longer in `current`: a redelivered step."""
     assert_saga_move(current, wanted)
     return await _step(uow, _advance_statement(tuple(sorted(fields))),
-                       {"id": decision_id, "current": current, "wanted": wanted, **fields}, done, follow, claim)
+                       {"id": decision_id, "current": current, "wanted": wanted, "announce": announce, **fields},
+                       done, follow, claim)
 
 
 @functools.lru_cache(maxsize=32)
@@ -93,8 +99,8 @@ async def note_failure(uow: UnitOfWork, decision_id: str, status: str, reason: s
                        follow: tuple[str, str, dict], claim: outbox.Claim) -> tuple[Decision | None, outbox.Message | None]:
     """Records why a saga will fail while its compensation (`follow`) runs;
     the decision keeps its status until the compensation is done."""
-    return await _step(uow, _NOTE_FAILURE, {"id": decision_id, "status": status, "reason": reason, "message": message},
-                       done, follow, claim)
+    return await _step(uow, _NOTE_FAILURE, {"id": decision_id, "status": status, "reason": reason, "message": message,
+                                            "announce": False}, done, follow, claim)
 
 
 async def _step(uow, statement, params, done, follow, claim):
@@ -121,7 +127,8 @@ async def start_reject(uow: UnitOfWork, target_id: str, moderator_id: str, reaso
     payload = {"decision_id": decision_id, "moderator_id": moderator_id, "reason": reason}
     row = (await uow.execute(_START_REJECT, {
         "id": decision_id, "target_id": target_id, "moderator_id": moderator_id, "reason": reason,
-        **outbox.step_params(topic=topic, aggregate_id=target_id, payload=payload, claim=claim)})).first()
+        **outbox.step_params(topic=topic, aggregate_id=target_id, payload=payload, claim=claim),
+        "announce": False})).first()
     if row is None:
         return None
     return _decision(row), outbox.Message(row.follow_id, topic, target_id, payload, 1)
