@@ -77,7 +77,7 @@ _ONE = "FROM (SELECT) AS one LEFT JOIN prior ON true"
 # target that is approvable by domain.APPROVABLE's values (campaign active,
 # locked FOR SHARE first as in _LOCK_WITH_CAMPAIGN_SHARE; a creative;
 # channel approved; scheduledAt between :earliest and :latest, the booking
-# rules' bounds; its slot it holds since submit, by the exclusion constraint). When it moves
+# rules' bounds; the slot it holds since submit, in channel_slots). When it moves
 # nothing it writes nothing, and the step is judged under the lock.
 RESERVE = _statement(f"""
     WITH {steps.PRIOR},

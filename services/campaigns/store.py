@@ -160,14 +160,14 @@ async def lock_channel_bookings(uow: UnitOfWork, channel_id: str) -> None:
 # Another booked post of the channel whose slot the slot [at, at + gap)
 # would overlap (a post booked before slots were stored counts by its time).
 _BOOKED_NEARBY = sa.text("""
-    SELECT scheduled_at FROM targets
-     WHERE channel_id = :channel AND id IS DISTINCT FROM CAST(:target AS uuid) AND status = ANY(:booked)
-       AND CASE WHEN slot IS NULL
-                THEN scheduled_at > CAST(:at AS timestamptz) - make_interval(mins => :gap)
-                 AND scheduled_at < CAST(:at AS timestamptz) + make_interval(mins => :gap)
-                ELSE slot && tstzrange(CAST(:at AS timestamptz), CAST(:at AS timestamptz) + make_interval(mins => :gap))
+    SELECT t.scheduled_at FROM targets t LEFT JOIN channel_slots s ON s.target_id = t.id
+     WHERE t.channel_id = :channel AND t.id IS DISTINCT FROM CAST(:target AS uuid) AND t.status = ANY(:booked)
+       AND CASE WHEN s.slot IS NULL
+                THEN t.scheduled_at > CAST(:at AS timestamptz) - make_interval(mins => :gap)
+                 AND t.scheduled_at < CAST(:at AS timestamptz) + make_interval(mins => :gap)
+                ELSE s.slot && tstzrange(CAST(:at AS timestamptz), CAST(:at AS timestamptz) + make_interval(mins => :gap))
            END
-     ORDER BY scheduled_at LIMIT 1""")
+     ORDER BY t.scheduled_at LIMIT 1""")
 
 
 async def booked_nearby(uow: UnitOfWork, channel_id: str, at, gap_minutes: int, booked: tuple[str, ...],
@@ -179,13 +179,17 @@ async def booked_nearby(uow: UnitOfWork, channel_id: str, at, gap_minutes: int, 
 
 async def book_target(uow: UnitOfWork, target_id: str, *, expected: str, now, gap_minutes: int) -> bool:
     """expected → submitted: the target books its slot [scheduledAt,
-    scheduledAt + gap) and any earlier verdict is cleared. False when the
-    target is no longer `expected`."""
+    scheduledAt + gap) in channel_slots (whose exclusion constraint refuses
+    an overlap) and any earlier verdict is cleared. False when the target is
+    no longer `expected`."""
     result = await uow.execute(sa.text("""
-        UPDATE targets SET status = 'submitted', updated_at = now(), submitted_at = :now, moderated_by = NULL,
-                           moderated_at = NULL, moderation_reason = NULL,
-                           slot = tstzrange(scheduled_at, scheduled_at + make_interval(mins => :gap))
-         WHERE id = :id AND status = :expected"""),
+        WITH moved AS (
+            UPDATE targets SET status = 'submitted', updated_at = now(), submitted_at = :now, moderated_by = NULL,
+                               moderated_at = NULL, moderation_reason = NULL
+             WHERE id = :id AND status = :expected
+            RETURNING id, channel_id, scheduled_at)
+        INSERT INTO channel_slots (target_id, channel_id, slot)
+        SELECT id, channel_id, tstzrange(scheduled_at, scheduled_at + make_interval(mins => :gap)) FROM moved"""),
         {"id": target_id, "expected": expected, "now": now, "gap": gap_minutes})
     return result.rowcount == 1
 

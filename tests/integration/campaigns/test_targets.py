@@ -204,11 +204,26 @@ async def test_the_database_refuses_two_booked_posts_of_a_channel_in_overlapping
     campaign = await campaigns.campaign(owner)
     first = await campaigns.target(owner, campaign.id, channel.id, submit=True)
     second = await campaigns.target(owner, campaign.id, channel.id, submit=True)
-    with pytest.raises(IntegrityError, match="targets_one_post_per_channel_slot"):
+    with pytest.raises(IntegrityError, match="channel_slots_one_post_per_slot"):
         async with campaigns.engine.begin() as conn:
             await conn.execute(sa.text("""
-                UPDATE targets SET scheduled_at = f.scheduled_at + interval '30 minutes',
-                                   slot = tstzrange(f.scheduled_at + interval '30 minutes', f.scheduled_at + interval '90 minutes')
-                  FROM targets f WHERE f.id = :first AND targets.id = :second"""), {"first": first.id, "second": second.id})
+                UPDATE channel_slots SET slot = tstzrange(lower(f.slot) + interval '30 minutes',
+                                                          upper(f.slot) + interval '30 minutes')
+                  FROM channel_slots f WHERE f.target_id = :first AND channel_slots.target_id = :second"""),
+                {"first": first.id, "second": second.id})
     assert await campaigns.scalar("SELECT count(*) FROM targets WHERE channel_id = :c AND status = 'submitted'",
                                   c=channel.id) == 2
+
+
+async def test_a_target_leaving_the_booked_statuses_frees_its_slot_and_another_post_takes_it(campaigns):
+    owner = advertiser()
+    channel = await campaigns.channel()
+    campaign = await campaigns.campaign(owner)
+    first = await campaigns.target(owner, campaign.id, channel.id, submit=True)
+    at = first.scheduled_at.ToDatetime(tzinfo=dt.timezone.utc)
+    await campaigns.call("RejectTarget", pb.RejectTargetRequest(target_id=first.id, moderator_id=new_id(),
+                                                                reason="no"), admin())
+    assert await campaigns.scalar("SELECT count(*) FROM channel_slots WHERE target_id = :t", t=first.id) == 0
+    second = await campaigns.target(owner, campaign.id, channel.id, at=at, submit=True)
+    assert second.status == "submitted"
+    assert await campaigns.scalar("SELECT count(*) FROM channel_slots WHERE channel_id = :c", c=channel.id) == 1
