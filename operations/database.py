@@ -7,8 +7,10 @@ from operations.settings import CONTEXTS, CliSettings, CommandFailed
 from common.settings import ConfigError
 
 
-def database_server(settings: CliSettings) -> str:
-    """DATABASE_URL, else the embedded server under the data directory (started if needed)."""
+def database_server(settings: CliSettings, *, stop_at_exit: bool = True) -> str:
+    """DATABASE_URL, else the embedded server under the data directory
+    (started if needed; stopped when this process exits unless the caller
+    stops it itself: `stop_at_exit=False`)."""
     if settings.database_url:
         return settings.database_url
     import warnings
@@ -23,7 +25,7 @@ def database_server(settings: CliSettings) -> str:
     forget_dead_holders(settings.data_dir())
     forget_dead_server(settings.data_dir() / "pg")
     try:
-        return start_embedded_server(settings.data_dir())
+        return start_embedded_server(settings.data_dir(), stop_at_exit=stop_at_exit)
     except Exception as error:  # pg_ctl's failure, with the server log path
         raise CommandFailed(f"the embedded PostgreSQL under {settings.data_dir() / 'pg'} did not start: {error} "
                             f"(see {settings.data_dir() / 'pg' / 'log'})") from None

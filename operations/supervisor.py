@@ -196,7 +196,7 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
     reaper = start_reaper(settings.data_dir()) if embedded else None
     supervisor = None
     try:
-        server = database_server(settings)
+        server = database_server(settings, stop_at_exit=False)  # stop_embedded and the reaper stop it
         say("database: " + ("embedded PostgreSQL under " + str(settings.data_dir() / "pg") if embedded
                             else "DATABASE_URL"))
         migrate(settings, server, say=say)

@@ -158,6 +158,8 @@ def test_run_serves_ready_reports_a_stopped_service_and_stops_without_orphans(tm
             leftovers += ["database"] if alive(database) else []
         assert leftovers == [], stack.output()
         assert "[supervisor] stopped" in stack.output()
+        everything = "".join(stack.lines)  # a clean stop says nothing alarming after it
+        assert "Traceback" not in everything and "Failed postgres command" not in everything, stack.output()
     finally:
         stack.kill_leftovers()
 
