@@ -1,6 +1,9 @@
 """Calling a peer service: one long-lived channel per peer, a deadline on
 every call, and the internal credential, acting user and request id added
 to the metadata of every call in one place (`CallerChannel`)."""
+import ipaddress
+import socket
+
 import grpc
 
 from common.auth import ACTOR_ID_KEY, ACTOR_ROLE_KEY, OPEN_METHOD_PREFIXES, REQUEST_ID_KEY, TOKEN_KEY, current_actor
@@ -66,9 +69,24 @@ def grpc_target(address: str) -> str:
     any gRPC target (`dns:///name:port`, whose A records are the replicas)."""
     if "," not in address:
         return address
-    hosts = [part.strip() for part in address.split(",") if part.strip()]
-    scheme = "ipv6" if any(host.startswith("[") for host in hosts) else "ipv4"
-    return f"{scheme}:{','.join(hosts)}"
+    endpoints = [_ip_endpoint(part.strip()) for part in address.split(",") if part.strip()]
+    if len({ip.version for ip, _ in endpoints}) > 1:
+        raise ValueError(f"{address}: the replicas of one peer must all be IPv4 or all IPv6")
+    if endpoints[0][0].version == 6:
+        return "ipv6:" + ",".join(f"[{ip}]:{port}" for ip, port in endpoints)
+    return "ipv4:" + ",".join(f"{ip}:{port}" for ip, port in endpoints)
+
+
+def _ip_endpoint(endpoint: str) -> tuple:
+    """(IP address, port) of `host:port` or `[v6]:port`; a host name is
+    resolved once, here (gRPC's list targets take IP addresses only)."""
+    host, _, port = endpoint.rpartition(":")
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host), int(port)
+    except ValueError:
+        resolved = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0]
+        return ipaddress.ip_address(resolved), int(port)
 
 
 def open_channel(target: str, internal_token: str, deadline_ms: int) -> CallerChannel:

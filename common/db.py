@@ -239,11 +239,13 @@ class UnitOfWork:
                 prepared, row_class = await self.connection.prepared(compiled.sql)
                 records = await prepared.fetch(*args)
         except asyncpg.DataError as error:
-            # Class 22: a value the statement was given cannot be stored or
-            # computed (a number beyond its type, a time out of range). The
-            # request's fault, not the database's: translated once, here.
             self.failed = True
-            raise ValueOutOfRange(f"a value given is not one that can be stored ({error.sqlstate})") from error
+            if error.sqlstate in _GIVEN_VALUE_REFUSED:
+                # A value the statement was given cannot be stored (a number
+                # beyond its type, a time out of range, text too long or
+                # not of the type): the request's fault, translated once, here.
+                raise ValueOutOfRange(f"a value given is not one that can be stored ({error.sqlstate})") from error
+            raise  # division by zero, encoding…: our statement's fault, never the caller's
         except asyncpg.PostgresError:
             self.failed = True
             raise
@@ -267,6 +269,18 @@ class UnitOfWork:
 # (a refusal raised between statements, PostgreSQL saying no) leaves it
 # idle and usable once the transaction is rolled back.
 _SESSION_UNKNOWN = (asyncio.CancelledError, asyncio.TimeoutError, asyncpg.InterfaceError, OSError)
+
+
+# Class 22 codes that mean "the value given", not "the statement": the
+# driver's own refusal to encode a parameter has the class's generic code.
+_GIVEN_VALUE_REFUSED = frozenset({
+    "22000",  # data_exception (the driver: a parameter it cannot encode)
+    "22001",  # string_data_right_truncation
+    "22003",  # numeric_value_out_of_range
+    "22007",  # invalid_datetime_format
+    "22008",  # datetime_field_overflow
+    "22P02",  # invalid_text_representation
+})
 
 
 class ValueOutOfRange(InvalidInput):

@@ -104,7 +104,7 @@ _FAIL = sa.text("""
        SET claimed_until = NULL, claimed_by = NULL, last_error = :error,
            next_attempt_at = now() + make_interval(secs => :delay),
            status = CASE WHEN attempts >= :max_attempts THEN 'dead' ELSE 'pending' END
-     WHERE id = :id AND status = 'pending'
+     WHERE id = :id AND status = 'pending' AND claimed_by IS NOT DISTINCT FROM CAST(:holder AS integer)
     RETURNING status""")
 
 
@@ -370,7 +370,10 @@ class Relay:
         try:
             async with self.db.single_statement("reschedule_outbox_message") as uow:
                 status = await uow.scalar(_FAIL, {
-                    "id": message.id, "error": text, "delay": delay, "max_attempts": self.policy.max_attempts})
+                    "id": message.id, "error": text, "delay": delay, "max_attempts": self.policy.max_attempts,
+                    "holder": self.claim.holder})
+            if status is None:  # another relay took the message over meanwhile: it answers for it
+                return
         except Exception:
             log.exception("rescheduling outbox message %s failed; its lease will expire", message.id)
             return
@@ -390,7 +393,11 @@ class Relay:
         try:
             dsn = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
             listener = await asyncpg.connect(dsn)
-            await listener.execute("SELECT pg_advisory_lock($1, $2)", HOLDER_LOCKS, self.holder)
+            # Never waits: a session lost half-open may still hold the old id's
+            # lock, so a relay coming back takes a fresh id (its old claims are
+            # then taken over like those of any holder that is gone).
+            while not await listener.fetchval("SELECT pg_try_advisory_lock($1, $2)", HOLDER_LOCKS, self.holder):
+                self.holder = random.randint(1, 2**31 - 1)
             for channel, on_payload in self._channels.items():
                 await listener.add_listener(channel, lambda _c, _pid, _ch, payload, handle=on_payload: handle(payload))
             self._listener = listener

@@ -222,7 +222,10 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
             say("database stopped")
         if reaper is not None:
             reaper.stdin.close()  # it finds the server stopped, and exits
-            reaper.wait(timeout=30)
+            try:
+                reaper.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                reaper.kill()
         say("stopped")
 
 

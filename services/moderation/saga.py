@@ -34,6 +34,10 @@ from services.moderation.domain import Decision
 log = logging.getLogger(__name__)
 
 
+# How often a waiter that joined a running saga reads it again.
+JOINED_RECHECK_S = 0.25
+
+
 class Refused(Exception):
     """A peer's definite answer: the saga cannot go forward."""
 
@@ -92,20 +96,30 @@ class DecisionSagas:
     # -- waiting for the end, in this process -------------------------------
 
     async def wait_settled(self, decision_id: str, timeout_s: float, recheck=None) -> Decision | None:
-        """The decision once it ends in this process, or None after the
-        timeout (it may still be running, or have ended in another replica).
-        `recheck` reads the decision again once the waiter is registered: a
-        caller that joined a running saga may otherwise miss its end."""
-        future = asyncio.get_running_loop().create_future()
+        """The decision once it ends, or None after the timeout (it may still
+        be running). `recheck` (given by a caller that joined a running saga)
+        reads the decision once the waiter is registered and then every
+        JOINED_RECHECK_S: the saga may be running on another replica, which
+        does not announce the end when a waiter of its own was answered."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._waiters.setdefault(decision_id, []).append(future)
+        deadline = loop.time() + timeout_s
         try:
-            if recheck is not None:
-                fresh = await recheck()
-                if fresh is not None and fresh.settled:
-                    return fresh
-            return await asyncio.wait_for(future, timeout_s)
-        except asyncio.TimeoutError:
-            return None
+            while True:
+                if recheck is not None:
+                    fresh = await recheck()
+                    if fresh is not None and fresh.settled:
+                        return fresh
+                left = deadline - loop.time()
+                if left <= 0:
+                    return None
+                try:
+                    return await asyncio.wait_for(asyncio.shield(future),
+                                                  min(left, JOINED_RECHECK_S) if recheck is not None else left)
+                except asyncio.TimeoutError:
+                    if recheck is None:
+                        return None
         finally:
             waiters = self._waiters.get(decision_id, [])
             if future in waiters:

@@ -3,6 +3,7 @@ another replica carried out: the end is announced to every replica
 (NOTIFY), not only to waiters in the process that ran the last step."""
 import asyncio
 
+from services.moderation import store
 from services.moderation.saga import DecisionSagas
 from tests.integration.moderation.test_approve import approve
 
@@ -32,3 +33,32 @@ async def test_a_waiter_answered_in_its_own_replica_reads_nothing_more(stack, wo
     assert reply.settled and reply.decision.status == "approved"
     await asyncio.sleep(0.1)  # the announcement arrives after the in-process answer
     assert saga._reads == set() and reply.decision.decision_id not in saga._waiters
+
+
+async def test_a_joiner_on_another_replica_is_answered_soon_when_the_running_one_answers_its_own(
+        stack, world, gate):
+    """The replica running the saga has an approve waiting, so it announces
+    nothing; the joiner elsewhere reads the decision again as it waits."""
+    running = stack.servicer("moderation").saga
+    other = DecisionSagas(running.db, running.campaigns, running.payments, running.relay.policy)
+    await other.relay.start()
+    try:
+        _, _, target = await world.ready_to_approve(price=1_000, funds=5_000)
+        held = gate("campaigns", "ApproveTarget")
+        first = asyncio.ensure_future(approve(world, target.id))  # waits on the running replica
+        await held.reached.wait()
+        decision_id = next(iter(running._waiters))
+
+        async def read():
+            async with running.db.single_statement("read_decision") as uow:
+                return await store.get_decision(uow, decision_id)
+        joined = asyncio.ensure_future(other.wait_settled(decision_id, timeout_s=10, recheck=read))
+        await asyncio.sleep(0.05)
+        opened_at = asyncio.get_running_loop().time()
+        held.opened.set()
+        ended = await joined
+        assert ended is not None and ended.status == "approved"
+        assert asyncio.get_running_loop().time() - opened_at < 2  # not the 10 s wait
+        assert (await first).decision.status == "approved"
+    finally:
+        await other.relay.stop()
