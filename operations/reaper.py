@@ -17,19 +17,18 @@ import time
 STOP_WITHIN_S = 15.0
 
 
-def postmaster_pid(pgdata: pathlib.Path) -> int | None:
-    """The running postmaster's pid, from its pid file, or None."""
+def pid_in(lock_file: pathlib.Path) -> int | None:
+    """The pid a PostgreSQL lock file names (postmaster.pid, a socket's
+    lock; initdb's bootstrap writes it negated), or None."""
     try:
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, 0)
+        return abs(int(lock_file.read_text().split()[0]))
     except (OSError, ValueError, IndexError):
         return None
-    return pid
 
 
 def serves(pid: int | None, pgdata: pathlib.Path) -> bool:
     """Whether `pid` is a live (not zombie) postgres of this data directory."""
-    if pid is None or not _alive(pid):
+    if pid is None or not alive(pid):
         return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
@@ -43,29 +42,33 @@ def stop_server(pgdata: pathlib.Path) -> None:
     not ended within STOP_WITHIN_S. Signals only the pid it read: a server
     started later in the same directory is never touched, and no helper
     process is left to outlive us."""
-    pid = postmaster_pid(pgdata)
-    if pid is None:
+    pid = pid_in(pgdata / "postmaster.pid")
+    if not serves(pid, pgdata):
         return
     try:
         os.kill(pid, signal.SIGINT)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + STOP_WITHIN_S
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if alive(pid):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (one of another user's counts; a zombie,
+    whose parent has not reaped it yet, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    try:  # a zombie (its parent has not reaped it yet) is gone for us
+    except PermissionError:
+        pass
+    try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
