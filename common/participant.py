@@ -51,6 +51,12 @@ class StepOutcome:
     def repeated(self) -> bool:
         return self.row.decided is None
 
+    @property
+    def target(self):
+        """The target as the step left it: the row its move returned, or as
+        it was locked when the step was answered from its record."""
+        return self.locked_target if self.repeated else self.row
+
 
 class Participant:
     """Carries out the steps of one participant (its step table) on its database."""

@@ -261,13 +261,13 @@ def check_target_creation(campaign_status: str) -> None:
         raise PreconditionFailed(f"Cannot add targets to a {campaign_status} campaign", code=Reason.CAMPAIGN_CLOSED)
 
 
-def approve_step_refusal(status: str) -> dict:
-    """Why ApproveTarget refuses a target this decision does not hold
-    (recorded for the decision; rule 5): a cancellation won, or anything else."""
+def approve_step_refusal(status: str) -> tuple[str, str]:
+    """Why ApproveTarget refuses a target this decision does not hold, as
+    (code, message) (recorded for the decision; rule 5): a cancellation won,
+    or anything else."""
     if status == "cancelled":
-        return {"code": Reason.TARGET_CANCELLED, "message": "Target was cancelled"}
-    return {"code": Reason.TARGET_NOT_RESERVED,
-            "message": f"Target is not reserved by this decision (status: {status})"}
+        return Reason.TARGET_CANCELLED, "Target was cancelled"
+    return Reason.TARGET_NOT_RESERVED, f"Target is not reserved by this decision (status: {status})"
 
 
 def check_target_cancel(status: str, actor_role: str) -> None:

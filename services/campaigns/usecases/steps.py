@@ -19,10 +19,10 @@ from services.campaigns.domain import TARGET_NOT_FOUND
 from services.campaigns.usecases.targets import target_view
 
 
-def _refused(refusal: tuple[str, str] | dict | None) -> StepRefused | None:
+def _refused(refusal: tuple[str, str] | None) -> StepRefused | None:
     if refusal is None:
         return None
-    code, message = (refusal["code"], refusal["message"]) if isinstance(refusal, dict) else refusal
+    code, message = refusal
     return StepRefused(message, code=code)
 
 
@@ -81,7 +81,7 @@ class CampaignSteps:
             "now": now, "rules": self.rules, "earliest": self.rules.earliest(now), "latest": self.rules.latest(now),
             "campaign_status": domain.APPROVABLE.campaign_status, "channel_status": domain.APPROVABLE.channel_status,
             **steps_store.actor_params(actor)})
-        return done.row if not done.repeated else done.locked_target
+        return done.target
 
     async def release(self, actor: Actor, target_id: str, decision_id: str) -> bool:
         """approving → submitted, only if this decision holds the target
@@ -105,9 +105,7 @@ class CampaignSteps:
             "approved_detail": json.dumps({"decision_id": decision_id, "moderator_id": moderator_id,
                                            "escrow_id": escrow_id, "post_job_id": job_id}),
             **steps_store.actor_params(actor)})
-        if not done.repeated:
-            return done.row, steps_store.post_job_of(done.row)
-        return done.locked_target, await self._post_job(target_id, done.row)
+        return done.target, await self._post_job(target_id, done.row)
 
     async def reject(self, actor: Actor, target_id: str, decision_id: str, *, moderator_id: str, reason: str,
                      now: dt.datetime):
@@ -118,7 +116,7 @@ class CampaignSteps:
         reason = domain.valid_text(reason, "reason", domain.REASON_MAX)
         done = await self.steps.carry_out("reject", target_id, decision_id, {
             "moderator": moderator_id, "reason": reason, "now": now, **steps_store.actor_params(actor)})
-        return done.row if not done.repeated else done.locked_target
+        return done.target
 
     async def _post_job(self, target_id: str, row):
         job = steps_store.post_job_of(row)
