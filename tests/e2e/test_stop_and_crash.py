@@ -18,10 +18,9 @@ import time
 import uuid
 
 import httpx
-import jwt
-import psutil
 import pytest
 
+from tests.e2e.client import mint
 from tests.e2e.test_run_stack import GRACE_S, Stack, adtech, alive, processes_of
 from tests.harness import free_slot
 
@@ -85,8 +84,7 @@ def test_a_killed_supervisor_leaves_no_process_and_no_database_behind(tmp_path):
 
 # ---- a whole-installation crash in the middle of approves ----------------------------
 def token(secret: str, role: str, sub: str | None = None) -> dict:
-    claims = {"sub": sub or str(uuid.uuid4()), "role": role, "exp": int(time.time()) + 3600}
-    return {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
+    return {"Authorization": f"Bearer {mint(secret, role, sub)}"}
 
 
 async def approvable_targets(http: httpx.AsyncClient, admin: dict, secret: str, count: int) -> list[str]:
