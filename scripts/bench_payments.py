@@ -80,9 +80,6 @@ class Compiled:
 
 
 HOLD = Compiled(holds._HOLD)
-# The statement's parameters beyond the hold's terms (the refusal's text,
-# in trees that record it in the statement).
-EXTRA = {"refusal": getattr(domain, "INSUFFICIENT_FUNDS", None)}
 
 
 def direct_hold(connections: asyncio.Queue):
@@ -93,9 +90,8 @@ def direct_hold(connections: asyncio.Queue):
         conn = await connections.get()
         try:
             target, decision, publisher, escrow_id, tx = (str(uuid.uuid4()) for _ in range(5))
-            await conn.fetchrow(HOLD.sql, *HOLD.args(
-                target=target, decision=decision, advertiser=advertiser, publisher=publisher, amount=PRICE,
-                currency="USD", id=escrow_id, tx=tx, **EXTRA))
+            terms = domain.HoldTerms(target, decision, advertiser, publisher, PRICE, "USD")
+            await conn.fetchrow(HOLD.sql, *HOLD.args(**holds.hold_params(terms, escrow_id, tx)))
         finally:
             connections.put_nowait(conn)
     return hold
@@ -249,13 +245,15 @@ async def count_round_trips(url: str) -> None:
             ("ReleaseEscrow, repeat", lambda: payments.release_escrow(released)),
             ("RefundEscrow", lambda: payments.refund_escrow(refunded)),
             ("RefundEscrow, repeat", lambda: payments.refund_escrow(refunded)),
-            ("GetWallet", lambda: payments.wallet(funded, "USD")),
-            ("Deposit, existing wallet", lambda: payments.deposit(funded, 5, "USD", new_id(), "")),
-            ("Deposit, new wallet", lambda: payments.deposit(new_id(), 5, "USD", new_id(), "")),
+            ("GetWallet, by an admin", lambda: payments.wallet(funded, "USD", by_owner=False)),
+            ("GetWallet, by its owner", lambda: payments.wallet(funded, "USD", by_owner=True)),
+            ("GetWallet, the owner's first (opens it)", lambda: payments.wallet(new_id(), "USD", by_owner=True)),
+            ("Deposit", lambda: payments.deposit(funded, 5, "USD", new_id(), "")),
         ]
 
     try:
         funded = new_id()
+        await payments.wallet(funded, "USD", by_owner=True)  # its owner opens it
         await payments.deposit(funded, 10_000, "USD", new_id(), "")
         for name, call in await calls(funded):  # unmeasured: the session prepares every statement
             await trips.of(call)

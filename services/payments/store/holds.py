@@ -104,12 +104,16 @@ class HoldAttempt:
     escrow: EscrowRow | None
 
 
+def hold_params(terms: domain.HoldTerms, escrow_id: str, tx: str) -> dict:
+    """The hold statement's parameters (the benchmark sends the same)."""
+    return {"target": terms.target_id, "decision_id": terms.decision_id, "step": domain.HOLD_STEP,
+            "advertiser": terms.advertiser_id, "publisher": terms.publisher_id, "amount": terms.amount,
+            "currency": terms.currency, "id": escrow_id, "tx": tx, "refusal": domain.INSUFFICIENT_FUNDS,
+            "refusal_code": domain.InsufficientFunds.code}
+
+
 async def attempt(uow: UnitOfWork, terms: domain.HoldTerms, escrow_id: str, tx: str) -> HoldAttempt:
-    row = (await uow.execute(_HOLD, {
-        "target": terms.target_id, "decision_id": terms.decision_id, "step": domain.HOLD_STEP,
-        "advertiser": terms.advertiser_id, "publisher": terms.publisher_id, "amount": terms.amount,
-        "currency": terms.currency, "id": escrow_id, "tx": tx, "refusal": domain.INSUFFICIENT_FUNDS,
-        "refusal_code": domain.InsufficientFunds.code})).one()
+    row = (await uow.execute(_HOLD, hold_params(terms, escrow_id, tx))).one()
     return HoldAttempt(row.locked, steps.record_of(row, terms.target_id), escrow_from(row))
 
 
