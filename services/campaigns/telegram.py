@@ -1,0 +1,285 @@
+"""The channel adapter: posts, admin checks and proof checks through the
+Telegram Bot API with python-telegram-bot (docs/design.md, "After approval:
+publication, proof, payout"). `api_url` is the Bot API base: production's
+https://api.telegram.org or the project's sandbox (docs/sandbox.md); both
+answer the same methods, so the code path is the same.
+
+Errors: every Telegram or network error goes through `classify`, the one
+table that tells a transient failure (retry) from a definite refusal:
+- TransientChannelError: network errors and timeouts, 429 (flood control,
+  `retry_after` set from Telegram's answer), 5xx. `maybe_delivered` is True
+  when the request may have reached Telegram (a read timeout, a dropped
+  connection): after a publish that means the post may be out.
+- ChannelRefused: chat not found, the bot not an admin that can post,
+  the bot kicked or blocked, any other bad request.
+- TokenRejected (a ChannelRefused): Telegram refused the bot token (401/404
+  on every method). Definite: no call succeeds until TELEGRAM_BOT_TOKEN is
+  fixed; retrying cannot help.
+
+Publishing with media: a photo goes out with sendPhoto and the text as its
+caption. A caption holds at most 1024 characters; when the text is longer
+the post is a sendMessage whose link preview shows the photo above the text
+(link_preview_options.url = media_url), so the text is never cut and the
+post is still one message with one id.
+
+Proof (`is_up`): the Bot API has no "get message". The probe is
+editMessageReplyMarkup(chat_id, message_id) with no markup, which changes
+nothing on a post without buttons (ours have none): Telegram answers
+400 "message is not modified" when the message exists and 400 "message to
+edit not found" when it is gone. A channel that no longer exists means the
+post is gone too; a bot that lost its admin rights or was kicked cannot
+tell, and `is_up` raises ChannelRefused.
+
+The token is never logged: it is part of every request URL, so the
+loggers of httpx and python-telegram-bot that print URLs get a filter that
+blanks it, and errors carry our own messages with it removed."""
+import dataclasses
+import datetime as dt
+import logging
+import re
+import warnings
+
+import httpx
+from telegram import Bot, ChatMember, LinkPreviewOptions
+from telegram import error as tg
+from telegram.request import HTTPXRequest
+
+log = logging.getLogger(__name__)
+
+CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096
+USERNAME = re.compile(r"[A-Za-z0-9_]{3,64}")
+
+# Loggers that print request URLs, hence the token.
+URL_LOGGERS = ("httpx", "telegram.Bot", "telegram.BaseRequest", "telegram.HTTPXRequest")
+
+
+class ChannelError(Exception):
+    """A Bot API call did not do what was asked; `message` says why in
+    words a person can act on."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class TransientChannelError(ChannelError):
+    """Worth retrying: the network, a timeout, flood control (429, wait
+    `retry_after` seconds) or a server error. `maybe_delivered`: the request
+    may have reached Telegram before it failed."""
+
+    def __init__(self, message: str, retry_after: float | None = None, *, maybe_delivered: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
+
+
+class ChannelRefused(ChannelError):
+    """Definite: the same call will fail again (chat not found, the bot not
+    an admin that can post, the bot kicked or blocked, a bad request)."""
+
+
+class TokenRejected(ChannelRefused):
+    """Telegram refused the bot token itself: no call can succeed until
+    TELEGRAM_BOT_TOKEN is fixed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Posted:
+    message_id: int
+    url: str  # https://t.me/<username>/<message_id>
+
+
+# What a definite refusal's description says (lower case), matched in order.
+_NOT_FOUND = ("chat not found", "channel_invalid", "username_invalid", "username_not_occupied")
+_NO_RIGHTS = ("not enough rights", "need administrator rights", "chat_admin_required",
+              "have no rights to send", "not a member", "member list is inaccessible")
+_GONE = ("message to edit not found", "message_id_invalid", "message not found")
+_STILL_THERE = ("message is not modified", "message can't be edited")
+# Failures before the request left this machine: Telegram never saw it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def classify(error: Exception) -> ChannelError:
+    """The one place a Telegram or network error becomes a ChannelError.
+    BadRequest and TimedOut are NetworkError subclasses in
+    python-telegram-bot, so the order of the checks matters."""
+    if isinstance(error, ChannelError):
+        return error
+    if isinstance(error, tg.RetryAfter):
+        return TransientChannelError(f"Telegram's flood control: retry after {_seconds(error)} s",
+                                     retry_after=_seconds(error))
+    if isinstance(error, tg.InvalidToken):
+        # Its own text may hold the token (Bot.initialize puts it there).
+        return TokenRejected("Telegram rejected the bot token (TELEGRAM_BOT_TOKEN)")
+    if isinstance(error, tg.Forbidden):
+        return ChannelRefused(f"the bot may not do this: {error.message}")
+    if isinstance(error, tg.ChatMigrated):
+        return ChannelRefused(f"the chat moved to {error.new_chat_id}")
+    if isinstance(error, tg.BadRequest):
+        return ChannelRefused(f"Telegram refused the request: {error.message}")
+    if isinstance(error, tg.TimedOut):
+        return TransientChannelError(f"Telegram did not answer in time: {error.message}",
+                                     maybe_delivered=not isinstance(error.__cause__, _NOT_SENT))
+    if isinstance(error, tg.NetworkError):
+        # An HTTP error without a Telegram description (502, 5xx, a dropped
+        # connection) or an httpx failure PTB wrapped.
+        return TransientChannelError(f"Telegram could not be reached: {error.message}",
+                                     maybe_delivered=not isinstance(error.__cause__, _NOT_SENT))
+    if isinstance(error, (httpx.TransportError, OSError, TimeoutError)):
+        return TransientChannelError(f"Telegram could not be reached: {error!r}",
+                                     maybe_delivered=not isinstance(error, _NOT_SENT))
+    if isinstance(error, tg.TelegramError):
+        # Conflict, EndPointNotFound, an unparsable answer: a server that
+        # misbehaves now may not later.
+        return TransientChannelError(f"Telegram answered unexpectedly: {error.message}", maybe_delivered=True)
+    raise TypeError(f"not a Telegram or network error: {error!r}") from error
+
+
+def _seconds(error: tg.RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns on reading an int retry_after
+        warnings.simplefilter("ignore")
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def _describes(error: ChannelError, phrases: tuple[str, ...]) -> bool:
+    text = error.message.lower()
+    return any(phrase in text for phrase in phrases)
+
+
+def username_of(handle: str) -> str:
+    """`@name` (or `name`, `t.me/name`) as Telegram's bare username."""
+    name = handle.strip().removeprefix("https://").removeprefix("t.me/").lstrip("@")
+    if not USERNAME.fullmatch(name):
+        raise ChannelRefused(f"{handle!r} is not a channel username like @name")
+    return name
+
+
+class _HideToken(logging.Filter):
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.token in text:
+            record.msg, record.args = text.replace(self.token, "<token>"), None
+        return True
+
+
+class TelegramChannels:
+    """The Bot API for channels: one HTTP client for the process, opened by
+    `start` (or `async with`) and closed by `close`."""
+
+    def __init__(self, api_url: str, token: str, *, timeout_s: float = 10.0):
+        self._token = token
+        self._hide = _HideToken(token)
+        # Before the Bot exists: its constructor logs the URL at DEBUG.
+        for name in URL_LOGGERS:
+            logging.getLogger(name).addFilter(self._hide)
+        request = HTTPXRequest(connect_timeout=timeout_s, read_timeout=timeout_s, write_timeout=timeout_s,
+                               pool_timeout=timeout_s, media_write_timeout=timeout_s)
+        base = api_url.rstrip("/")
+        self._bot = Bot(token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot", request=request,
+                        get_updates_request=HTTPXRequest(connection_pool_size=1))
+        self._bot_id: int | None = None
+
+    async def start(self) -> None:
+        """Opens the client and checks the token (getMe). A rejected token
+        raises TokenRejected; Telegram out of reach is logged and the check
+        runs again on first use."""
+        try:
+            await self._ready()
+        except TransientChannelError as error:
+            log.warning("Bot API not reachable at start, will retry on first use: %s", error.message)
+
+    async def close(self) -> None:
+        try:
+            await self._bot.shutdown()
+        finally:
+            for name in URL_LOGGERS:
+                logging.getLogger(name).removeFilter(self._hide)
+
+    async def __aenter__(self) -> "TelegramChannels":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def chat_for_posting(self, handle: str) -> int:
+        """The chat id of channel `handle` when the bot is an administrator
+        of it that can post messages (getChat, then getChatMember)."""
+        name = username_of(handle)
+        bot_id = await self._ready()
+        try:
+            chat = await self._call(self._bot.get_chat, f"@{name}")
+        except ChannelRefused as error:
+            if _describes(error, _NOT_FOUND):
+                raise ChannelRefused(f"channel @{name} not found") from None
+            raise
+        if chat.type != chat.CHANNEL:
+            raise ChannelRefused(f"@{name} is a {chat.type} chat, not a channel")
+        not_admin = f"the bot is not an administrator of @{name} that can post messages"
+        try:
+            member = await self._call(self._bot.get_chat_member, chat.id, bot_id)
+        except ChannelRefused as error:
+            if isinstance(error, TokenRejected):
+                raise
+            raise ChannelRefused(f"{not_admin} ({error.message})") from None
+        if member.status == ChatMember.OWNER:
+            return chat.id
+        if member.status != ChatMember.ADMINISTRATOR or not getattr(member, "can_post_messages", False):
+            raise ChannelRefused(not_admin)
+        return chat.id
+
+    async def publish(self, chat_id: int, handle: str, text: str, media_url: str | None) -> Posted:
+        """Sends the post: sendMessage, or sendPhoto with the text as its
+        caption when there is a photo (a text past the caption limit goes
+        as a message with the photo as its link preview, above the text)."""
+        name = username_of(handle)
+        if len(text) > TEXT_LIMIT:
+            raise ChannelRefused(f"the text is longer than Telegram's {TEXT_LIMIT} characters")
+        await self._ready()
+        if media_url and len(text) <= CAPTION_LIMIT:
+            message = await self._call(self._bot.send_photo, chat_id, media_url, caption=text or None)
+        elif media_url:
+            preview = LinkPreviewOptions(url=media_url, prefer_large_media=True, show_above_text=True)
+            message = await self._call(self._bot.send_message, chat_id, text, link_preview_options=preview)
+        else:
+            message = await self._call(self._bot.send_message, chat_id, text)
+        return Posted(message_id=message.message_id, url=f"https://t.me/{name}/{message.message_id}")
+
+    async def is_up(self, chat_id: int, message_id: int) -> bool:
+        """True while the message is in the channel, False once it is
+        definitely gone (see the module docstring for the probe)."""
+        await self._ready()
+        try:
+            await self._call(self._bot.edit_message_reply_markup, chat_id=chat_id, message_id=message_id)
+        except ChannelRefused as error:
+            if _describes(error, _STILL_THERE):
+                return True
+            if _describes(error, _GONE + _NOT_FOUND):
+                return False
+            raise
+        return True
+
+    async def _ready(self) -> int:
+        """The bot's user id; initializes the client and checks the token
+        on first use."""
+        if self._bot_id is None:
+            await self._call(self._bot.initialize)
+            self._bot_id = self._bot.id
+        return self._bot_id
+
+    async def _call(self, method, *args, **kwargs):
+        try:
+            return await method(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - classify decides, or raises TypeError
+            classified = classify(error)
+            if self._token in classified.message:
+                classified.message = classified.message.replace(self._token, "<token>")
+                classified.args = (classified.message,)
+            # `from None`: the library's exception (and its chain) may quote the token.
+            raise classified from None
