@@ -51,16 +51,21 @@ TEXT_LIMIT = 4096
 USERNAME = re.compile(r"[A-Za-z0-9_]{3,64}")
 
 # Loggers that print request URLs, hence the token.
-URL_LOGGERS = ("httpx", "telegram.Bot", "telegram.BaseRequest", "telegram.HTTPXRequest")
+URL_LOGGERS = ("httpx", "telegram.Bot", "telegram.request.BaseRequest", "telegram.request.HTTPXRequest")
+# A proxy's error page can be long: a message keeps its start.
+MESSAGE_LIMIT = 300
 
 
 class ChannelError(Exception):
     """A Bot API call did not do what was asked; `message` says why in
     words a person can act on."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, telegram_words: str | None = None):
+        if len(message) > MESSAGE_LIMIT:
+            message = message[:MESSAGE_LIMIT - 1] + "…"
         super().__init__(message)
         self.message = message
+        self.telegram_words = telegram_words or message  # Telegram's own description, when it gave one
 
 
 class TransientChannelError(ChannelError):
@@ -113,11 +118,11 @@ def classify(error: Exception) -> ChannelError:
         # Its own text may hold the token (Bot.initialize puts it there).
         return TokenRejected("Telegram rejected the bot token (TELEGRAM_BOT_TOKEN)")
     if isinstance(error, tg.Forbidden):
-        return ChannelRefused(f"the bot may not do this: {error.message}")
+        return ChannelRefused(f"the bot may not do this: {error.message}", telegram_words=error.message)
     if isinstance(error, tg.ChatMigrated):
         return ChannelRefused(f"the chat moved to {error.new_chat_id}")
     if isinstance(error, tg.BadRequest):
-        return ChannelRefused(f"Telegram refused the request: {error.message}")
+        return ChannelRefused(f"Telegram refused the request: {error.message}", telegram_words=error.message)
     if isinstance(error, tg.TimedOut):
         return TransientChannelError(f"Telegram did not answer in time: {error.message}",
                                      maybe_delivered=not isinstance(error.__cause__, _NOT_SENT))
@@ -213,21 +218,26 @@ class TelegramChannels:
         of it that can post messages (getChat, then getChatMember)."""
         name = username_of(handle)
         bot_id = await self._ready()
+        not_admin = f"the bot is not an administrator of @{name} that can post messages"
+
+        def refusal(error: ChannelRefused) -> ChannelRefused:
+            if isinstance(error, TokenRejected):
+                return error
+            if _describes(error, _NOT_FOUND):
+                return ChannelRefused(f"channel @{name} not found")
+            # Kicked, blocked, no rights: Telegram's words in brackets.
+            return ChannelRefused(f"{not_admin} ({error.telegram_words})")
+
         try:
             chat = await self._call(self._bot.get_chat, f"@{name}")
         except ChannelRefused as error:
-            if _describes(error, _NOT_FOUND):
-                raise ChannelRefused(f"channel @{name} not found") from None
-            raise
+            raise refusal(error) from None
         if chat.type != chat.CHANNEL:
             raise ChannelRefused(f"@{name} is a {chat.type} chat, not a channel")
-        not_admin = f"the bot is not an administrator of @{name} that can post messages"
         try:
             member = await self._call(self._bot.get_chat_member, chat.id, bot_id)
         except ChannelRefused as error:
-            if isinstance(error, TokenRejected):
-                raise
-            raise ChannelRefused(f"{not_admin} ({error.message})") from None
+            raise refusal(error) from None
         if member.status == ChatMember.OWNER:
             return chat.id
         if member.status != ChatMember.ADMINISTRATOR or not getattr(member, "can_post_messages", False):
@@ -278,8 +288,9 @@ class TelegramChannels:
             return await method(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - classify decides, or raises TypeError
             classified = classify(error)
-            if self._token in classified.message:
+            if self._token in classified.message or self._token in classified.telegram_words:
                 classified.message = classified.message.replace(self._token, "<token>")
+                classified.telegram_words = classified.telegram_words.replace(self._token, "<token>")
                 classified.args = (classified.message,)
             # `from None`: the library's exception (and its chain) may quote the token.
             raise classified from None

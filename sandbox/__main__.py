@@ -1,0 +1,74 @@
+"""`python -m sandbox`: the Telegram Bot API sandbox on TELEGRAM_SANDBOX_HOST:
+TELEGRAM_SANDBOX_PORT, accepting TELEGRAM_BOT_TOKEN, storing under
+ADTECH_DATA_DIR/telegram-sandbox/."""
+import logging
+import re
+import socket
+
+import uvicorn
+from pydantic import Field, field_validator
+
+from common.logs import configure_logging
+from common.settings import MIN_SECRET_LENGTH, PLACEHOLDERS, CommonSettings, fail_fast, load_settings
+from sandbox.app import create_app
+from sandbox.store import Store
+
+log = logging.getLogger("sandbox")
+
+TOKEN = re.compile(r"(\d{1,20}):([A-Za-z0-9_-]+)")
+
+
+class Settings(CommonSettings):
+    telegram_sandbox_host: str = Field(default="127.0.0.1", description="Address the Bot API sandbox listens on")
+    telegram_sandbox_port: int = Field(default=8081, ge=0, le=65535, description="Port of the Bot API sandbox (0: any free one)")
+    telegram_bot_token: str = Field(description="The one bot token the sandbox accepts, `<digits>:<secret>`; required")
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _real_token(cls, value: str) -> str:
+        match = TOKEN.fullmatch(value)
+        if not match:
+            raise ValueError("must look like a bot token, <digits>:<letters, digits, - or _>")
+        secret = match.group(2)
+        if secret.lower() in PLACEHOLDERS or len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"is a placeholder or its secret is shorter than {MIN_SECRET_LENGTH} characters")
+        return value
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or one line naming the busy port."""
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)  # connections queue from here on, before uvicorn starts accepting
+    except OSError as error:
+        fail_fast(f"TELEGRAM_SANDBOX_PORT: cannot listen on {host}:{port}: {error.strerror or error}")
+    sock.set_inheritable(True)
+    return sock
+
+
+def main() -> None:
+    settings = load_settings(Settings)
+    configure_logging("telegram-sandbox", settings.log_level)
+    folder = settings.data_dir() / "telegram-sandbox"
+    store = Store(folder / "sandbox.sqlite3")
+    sock = bind(settings.telegram_sandbox_host, settings.telegram_sandbox_port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    page_url = f"http://{shown}:{port}/"
+    # The access log stays off: every Bot API path carries the token.
+    config = uvicorn.Config(create_app(store, settings.telegram_bot_token), log_config=None, access_log=False,
+                            lifespan="off", timeout_graceful_shutdown=1)
+    log.info("Telegram Bot API sandbox: page %s, Bot API at %s", page_url, page_url.rstrip("/"),
+             extra={"fields": {"page_url": page_url, "api_url": page_url.rstrip("/"), "data": str(folder)}})
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
