@@ -26,6 +26,8 @@ CREATIVE_TEXT_MAX = 4096
 MEDIA_URL_MAX = 2048
 REASON_MAX = 1000  # a rejection's reason, of a channel or of a target
 REFERENCE_MAX = 500  # a deposit's reference
+DESTINATION_MAX = 500  # where a withdrawal is paid
+EXTERNAL_REFERENCE_MAX = 500  # a paid withdrawal's reference
 IDEMPOTENCY_KEY_MAX = 200
 CREATIVES_MAX = 50  # creatives given with a new campaign
 HANDLE_MAX = 65  # @ and 64 more
@@ -104,6 +106,9 @@ CreativeText = _text(CREATIVE_TEXT_MAX, NOT_BLANK, "Not blank")
 MediaUrl = _text(MEDIA_URL_MAX, HTTP_URL, "An http(s) URL; none when empty")
 RejectionReason = _text(REASON_MAX, NOT_BLANK, "Why, for the owner; not blank")
 Reference = _text(REFERENCE_MAX, NO_NUL, "Free text kept on the ledger entry")
+Destination = _text(DESTINATION_MAX, NOT_BLANK, "Where to pay the withdrawal (e.g. an IBAN); not blank")
+ExternalReference = _text(EXTERNAL_REFERENCE_MAX, NOT_BLANK, "The payment's reference at the bank or processor; "
+                                                             "not blank")
 Money = Annotated[int, Field(strict=True, ge=1, le=10**MONEY_DIGITS - 1,
                              description=f"Minor units, at most {MONEY_DIGITS} digits"), BeforeValidator(_integral)]
 Instant = Annotated[Timestamp, PlainValidator(_instant),
@@ -124,3 +129,4 @@ ChannelId = _path_id("channelId", "The channel's id")
 CampaignId = _path_id("campaignId", "The campaign's id")
 TargetId = _path_id("targetId", "The target's id")
 UserId = _path_id("userId", "The user's id (the token's sub)")
+WithdrawalId = _path_id("withdrawalId", "The withdrawal's id")

@@ -79,6 +79,11 @@ _APPROVE_REFUSALS = (
     by_service(S.FAILED_PRECONDITION, Reason.INSUFFICIENT_FUNDS, "The advertiser's wallet cannot cover the price"),
 )
 
+_WITHDRAWAL_MOVE = (
+    INPUT, TOKEN, ROLE, by_service(S.NOT_FOUND, Reason.WITHDRAWAL_NOT_FOUND, "No withdrawal has this id"),
+    by_service(S.ABORTED, Reason.WITHDRAWAL_NOT_PENDING, "The withdrawal is paid or rejected already"),
+    CONCURRENT_CHANGE, *SERVICE_DOWN)
+
 REFUSALS: dict[str, tuple[Refusal, ...]] = {
     # health
     "live": (),
@@ -129,4 +134,15 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
     "escrow": (INPUT, TOKEN, by_service(S.PERMISSION_DENIED, Reason.FORBIDDEN, "Not the target's advertiser or "
                                         "publisher, nor an admin"),
                by_service(S.NOT_FOUND, Reason.ESCROW_NOT_FOUND, "The target has no escrow"), *SERVICE_DOWN),
+    # payouts
+    "request_withdrawal": (INPUT, TOKEN, ROLE,
+                           by_service(S.FAILED_PRECONDITION, Reason.INSUFFICIENT_FUNDS,
+                                      "The wallet's spendable balance cannot cover the amount"),
+                           by_service(S.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED,
+                                      "The Idempotency-Key was used before with another body"),
+                           CONCURRENT_CHANGE, *SERVICE_DOWN),
+    "own_withdrawals": (INPUT, TOKEN, *SERVICE_DOWN),
+    "withdrawals": _AN_ADMINS_READ,
+    "complete_withdrawal": _WITHDRAWAL_MOVE,
+    "reject_withdrawal": _WITHDRAWAL_MOVE,
 }

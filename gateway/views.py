@@ -170,10 +170,12 @@ class Wallet(ApiModel):
     currency: str
     balance: int
     held: int
+    pending_payout: int
 
 
 def wallet(w) -> Wallet:
-    return Wallet(user_id=w.user_id, currency=w.currency, balance=w.balance, held=w.held)
+    return Wallet(user_id=w.user_id, currency=w.currency, balance=w.balance, held=w.held,
+                  pending_payout=w.pending_payout)
 
 
 class Deposit(ApiModel):
@@ -217,3 +219,26 @@ def escrow(e) -> Escrow:
     return Escrow(id=e.id, target_id=e.target_id, advertiser_id=e.advertiser_id, publisher_id=e.publisher_id,
                   amount=e.amount, currency=e.currency, status=e.status, created_at=_at(e, "created_at"),
                   updated_at=_at(e, "updated_at"))
+
+
+class Withdrawal(ApiModel):
+    id: str
+    user_id: str
+    amount: int
+    currency: str
+    destination: str
+    status: str
+    external_reference: str | None
+    reason: str | None
+    created_at: str
+    updated_at: str
+
+
+class WithdrawalPage(Page):
+    items: list[Withdrawal]
+
+
+def withdrawal(w) -> Withdrawal:
+    return Withdrawal(id=w.id, user_id=w.user_id, amount=w.amount, currency=w.currency, destination=w.destination,
+                      status=w.status, external_reference=w.external_reference or None, reason=w.reason or None,
+                      created_at=_at(w, "created_at"), updated_at=_at(w, "updated_at"))

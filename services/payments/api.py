@@ -6,11 +6,20 @@ from common.pagination import page_limit
 from common.timestamps import to_timestamp
 from services.payments import domain
 from services.payments.store.escrows import EscrowRow
+from services.payments.store.withdrawals import WithdrawalRow
 from services.payments.usecases import Payments, Wallet
 
 
 def _wallet(wallet: Wallet) -> pb.Wallet:
-    return pb.Wallet(user_id=wallet.user_id, currency=wallet.currency, balance=wallet.balance, held=wallet.held)
+    return pb.Wallet(user_id=wallet.user_id, currency=wallet.currency, balance=wallet.balance, held=wallet.held,
+                     pending_payout=wallet.pending_payout)
+
+
+def _withdrawal(w: WithdrawalRow) -> pb.Withdrawal:
+    return pb.Withdrawal(
+        id=w.id, user_id=w.user_id, amount=w.amount, currency=w.currency, destination=w.destination,
+        status=w.status, external_reference=w.external_reference or "", reason=w.reason or "",
+        created_at=to_timestamp(w.created_at), updated_at=to_timestamp(w.updated_at))
 
 
 def _escrow(escrow: EscrowRow) -> pb.Escrow:
@@ -87,3 +96,35 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         results = await self.payments.reconcile()
         return pb.ReconcileResponse(ok=all(r.ok for r in results), checks=[pb.ReconcileCheck(
             name=r.name, ok=r.ok, violations=r.violations, detail=r.detail) for r in results])
+
+    async def RequestWithdrawal(self, request, context):
+        actor = require_actor()
+        actor.require(*domain.WITHDRAWERS)
+        terms = domain.WithdrawalTerms(
+            user_id=actor.id, amount=domain.positive_amount(request.amount),
+            currency=domain.currency_of(request.currency),
+            destination=domain.text(request.destination, "destination", domain.MAX_DESTINATION))
+        result = await self.payments.request_withdrawal(terms, domain.idempotency_key(request.idempotency_key))
+        return pb.RequestWithdrawalResponse(withdrawal=_withdrawal(result.withdrawal), replayed=result.replayed)
+
+    async def ListWithdrawals(self, request, context):
+        user_id = parse_uuid(request.user_id, "user_id") if request.user_id else ""
+        domain.assert_may_list_withdrawals(require_actor(), user_id)
+        rows, cursor = await self.payments.withdrawals_page(
+            user_id or None, domain.withdrawal_status(request.status) or None, request.cursor,
+            page_limit(request.limit))
+        return pb.ListWithdrawalsResponse(withdrawals=[_withdrawal(r) for r in rows], next_cursor=cursor)
+
+    async def CompleteWithdrawal(self, request, context):
+        require_actor().require(*domain.PAYOUT_OPERATORS)
+        withdrawal = await self.payments.complete_withdrawal(
+            parse_uuid(request.withdrawal_id, "withdrawal_id"),
+            domain.text(request.external_reference, "external_reference", domain.MAX_EXTERNAL_REFERENCE))
+        return pb.CompleteWithdrawalResponse(withdrawal=_withdrawal(withdrawal))
+
+    async def RejectWithdrawal(self, request, context):
+        require_actor().require(*domain.PAYOUT_OPERATORS)
+        withdrawal = await self.payments.reject_withdrawal(
+            parse_uuid(request.withdrawal_id, "withdrawal_id"),
+            domain.text(request.reason, "reason", domain.MAX_REJECTION_REASON))
+        return pb.RejectWithdrawalResponse(withdrawal=_withdrawal(withdrawal))

@@ -7,7 +7,7 @@ import re
 import uuid
 
 from common.auth import Actor
-from common.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from common.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from common.reasons import Reason
 from common.steps import StepRecord, answer
 
@@ -26,6 +26,14 @@ DEPOSIT, ESCROW_HOLD, ESCROW_REFUND, ESCROW_RELEASE, FEE, WITHDRAWAL = (
 # currency the platform fee and the external funding source (the only
 # account that may go negative: deposits come out of it).
 WALLET, ESCROW, PLATFORM_FEE, EXTERNAL = "wallet", "escrow", "platform_fee", "external"
+# A user's withdrawals asked for and not yet paid out sit in the user's own
+# pending-payouts account (per user and currency: no row shared by every
+# withdrawal of the platform).
+PENDING_PAYOUT = "pending_payout"
+# Ledger transaction kinds of payouts: a request is a 'withdrawal', its
+# completion a 'payout' (pending payouts → external), its rejection a
+# 'withdrawal_reversal' (whose wallet entry is a positive 'withdrawal').
+PAYOUT, WITHDRAWAL_REVERSAL = "payout", "withdrawal_reversal"
 
 # The platform fee and external funding of a currency are this many account
 # rows (shards): a release credits one fee shard and a deposit debits one
@@ -34,6 +42,13 @@ WALLET, ESCROW, PLATFORM_FEE, EXTERNAL = "wallet", "escrow", "platform_fee", "ex
 LEDGER_SHARDS = 16
 
 HELD, RELEASED, REFUNDED = "held", "released", "refunded"
+
+# Withdrawal: pending → paid | rejected, each move by an admin, once.
+PENDING, PAID, REJECTED = "pending", "paid", "rejected"
+WITHDRAWAL_STATUSES = (PENDING, PAID, REJECTED)
+MAX_DESTINATION = 500
+MAX_EXTERNAL_REFERENCE = 500
+MAX_REJECTION_REASON = 1000
 
 # HoldEscrow is the step "hold" of a decision, recorded as common/steps.py
 # records every step (docs/design.md saga rules 1, 3, 7): 'held', or 'refused'
@@ -45,6 +60,8 @@ HOLD_DONE = frozenset({"held"})
 DEPOSITORS = ("admin",)
 ESCROW_OPERATORS = ("system", "admin")
 AUDITORS = ("admin", "system")
+WITHDRAWERS = ("publisher",)
+PAYOUT_OPERATORS = ("admin",)
 
 
 class InsufficientFunds(PreconditionFailed):
@@ -79,6 +96,19 @@ class WalletNotFound(NotFound):
     id strands nothing."""
 
     code = Reason.WALLET_NOT_FOUND
+
+
+class WithdrawalNotFound(NotFound):
+    """No withdrawal has this id."""
+
+    code = Reason.WITHDRAWAL_NOT_FOUND
+
+
+class WithdrawalNotPending(Conflict):
+    """The withdrawal is paid or rejected already: another completion or
+    rejection won, and it cannot move again."""
+
+    code = Reason.WITHDRAWAL_NOT_PENDING
 
 
 class EscrowNotFound(NotFound):
@@ -133,6 +163,49 @@ def reference(value: str) -> str:
     return value
 
 
+def text(value: str, field: str, limit: int) -> str:
+    """Required free text: not blank, no NUL, at most `limit` characters."""
+    if "\x00" in value:
+        raise InvalidInput(f"{field} must not contain NUL characters")
+    if not value.strip():
+        raise InvalidInput(f"{field} is required")
+    if len(value) > limit:
+        raise InvalidInput(f"{field} must be at most {limit} characters")
+    return value
+
+
+def withdrawal_status(value: str) -> str:
+    """A status filter: empty for any, else one of the statuses."""
+    if value and value not in WITHDRAWAL_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(WITHDRAWAL_STATUSES)}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class WithdrawalTerms:
+    """What a withdrawal asks for; a repeat with its key must ask for
+    exactly the same."""
+    user_id: str
+    amount: int
+    currency: str
+    destination: str
+
+
+def judge_withdrawal_replay(asked: WithdrawalTerms, stored: WithdrawalTerms) -> None:
+    """A second request with a key the user used before is the same
+    request, answered with the first's withdrawal, or refused."""
+    if stored != asked:
+        raise IdempotencyKeyReused("idempotency key was used with a different withdrawal")
+
+
+def judge_withdrawal_close(withdrawal_id: str, status: str | None) -> None:
+    """Why a guarded close of a withdrawal moved nothing: there is none, or
+    it is not pending any more."""
+    if status is None:
+        raise WithdrawalNotFound(f"no withdrawal {withdrawal_id}")
+    raise WithdrawalNotPending(f"withdrawal {withdrawal_id} is {status}, not pending")
+
+
 def credited(balance: int, amount: int) -> int:
     """The balance after a credit; money is int64, so beyond it is refused."""
     if balance + amount > INT64_MAX:
@@ -166,6 +239,13 @@ def assert_may_read_wallet(actor: Actor, user_id: str) -> None:
     """Users see their own wallet; admin and system see any."""
     if actor.role not in AUDITORS and actor.id != user_id:
         raise Forbidden("only the wallet's owner or an admin may read it")
+
+
+def assert_may_list_withdrawals(actor: Actor, user_id: str) -> None:
+    """A user lists their own withdrawals; admin and system list anyone's
+    and everyone's."""
+    if actor.role not in AUDITORS and (not user_id or actor.id != user_id):
+        raise Forbidden("only the withdrawals' owner or an admin may list them")
 
 
 def assert_may_read_escrow(actor: Actor, advertiser_id: str, publisher_id: str) -> None:

@@ -7,9 +7,10 @@ from common.db import Database, ValueOutOfRange
 from common.errors import InvalidInput
 from common.pagination import decode_cursor, encode_cursor
 from services.payments import domain
-from services.payments.store import deposits, escrows, holds, ledger, reconcile as checks, settlements
+from services.payments.store import deposits, escrows, holds, ledger, reconcile as checks, settlements, withdrawals
 from services.payments.store.escrows import EscrowRow
 from services.payments.store.ledger import Leg
+from services.payments.store.withdrawals import WithdrawalRow
 
 # How often a use case runs again after losing a race (see _retrying); one
 # more run answers the winner's result, the rest is margin.
@@ -22,12 +23,19 @@ class Wallet:
     currency: str
     balance: int
     held: int
+    pending_payout: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
 class DepositResult:
     transaction_id: str
     wallet: Wallet
+    replayed: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class WithdrawalResult:
+    withdrawal: WithdrawalRow
     replayed: bool
 
 
@@ -49,13 +57,14 @@ class Payments:
 
         async def attempt() -> DepositResult:
             async with self.db.unit_of_work("deposit") as uow:
-                claimed, held = await deposits.claim(uow, key, fingerprint, user_id, currency)
+                claimed, held, pending = await deposits.claim(uow, key, fingerprint, user_id, currency)
                 if not claimed:
                     first = await deposits.stored(uow, key)
                     if first.fingerprint != fingerprint:
                         raise domain.IdempotencyKeyReused("idempotency key was used with a different deposit")
                     return DepositResult(first.transaction_id, Wallet(
-                        first.user_id, first.currency, first.balance_after, first.held_after), replayed=True)
+                        first.user_id, first.currency, first.balance_after, first.held_after,
+                        first.pending_payout_after), replayed=True)
                 if not await ledger.has_wallet(uow, user_id):
                     raise domain.WalletNotFound(
                         f"user {user_id} has no wallet; a wallet opens when its owner first reads it (GET /api/wallet)")
@@ -64,12 +73,12 @@ class Payments:
                                                       domain.ledger_shard(tx))
                 wallet = accounts.wallet(user_id)
                 balance = domain.credited(wallet.balance, amount)
-                await deposits.record_result(uow, key, tx, balance, held)
+                await deposits.record_result(uow, key, tx, balance, held, pending)
                 await ledger.post(uow, tx, domain.DEPOSIT, reference, [
                     Leg(wallet.id, domain.DEPOSIT, amount),
                     Leg(accounts.system(domain.EXTERNAL).id, domain.DEPOSIT, -amount)])
                 await uow.commit()
-                return DepositResult(tx, Wallet(user_id, currency, balance, held), replayed=False)
+                return DepositResult(tx, Wallet(user_id, currency, balance, held, pending), replayed=False)
 
         return await self._retrying(attempt)
 
@@ -80,8 +89,8 @@ class Payments:
             async with self.db.single_statement("open_wallet") as uow:
                 await ledger.open_wallet(uow, user_id, currency)
         async with self.db.single_statement("read_wallet") as uow:
-            balance, held = await ledger.wallet(uow, user_id, currency)
-        return Wallet(user_id, currency, balance, held)
+            balance, held, pending = await ledger.wallet(uow, user_id, currency)
+        return Wallet(user_id, currency, balance, held, pending)
 
     async def ledger_page(self, user_id: str, currency: str, cursor: str, limit: int) -> tuple[list, str]:
         """A wallet's entries, newest first; keyset on the account version."""
@@ -170,6 +179,88 @@ class Payments:
         after = decode_cursor(cursor, dt.datetime, uuid.UUID)
         async with self.db.unit_of_work("list_escrows") as uow:
             rows = await escrows.page(uow, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else ""
+
+    async def request_withdrawal(self, terms: domain.WithdrawalTerms, key: str) -> WithdrawalResult:
+        """Moves the amount from the user's spendable balance into the
+        user's pending-payouts account, once per (user, idempotency key), in
+        one ledger transaction; a repeat with the same request answers the
+        first withdrawal. A request the balance cannot cover moves and
+        keeps nothing (the key stays free)."""
+        async def attempt() -> WithdrawalResult:
+            async with self.db.unit_of_work("request_withdrawal") as uow:
+                tx = ledger.new_transaction_id()
+                claimed = await withdrawals.claim(uow, str(uuid.uuid4()), key, terms, tx)
+                if claimed is None:
+                    first = await withdrawals.by_key(uow, terms.user_id, key)
+                    domain.judge_withdrawal_replay(terms, first.terms)
+                    return WithdrawalResult(first, replayed=True)
+                wallet = await withdrawals.debit_wallet(uow, terms.user_id, terms.currency, terms.amount)
+                if wallet is None:
+                    balance = await withdrawals.balance(uow, terms.user_id, terms.currency)
+                    raise domain.InsufficientFunds(domain.INSUFFICIENT_FUNDS % (balance, terms.amount))
+                pending = await withdrawals.credit_pending(uow, terms.user_id, terms.currency, terms.amount)
+                await ledger.post(uow, tx, domain.WITHDRAWAL, claimed.id, [
+                    Leg(wallet.id, domain.WITHDRAWAL, -terms.amount, wallet.state),
+                    Leg(pending.id, domain.WITHDRAWAL, terms.amount, pending.state)])
+                await uow.commit()
+                return WithdrawalResult(claimed, replayed=False)
+
+        return await self._retrying(attempt)
+
+    async def complete_withdrawal(self, withdrawal_id: str, external_reference: str) -> WithdrawalRow:
+        """pending → paid: the money leaves the user's pending-payouts
+        account for external funding (one shard, chosen from the
+        withdrawal), in one ledger transaction. Only once: a withdrawal
+        paid or rejected already is refused."""
+        async def attempt() -> WithdrawalRow:
+            async with self.db.unit_of_work("complete_withdrawal") as uow:
+                tx = ledger.new_transaction_id()
+                closed = await withdrawals.close(uow, withdrawal_id, domain.PAID, tx,
+                                                 external_reference=external_reference)
+                if closed is None:
+                    found = await withdrawals.by_id(uow, withdrawal_id)
+                    domain.judge_withdrawal_close(withdrawal_id, found and found.status)
+                pending = await withdrawals.debit_pending(uow, closed.user_id, closed.currency, closed.amount)
+                external = await withdrawals.credit_external(uow, closed.currency, domain.ledger_shard(closed.id),
+                                                             closed.amount)
+                await ledger.post(uow, tx, domain.PAYOUT, closed.id, [
+                    Leg(pending.id, domain.PAYOUT, -closed.amount, pending.state),
+                    Leg(external.id, domain.PAYOUT, closed.amount, external.state)])
+                await uow.commit()
+                return closed
+
+        return await self._retrying(attempt)
+
+    async def reject_withdrawal(self, withdrawal_id: str, reason: str) -> WithdrawalRow:
+        """pending → rejected: the money goes back from the user's
+        pending-payouts account into the wallet (a positive 'withdrawal'
+        entry), in one ledger transaction. Only once, as for a completion."""
+        async def attempt() -> WithdrawalRow:
+            async with self.db.unit_of_work("reject_withdrawal") as uow:
+                tx = ledger.new_transaction_id()
+                closed = await withdrawals.close(uow, withdrawal_id, domain.REJECTED, tx, reason=reason)
+                if closed is None:
+                    found = await withdrawals.by_id(uow, withdrawal_id)
+                    domain.judge_withdrawal_close(withdrawal_id, found and found.status)
+                wallet = await withdrawals.credit_wallet(uow, closed.user_id, closed.currency, closed.amount)
+                pending = await withdrawals.debit_pending(uow, closed.user_id, closed.currency, closed.amount)
+                await ledger.post(uow, tx, domain.WITHDRAWAL_REVERSAL, closed.id, [
+                    Leg(wallet.id, domain.WITHDRAWAL, closed.amount, wallet.state),
+                    Leg(pending.id, domain.WITHDRAWAL, -closed.amount, pending.state)])
+                await uow.commit()
+                return closed
+
+        return await self._retrying(attempt)
+
+    async def withdrawals_page(self, user_id: str | None, status: str | None, cursor: str,
+                               limit: int) -> tuple[list[WithdrawalRow], str]:
+        """Withdrawals newest first, of one user or all, of one status or any."""
+        after = decode_cursor(cursor, dt.datetime, uuid.UUID)
+        async with self.db.single_statement("list_withdrawals") as uow:
+            rows = await withdrawals.page(uow, user_id, status, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else ""

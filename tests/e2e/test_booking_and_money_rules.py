@@ -72,7 +72,7 @@ async def test_completing_a_campaign_cancels_its_targets_that_never_booked_and_e
     assert (await api.get_target(pending))["status"] == "cancelled"
     assert_error(await api.approve(flow.target_id), 400)
     assert (await api.wallet(flow.advertiser)) == {"userId": flow.advertiser.id, "currency": "USD",
-                                                   "balance": 5_000, "held": 0}
+                                                   "balance": 5_000, "held": 0, "pendingPayout": 0}
 
 
 # ---- deposits -------------------------------------------------------------------

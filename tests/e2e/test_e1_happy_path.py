@@ -34,12 +34,12 @@ async def test_happy_path_from_channel_to_held_escrow_and_post_job(api):
     # 3. The advertiser opens their wallet by looking at it; the admin funds
     #    it (idempotently).
     opened = await api.ok("GET", "/api/wallet", advertiser)
-    assert opened == {"userId": advertiser.id, "currency": "USD", "balance": 0, "held": 0}
+    assert opened == {"userId": advertiser.id, "currency": "USD", "balance": 0, "held": 0, "pendingPayout": 0}
     key = uuid.uuid4().hex
     funded = await api.ok("POST", f"/api/wallets/{advertiser.id}/deposits", admin, 201,
                           json={"amount": FUNDS, "reference": "e1"}, headers={"Idempotency-Key": key})
     assert set(funded) == {"transactionId", "wallet"}
-    assert funded["wallet"] == {"userId": advertiser.id, "currency": "USD", "balance": FUNDS, "held": 0}
+    assert funded["wallet"] == {"userId": advertiser.id, "currency": "USD", "balance": FUNDS, "held": 0, "pendingPayout": 0}
 
     # 4-6. The advertiser creates a draft campaign, a creative, a target priced by the channel.
     campaign = await api.ok("POST", "/api/campaigns", advertiser, 201, json={"name": "Spring launch"})
@@ -92,7 +92,7 @@ async def test_happy_path_from_channel_to_held_escrow_and_post_job(api):
 
     # 14. The money moved from spendable balance to held.
     assert await api.ok("GET", "/api/wallet", advertiser) == \
-        {"userId": advertiser.id, "currency": "USD", "balance": FUNDS - PRICE, "held": PRICE}
+        {"userId": advertiser.id, "currency": "USD", "balance": FUNDS - PRICE, "held": PRICE, "pendingPayout": 0}
     kinds = [(e["kind"], e["amount"], e["balanceAfter"]) for e in await api.ledger(advertiser)]
     assert kinds == [("escrow_hold", -PRICE, FUNDS - PRICE), ("deposit", FUNDS, FUNDS)]
 

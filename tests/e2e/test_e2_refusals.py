@@ -221,7 +221,7 @@ async def test_after_insufficient_funds_a_deposit_lets_the_next_approve_succeed(
     response = await api.approve(flow.target_id)
 
     assert response.status_code == 200, response.text
-    assert await api.wallet(flow.advertiser) == {"userId": flow.advertiser.id, "currency": "USD", "balance": 0, "held": 5_000}
+    assert await api.wallet(flow.advertiser) == {"userId": flow.advertiser.id, "currency": "USD", "balance": 0, "held": 5_000, "pendingPayout": 0}
 
 
 async def test_approving_an_unknown_target_is_404(api):

@@ -27,7 +27,7 @@ async def test_twenty_concurrent_approves_of_one_target_give_one_escrow_one_post
     escrow = await api.ok("GET", f"/api/escrows/{flow.target_id}", api.admin)
     assert (escrow["id"], escrow["status"], escrow["amount"]) == (results[0]["escrowId"], "held", PRICE)
     assert await api.wallet(flow.advertiser) == \
-        {"userId": flow.advertiser.id, "currency": "USD", "balance": 10_000 - PRICE, "held": PRICE}
+        {"userId": flow.advertiser.id, "currency": "USD", "balance": 10_000 - PRICE, "held": PRICE, "pendingPayout": 0}
     assert [e["kind"] for e in await api.ledger(flow.advertiser)] == ["escrow_hold", "deposit"]
 
 
@@ -153,7 +153,7 @@ async def test_twelve_concurrent_approvals_against_a_wallet_covering_five_approv
             assert response.status_code == 200, response.text
             outcomes.append("approved")
     assert sorted(outcomes) == ["approved"] * 5 + ["insufficient_funds"] * 7, [r.text for r in responses]
-    assert await api.wallet(advertiser) == {"userId": advertiser.id, "currency": "USD", "balance": 0, "held": 5 * PRICE}
+    assert await api.wallet(advertiser) == {"userId": advertiser.id, "currency": "USD", "balance": 0, "held": 5 * PRICE, "pendingPayout": 0}
     entries = await api.ledger(advertiser)
     assert all(e["balanceAfter"] >= 0 for e in entries)
     assert sorted(e["kind"] for e in entries) == ["deposit"] + ["escrow_hold"] * 5

@@ -23,7 +23,7 @@ POST_JOB = {"id", "executeAt", "status"}
 QUEUE_ITEM = TARGET | {"channel", "creatives", "campaignName", "advertiserId"}
 DECISION = {"targetId", "decisionId", "decision", "status", "reason", "postJobId", "escrowId"}
 APPROVED = {"ok", "targetId", "status", "postJobId", "escrowId", "alreadyApproved"}
-WALLET = {"userId", "currency", "balance", "held"}
+WALLET = {"userId", "currency", "balance", "held", "pendingPayout"}
 LEDGER_ENTRY = {"id", "transactionId", "kind", "amount", "balanceAfter", "reference", "createdAt"}
 ESCROW = {"id", "targetId", "advertiserId", "publisherId", "amount", "currency", "status", "createdAt", "updatedAt"}
 PRICE = 1_500
@@ -291,7 +291,7 @@ async def test_deposit_is_201_then_replayed_with_200(api):
     user, key = User("advertiser"), uuid.uuid4().hex
     first = await api.deposit(user, 5_000, key)
     assert set(first) == {"transactionId", "wallet"} and set(first["wallet"]) == WALLET
-    assert first["wallet"] == {"userId": user.id, "currency": "USD", "balance": 5_000, "held": 0}
+    assert first["wallet"] == {"userId": user.id, "currency": "USD", "balance": 5_000, "held": 0, "pendingPayout": 0}
     again = await api.deposit(user, 5_000, key, status=200)
     assert again == first
 
@@ -333,7 +333,7 @@ async def test_wallet_and_ledger_after_an_approve(api):
     advertiser, campaign, target = await api.ready_to_approve(funds=10_000)
     await api.call(api.admin, "POST", f"/api/moderation/targets/{target['id']}/approve", 200)
     own = await api.call(advertiser, "GET", "/api/wallet", 200)
-    assert own == {"userId": advertiser.id, "currency": "USD", "balance": 10_000 - PRICE, "held": PRICE}
+    assert own == {"userId": advertiser.id, "currency": "USD", "balance": 10_000 - PRICE, "held": PRICE, "pendingPayout": 0}
     assert await api.call(api.admin, "GET", f"/api/wallets/{advertiser.id}", 200) == own
     ledger = await api.call(advertiser, "GET", "/api/wallet/ledger", 200)
     assert set(ledger) == {"items", "nextCursor"} and ledger["nextCursor"] is None

@@ -10,6 +10,11 @@ Lock order, the same for every move so two moves can never deadlock:
    only that target's hold, release and refund touch;
 3. at most one shard of a system account (platform fee, external funding),
    chosen from the target or the transaction (domain.ledger_shard).
+Withdrawals (store/withdrawals.py): a completion or rejection first locks
+the withdrawal's row, which only those two ever lock and while holding
+nothing else; then, like every move, the wallet (a request, a rejection),
+then the user's own pending-payouts account (in place of a target's rows),
+then one external shard (a completion).
 A move holds at most one wallet, one target's rows and one shard, taken in
 this order, so no two moves wait for each other in a circle. No row is
 shared by every move of a currency: holds, releases and refunds of
@@ -58,12 +63,15 @@ _POST = sa.text("""
            coalesce(m.balance, l.balance_after), coalesce(m.version, l.version)
       FROM legs AS l LEFT JOIN moved AS m ON m.id = l.account_id""")
 
-# A wallet page's two figures on one snapshot, in one round trip.
+# A wallet page's three figures on one snapshot, in one round trip.
 _WALLET = sa.text("""
     SELECT coalesce((SELECT balance FROM accounts
                       WHERE kind = 'wallet' AND user_id = :user AND currency = :currency), 0) AS balance,
            (SELECT coalesce(sum(amount), 0) FROM escrows
-             WHERE advertiser_id = :user AND currency = :currency AND status = 'held') AS held""")
+             WHERE advertiser_id = :user AND currency = :currency AND status = 'held') AS held,
+           coalesce((SELECT balance FROM accounts
+                      WHERE kind = 'pending_payout' AND user_id = :user AND currency = :currency), 0)
+             AS pending_payout""")
 
 _LEDGER_PAGE = sa.text("""
     SELECT CAST(e.id AS text) AS id, CAST(e.transaction_id AS text) AS transaction_id, e.kind, e.amount,
@@ -157,10 +165,11 @@ async def has_wallet(uow: UnitOfWork, user_id: str) -> bool:
     return bool(await uow.scalar(_HAS_WALLET, {"user": user_id}))
 
 
-async def wallet(uow: UnitOfWork, user_id: str, currency: str) -> tuple[int, int]:
-    """(balance, held in escrows as advertiser); a user without a wallet has (0, 0)."""
+async def wallet(uow: UnitOfWork, user_id: str, currency: str) -> tuple[int, int, int]:
+    """(balance, held in escrows as advertiser, pending payout); a user
+    without a wallet has (0, 0, 0)."""
     row = (await uow.execute(_WALLET, {"user": user_id, "currency": currency})).one()
-    return int(row.balance), int(row.held)
+    return int(row.balance), int(row.held), int(row.pending_payout)
 
 
 async def ledger_page(uow: UnitOfWork, user_id: str, currency: str, before: int | None, limit: int) -> list:

@@ -64,6 +64,48 @@ CHECKS: dict[str, str] = {
     "one_escrow_per_target": """
         SELECT format('target %s has %s escrows', target_id, count(*)) AS detail
           FROM escrows GROUP BY target_id HAVING count(*) > 1""",
+    # Every escrow ever held is held, released or refunded: per currency,
+    # what holds moved into escrow accounts is the amount of all escrows,
+    # and what releases and refunds moved out is the amount of the closed.
+    "escrows_held_released_refunded_are_all": """
+        SELECT format('%s: holds moved %s into escrow for escrows of %s; closes moved %s out for closed escrows of %s',
+                      coalesce(e.currency, l.currency), coalesce(l.held_in, 0), coalesce(e.total, 0),
+                      coalesce(l.closed_out, 0), coalesce(e.closed, 0)) AS detail
+          FROM (SELECT currency, sum(amount) AS total,
+                       coalesce(sum(amount) FILTER (WHERE status IN ('released', 'refunded')), 0) AS closed
+                  FROM escrows GROUP BY currency) e
+          FULL JOIN (SELECT a.currency,
+                            coalesce(sum(x.amount) FILTER (WHERE x.kind = 'escrow_hold'), 0) AS held_in,
+                            coalesce(-sum(x.amount) FILTER (WHERE x.kind IN ('escrow_release', 'escrow_refund')), 0)
+                              AS closed_out
+                       FROM ledger_entries x JOIN accounts a ON a.id = x.account_id
+                      WHERE a.kind = 'escrow' GROUP BY a.currency) l
+            ON l.currency = e.currency
+         WHERE coalesce(l.held_in, 0) <> coalesce(e.total, 0) OR coalesce(l.closed_out, 0) <> coalesce(e.closed, 0)""",
+    # A user's pending-payouts account holds exactly the user's pending
+    # withdrawals, per currency.
+    "pending_payouts_equal_pending_withdrawals": """
+        SELECT format('user %s (%s): pending-payouts account holds %s, pending withdrawals total %s',
+                      coalesce(a.user_id, w.user_id), coalesce(a.currency, w.currency),
+                      coalesce(a.balance, 0), coalesce(w.total, 0)) AS detail
+          FROM (SELECT user_id, currency, balance FROM accounts WHERE kind = 'pending_payout') a
+          FULL JOIN (SELECT user_id, currency, sum(amount) AS total FROM withdrawals
+                      WHERE status = 'pending' GROUP BY user_id, currency) w
+            ON w.user_id = a.user_id AND w.currency = a.currency
+         WHERE coalesce(a.balance, 0) <> coalesce(w.total, 0)""",
+    # No withdrawal paid twice: each paid one has exactly one payout
+    # transaction, the one that closed it, and no other has any.
+    "each_paid_withdrawal_paid_once": """
+        SELECT format('withdrawal %s (%s) has %s payout transactions', coalesce(CAST(w.id AS text), p.reference),
+                      coalesce(w.status, 'missing'),
+                      coalesce(p.payouts, 0)) AS detail
+          FROM withdrawals w
+          FULL JOIN (SELECT reference, count(*) AS payouts, min(CAST(id AS text)) AS tx
+                       FROM ledger_transactions WHERE kind = 'payout' GROUP BY reference) p
+            ON p.reference = CAST(w.id AS text)
+         WHERE w.id IS NULL
+            OR coalesce(p.payouts, 0) <> CASE WHEN w.status = 'paid' THEN 1 ELSE 0 END
+            OR (w.status = 'paid' AND p.tx <> CAST(w.close_transaction_id AS text))""",
     "accounts_sum_to_zero": """
         SELECT format('%s accounts sum to %s', currency, sum(balance)) AS detail
           FROM accounts GROUP BY currency HAVING sum(balance) <> 0""",

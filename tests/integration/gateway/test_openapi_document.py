@@ -62,6 +62,11 @@ def test_readiness_takes_a_token_only_for_details(document):
     ("POST /api/wallets/{userId}/deposits", {"200", "201", "400", "401", "403", "404", "409", "503"}),
     ("POST /api/campaigns/{campaignId}/complete", {"200", "400", "401", "403", "404", "409", "503"}),
     ("GET /api/wallet", {"200", "401", "503"}),
+    ("POST /api/wallet/withdrawals", {"200", "201", "400", "401", "402", "403", "409", "503"}),
+    ("GET /api/wallet/withdrawals", {"200", "400", "401", "503"}),
+    ("GET /api/withdrawals", {"200", "400", "401", "403", "503"}),
+    ("POST /api/withdrawals/{withdrawalId}/complete", {"200", "400", "401", "403", "404", "409", "503"}),
+    ("POST /api/withdrawals/{withdrawalId}/reject", {"200", "400", "401", "403", "404", "409", "503"}),
 ])
 def test_each_operation_lists_every_status_it_can_answer(document, name, statuses):
     assert set(dict(operations(document))[name]["responses"]) == statuses
@@ -77,6 +82,10 @@ def test_each_operation_lists_every_status_it_can_answer(document, name, statuse
     ("POST /api/moderation/targets/{targetId}/approve", "400", "target_cancelled"),
     ("POST /api/moderation/targets/{targetId}/approve", "402", "insufficient_funds"),
     ("POST /api/campaigns/{campaignId}/complete", "409", "campaign_has_open_targets"),
+    ("POST /api/wallet/withdrawals", "402", "insufficient_funds"),
+    ("POST /api/wallet/withdrawals", "409", "idempotency_key_reused"),
+    ("POST /api/withdrawals/{withdrawalId}/complete", "409", "withdrawal_not_pending"),
+    ("POST /api/withdrawals/{withdrawalId}/reject", "404", "withdrawal_not_found"),
 ])
 def test_each_status_names_its_codes(document, name, status, code):
     assert f"`{code}`" in dict(operations(document))[name]["responses"][status]["description"]
@@ -99,11 +108,11 @@ def test_the_documented_limits_are_the_services(document):
 
 def test_parameters_are_camel_case_and_deposits_need_an_idempotency_key(document):
     names = {parameter["name"] for _, operation in operations(document) for parameter in operation.get("parameters", [])}
-    assert names == {"channelId", "campaignId", "targetId", "userId", "limit", "cursor", "status", "details",
-                     "Idempotency-Key"}
-    deposit = document["paths"]["/api/wallets/{userId}/deposits"]["post"]
-    key = next(p for p in deposit["parameters"] if p["name"] == "Idempotency-Key")
-    assert (key["in"], key["required"], key["schema"]["maxLength"]) == ("header", True, 200)
+    assert names == {"channelId", "campaignId", "targetId", "userId", "withdrawalId", "limit", "cursor", "status",
+                     "details", "Idempotency-Key"}
+    for path in ("/api/wallets/{userId}/deposits", "/api/wallet/withdrawals"):
+        key = next(p for p in document["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key")
+        assert (key["in"], key["required"], key["schema"]["maxLength"]) == ("header", True, 200)
 
 
 @pytest.mark.parametrize("content, headers", [

@@ -171,7 +171,7 @@ async def migrated(old_ledger, pg_server, data_dir):
 
 
 async def test_migrated_ledger_reconciles(migrated):
-    assert await _scalar(migrated["engine"], "SELECT version_num FROM alembic_version") == "0003"
+    assert await _scalar(migrated["engine"], "SELECT version_num FROM alembic_version") == "0004"
     await migrated["client"].assert_reconciled()
 
 

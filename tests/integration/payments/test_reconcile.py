@@ -28,7 +28,8 @@ async def test_reconcile_lists_every_check_and_passes_on_a_clean_ledger(payments
         "transactions_sum_to_zero", "transactions_have_entries", "no_negative_balance",
         "balance_equals_sum_of_entries", "balance_equals_last_balance_after", "running_balances_chain",
         "escrow_accounts_equal_held_escrows", "each_escrow_account_holds_its_escrow", "one_escrow_per_target",
-        "accounts_sum_to_zero")]
+        "escrows_held_released_refunded_are_all", "pending_payouts_equal_pending_withdrawals",
+        "each_paid_withdrawal_paid_once", "accounts_sum_to_zero")]
 
 
 async def test_reconcile_reports_a_balance_no_entry_explains(payments):

@@ -29,6 +29,7 @@ WIRE_STRINGS = {
     "escrow_closed", "escrow_exists", "idempotency_key_reused", "escrow_not_found", "decision_reused",
     "approve_refused", "approve_failed", "method_not_allowed", "http_error", "internal",
     "slot_taken", "beyond_booking_horizon", "invalid_time", "wallet_not_found", "campaign_has_open_targets",
+    "withdrawal_not_pending", "withdrawal_not_found",
 }
 
 # Strings that equal a reason but are not one.

@@ -13,6 +13,8 @@ def test_text_limits_are_the_services():
         (campaigns.NAME_MAX, campaigns.TITLE_MAX, campaigns.CREATIVE_TEXT_MAX, campaigns.MEDIA_URL_MAX)
     assert inputs.REASON_MAX == campaigns.REASON_MAX == moderation.MAX_REASON
     assert (inputs.REFERENCE_MAX, inputs.IDEMPOTENCY_KEY_MAX) == (payments.MAX_REFERENCE, payments.MAX_IDEMPOTENCY_KEY)
+    assert (inputs.DESTINATION_MAX, inputs.EXTERNAL_REFERENCE_MAX, inputs.REASON_MAX) == \
+        (payments.MAX_DESTINATION, payments.MAX_EXTERNAL_REFERENCE, payments.MAX_REJECTION_REASON)
     assert inputs.CREATIVES_MAX == MAX_CREATIVES_PER_REQUEST
 
 

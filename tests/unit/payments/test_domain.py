@@ -152,3 +152,45 @@ def test_ledger_shard_is_within_the_shards_and_the_same_for_a_repeat(key):
 def test_ledger_shards_spread_moves_over_every_shard():
     hits = {domain.ledger_shard(str(uuid.uuid4())) for _ in range(2_000)}
     assert hits == set(range(domain.LEDGER_SHARDS))
+
+
+WITHDRAWAL = domain.WithdrawalTerms(P, 300, "USD", "IBAN DE00 1")
+
+
+def test_a_withdrawal_replay_must_ask_for_exactly_the_same():
+    domain.judge_withdrawal_replay(WITHDRAWAL, domain.WithdrawalTerms(P, 300, "USD", "IBAN DE00 1"))
+    for other in (domain.WithdrawalTerms(P, 301, "USD", "IBAN DE00 1"),
+                  domain.WithdrawalTerms(P, 300, "EUR", "IBAN DE00 1"),
+                  domain.WithdrawalTerms(P, 300, "USD", "IBAN DE00 2")):
+        with pytest.raises(domain.IdempotencyKeyReused):
+            domain.judge_withdrawal_replay(other, WITHDRAWAL)
+
+
+@pytest.mark.parametrize("status, refusal", [(None, domain.WithdrawalNotFound), ("paid", domain.WithdrawalNotPending),
+                                             ("rejected", domain.WithdrawalNotPending)])
+def test_a_close_that_moved_nothing_is_not_found_or_not_pending(status, refusal):
+    with pytest.raises(refusal):
+        domain.judge_withdrawal_close(T, status)
+
+
+def test_withdrawal_texts_are_required_bounded_and_without_nul():
+    assert domain.text("IBAN", "destination", 10) == "IBAN"
+    for value in ("", "   ", "a\x00b", "x" * 11):
+        with pytest.raises(InvalidInput):
+            domain.text(value, "destination", 10)
+
+
+def test_a_status_filter_is_empty_or_a_withdrawal_status():
+    assert [domain.withdrawal_status(s) for s in ("", "pending", "paid", "rejected")] == \
+        ["", "pending", "paid", "rejected"]
+    with pytest.raises(InvalidInput):
+        domain.withdrawal_status("lost")
+
+
+def test_withdrawals_are_listed_by_their_owner_or_an_admin():
+    domain.assert_may_list_withdrawals(Actor(P, "publisher"), P)
+    domain.assert_may_list_withdrawals(Actor(A, "admin"), "")
+    domain.assert_may_list_withdrawals(Actor(A, "admin"), P)
+    for actor, user in ((Actor(A, "publisher"), P), (Actor(P, "publisher"), ""), (Actor(A, "advertiser"), "")):
+        with pytest.raises(Forbidden):
+            domain.assert_may_list_withdrawals(actor, user)
