@@ -1,8 +1,9 @@
 """The channel adapter: posts, admin checks and proof checks through the
-Telegram Bot API with python-telegram-bot (docs/design.md, "After approval:
-publication, proof, payout"). `api_url` is the Bot API base: production's
-https://api.telegram.org or the project's sandbox (docs/sandbox.md); both
-answer the same methods, so the code path is the same.
+Telegram Bot API with python-telegram-bot, for the publisher worker and the
+channel approval (publication and proof in docs/design.md). `api_url` is
+the Bot API base: production's https://api.telegram.org or the project's
+sandbox (docs/sandbox.md); both answer the same methods, so the code path
+is the same.
 
 Errors: every Telegram or network error goes through `classify`, the one
 table that tells a transient failure (retry) from a definite refusal:
