@@ -16,6 +16,7 @@ COPY common ./common
 COPY services ./services
 COPY gateway ./gateway
 COPY operations ./operations
+COPY sandbox ./sandbox
 RUN python scripts/gen_protos.py && pip install --no-deps -e .
 
 # Never run as root; the data directory is only a fallback for generated

@@ -1,8 +1,9 @@
 """The channel adapter: posts, admin checks and proof checks through the
-Telegram Bot API with python-telegram-bot (docs/design.md, "After approval:
-publication, proof, payout"). `api_url` is the Bot API base: production's
-https://api.telegram.org or the project's sandbox (docs/sandbox.md); both
-answer the same methods, so the code path is the same.
+Telegram Bot API with python-telegram-bot, for the publisher worker and the
+channel approval (publication and proof in docs/design.md). `api_url` is
+the Bot API base: production's https://api.telegram.org or the project's
+sandbox (docs/sandbox.md); both answer the same methods, so the code path
+is the same.
 
 Errors: every Telegram or network error goes through `classify`, the one
 table that tells a transient failure (retry) from a definite refusal:
@@ -116,7 +117,8 @@ def classify(error: Exception) -> ChannelError:
                                      retry_after=_seconds(error))
     if isinstance(error, tg.InvalidToken):
         # Its own text may hold the token (Bot.initialize puts it there).
-        return TokenRejected("Telegram rejected the bot token (TELEGRAM_BOT_TOKEN)")
+        return TokenRejected("Telegram rejected the bot token (TELEGRAM_BOT_TOKEN),"
+                             " or TELEGRAM_API_URL is not a Bot API")
     if isinstance(error, tg.Forbidden):
         return ChannelRefused(f"the bot may not do this: {error.message}", telegram_words=error.message)
     if isinstance(error, tg.ChatMigrated):
@@ -178,6 +180,8 @@ class TelegramChannels:
     `start` (or `async with`) and closed by `close`."""
 
     def __init__(self, api_url: str, token: str, *, timeout_s: float = 10.0):
+        if not token:
+            raise ValueError("a bot token is required (TELEGRAM_BOT_TOKEN)")
         self._token = token
         self._hide = _HideToken(token)
         # Before the Bot exists: its constructor logs the URL at DEBUG.
@@ -200,6 +204,7 @@ class TelegramChannels:
             log.warning("Bot API not reachable at start, will retry on first use: %s", error.message)
 
     async def close(self) -> None:
+        """Closes the client; safe to call twice, or after a failed start."""
         try:
             await self._bot.shutdown()
         finally:
@@ -207,7 +212,11 @@ class TelegramChannels:
                 logging.getLogger(name).removeFilter(self._hide)
 
     async def __aenter__(self) -> "TelegramChannels":
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def __aexit__(self, *exc) -> None:
