@@ -304,8 +304,13 @@ class Database:
         self.acquire_timeout_s = acquire_timeout_s
         self._pools: dict[bool, _Pool] = {}  # by durability of the commits made on it
 
+    @property
+    def dsn(self) -> str:
+        """The URL as asyncpg takes it, for a session of one's own."""
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
     async def _connect(self, durable: bool) -> "_Connection":
-        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = self.dsn
         settings = SESSION_SETTINGS if durable else {**SESSION_SETTINGS, "synchronous_commit": "off"}
         connection = await asyncpg.connect(dsn, connection_class=_Connection, server_settings=settings)
         await _session_setup(connection)

@@ -32,10 +32,10 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from pydantic import Field
 
+from common import holders
 from common.db import Database, UnitOfWork
 from common.settings import CommonSettings
 
@@ -44,18 +44,13 @@ log = logging.getLogger(__name__)
 # Relays LISTEN here; a commit that leaves messages due NOTIFYs it.
 NOTIFY_CHANNEL = "adtech_outbox"
 
-# A relay holds the session advisory lock (HOLDER_LOCKS, its holder id) for
+# A relay holds the session advisory lock (RELAY_HOLDERS, its holder id) for
 # its life: the claim names the holder, and PostgreSQL releases the lock the
-# moment the holder's session ends, whatever killed it.
-HOLDER_LOCKS = 0x0AD7EC  # the first key of every holder lock (pg_locks.classid)
+# moment the holder's session ends, whatever killed it (common/holders.py).
+HOLDER_LOCKS = holders.RELAY_HOLDERS
 
-# Whether the holder of claim `o` is gone: it named itself and its lock is
-# not held in this database.
-_HOLDER_GONE = """(o.claimed_by IS NOT NULL AND NOT EXISTS (
-        SELECT FROM pg_locks l
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND l.classid = CAST(CAST(:holder_locks AS integer) AS oid) AND l.objid = CAST(o.claimed_by AS oid)))"""
+# Whether the holder of claim `o` is gone.
+_HOLDER_GONE = holders.gone("o.claimed_by")
 
 # Delivered history older than the retention, oldest first, a batch at a
 # time (the primary key walks it in order; old rows come first).
@@ -227,7 +222,7 @@ class Relay:
         self.db = db
         self.handlers = handlers
         self.policy = policy or RelayPolicy()
-        self.holder = random.randint(1, 2**31 - 1)  # this process's relay, as claims name it
+        self.holder = holders.new_holder_id()  # this process's relay, as claims name it
         self._wake = asyncio.Event()
         self._in_flight: dict[asyncio.Task, int] = {}  # delivery → message id
         self._slots = asyncio.Semaphore(self.policy.max_in_flight)
@@ -391,13 +386,8 @@ class Relay:
         holder in its claims (their lease is then what protects them)."""
         listener = None
         try:
-            dsn = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-            listener = await asyncpg.connect(dsn)
-            # Never waits: a session lost half-open may still hold the old id's
-            # lock, so a relay coming back takes a fresh id (its old claims are
-            # then taken over like those of any holder that is gone).
-            while not await listener.fetchval("SELECT pg_try_advisory_lock($1, $2)", HOLDER_LOCKS, self.holder):
-                self.holder = random.randint(1, 2**31 - 1)
+            listener = await asyncpg.connect(self.db.dsn)
+            self.holder = await holders.take_lock(listener, HOLDER_LOCKS, self.holder)
             for channel, on_payload in self._channels.items():
                 await listener.add_listener(channel, lambda _c, _pid, _ch, payload, handle=on_payload: handle(payload))
             self._listener = listener

@@ -9,6 +9,7 @@ import os
 import pathlib
 import secrets
 import sys
+from collections.abc import Callable
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,7 @@ MIN_SECRET_LENGTH = 16
 CAMPAIGNS_PORT = 50051
 MODERATION_PORT = 50052
 PAYMENTS_PORT = 50053
+TELEGRAM_SANDBOX_PORT = 8081
 CAMPAIGNS_DATABASE = "adtech_campaigns"
 MODERATION_DATABASE = "adtech_moderation"
 PAYMENTS_DATABASE = "adtech_payments"
@@ -55,13 +57,12 @@ class CommonSettings(BaseSettings):
         return resolve_secret("ADTECH_INTERNAL_TOKEN", self.adtech_internal_token, self.data_dir())
 
 
-def resolve_secret(name: str, value: str | None, data_dir: pathlib.Path) -> str:
+def resolve_secret(name: str, value: str | None, data_dir: pathlib.Path,
+                   generate: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
     """The configured secret, refused when it is a placeholder; else the one
     generated into `data_dir/secrets/<name>` (created on first use)."""
     if value:
-        if value.lower() in PLACEHOLDERS or len(value) < MIN_SECRET_LENGTH:
-            raise ConfigError(f"{name} is a placeholder or shorter than {MIN_SECRET_LENGTH} characters")
-        return value
+        return checked_secret(name, value)
     folder = data_dir / "secrets"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / name
@@ -76,10 +77,17 @@ def resolve_secret(name: str, value: str | None, data_dir: pathlib.Path) -> str:
             import time
             time.sleep(0.02)
         raise ConfigError(f"{name}: {path} is empty")
-    generated = secrets.token_urlsafe(32)
+    generated = generate()
     with os.fdopen(fd, "w") as handle:
         handle.write(generated)
     return generated
+
+
+def checked_secret(name: str, value: str) -> str:
+    """A configured secret, refused when it is a placeholder or too short."""
+    if value.lower() in PLACEHOLDERS or len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{name} is a placeholder or shorter than {MIN_SECRET_LENGTH} characters")
+    return value
 
 
 class ConfigError(Exception):

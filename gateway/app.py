@@ -11,7 +11,7 @@ from gateway.docs import install_docs
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContext
 from gateway.openapi import openapi_document, operation_id
-from gateway.routes import campaigns, channels, health, moderation, payments, targets
+from gateway.routes import campaigns, channels, health, moderation, payments, publication, targets
 from gateway.settings import Settings
 
 
@@ -43,7 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
                               "operation lists the statuses and codes it can answer.")
     app.state.settings = settings
     app.state.jwt_secret = jwt_secret
-    for module in (health, channels, campaigns, targets, moderation, payments):
+    for module in (health, channels, campaigns, targets, moderation, payments, publication):
         app.include_router(module.router)
     install_docs(app, "/api/docs")
     install_error_handlers(app)

@@ -92,7 +92,10 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
     "create_channel": (INPUT, TOKEN, ROLE, *SERVICE_DOWN),
     "list_channels": (INPUT, TOKEN, *SERVICE_DOWN),
     "get_channel": (INPUT, TOKEN, NOT_FOUND, *SERVICE_DOWN),
-    "approve_channel": (INPUT, TOKEN, ROLE, NOT_FOUND, INVALID_TRANSITION, *SERVICE_DOWN),
+    "approve_channel": (INPUT, TOKEN, ROLE, NOT_FOUND, INVALID_TRANSITION, by_service(
+        S.FAILED_PRECONDITION, Reason.CHANNEL_CANNOT_POST,
+        "The bot cannot post in the channel (not found, not an administrator that can post, or blocked)"),
+        *SERVICE_DOWN),
     "reject_channel": (INPUT, TOKEN, ROLE, NOT_FOUND, INVALID_TRANSITION, *SERVICE_DOWN),
     # campaigns
     "create_campaign": (INPUT, TOKEN, ROLE, *SERVICE_DOWN),
@@ -114,7 +117,9 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
     "submit_target": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, CAMPAIGN_NOT_ACTIVE, INVALID_TRANSITION,
                       CHANNEL_NOT_APPROVED, NO_CREATIVES, *SCHEDULING, BEING_APPROVED, CONCURRENT_CHANGE,
                       *SERVICE_DOWN),
-    "cancel_target": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, INVALID_TRANSITION, BEING_APPROVED, *SERVICE_DOWN),
+    "cancel_target": (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, INVALID_TRANSITION, BEING_APPROVED, by_service(
+        S.ABORTED, Reason.POST_JOB_STARTED, "The target's post job has started; the post's outcome decides now"),
+        *SERVICE_DOWN),
     # moderation
     "queue": _AN_ADMINS_READ,
     "approve": (INPUT, TOKEN, ROLE, NOT_FOUND, *_APPROVE_REFUSALS, BEING_APPROVED, CONCURRENT_CHANGE, *SERVICE_DOWN),
@@ -123,6 +128,12 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
                           "The rejection is still being carried out; GET the decision for its end"),
                *SERVICE_DOWN),
     "decision": (*_AN_ADMINS_READ, NOT_FOUND),
+    # publication
+    "channel_posts": (INPUT, TOKEN, by_service(S.PERMISSION_DENIED, Reason.FORBIDDEN, "Not the channel's owner, "
+                                               "nor an admin"), NOT_FOUND, *SERVICE_DOWN),
+    "post_jobs": _AN_ADMINS_READ,
+    "resolve_post_job": (INPUT, TOKEN, ROLE, NOT_FOUND, by_service(
+        S.ABORTED, Reason.POST_JOB_NOT_IN_REVIEW, "The post job is not in needs_review"), *SERVICE_DOWN),
     # payments
     "deposit": (INPUT, TOKEN, ROLE, by_service(S.NOT_FOUND, Reason.WALLET_NOT_FOUND, "The user has no wallet"),
                 by_service(S.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED,

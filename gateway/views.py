@@ -81,7 +81,34 @@ def campaign(c) -> Campaign:
 class PostJob(ApiModel):
     id: str
     execute_at: str
-    status: str
+    status: str  # queued | publishing | published | verified | cancelled | failed | needs_review
+    message_url: str | None
+    published_at: str | None
+    verified_at: str | None
+    failure_reason: str | None
+
+
+def post_job(j) -> PostJob:
+    return PostJob(id=j.id, execute_at=_at(j, "execute_at"), status=j.status, message_url=j.message_url or None,
+                   published_at=_ts(j, "published_at"), verified_at=_ts(j, "verified_at"),
+                   failure_reason=j.failure_reason or None)
+
+
+class PostJobItem(ApiModel):
+    target_id: str
+    campaign_id: str
+    post_job: PostJob
+    price: int
+    currency: str
+
+
+class PostJobPage(Page):
+    items: list[PostJobItem]
+
+
+def post_job_item(i) -> PostJobItem:
+    return PostJobItem(target_id=i.target_id, campaign_id=i.campaign_id, post_job=post_job(i.post_job),
+                       price=i.price, currency=i.currency)
 
 
 class Target(ApiModel):
@@ -108,7 +135,7 @@ def _target_fields(t) -> dict:
         id=t.id, campaign_id=t.campaign_id, channel_id=t.channel_id, scheduled_at=_at(t, "scheduled_at"),
         price=t.price, currency=t.currency, status=t.status, moderated_by=t.moderated_by or None,
         moderated_at=_ts(t, "moderated_at"), moderation_reason=t.moderation_reason or None,
-        post_job=PostJob(id=job.id, execute_at=_at(job, "execute_at"), status=job.status) if job else None)
+        post_job=post_job(job) if job else None)
 
 
 def target(t) -> Target:

@@ -4,7 +4,8 @@ command with one line."""
 from pydantic import Field
 
 from common.settings import (CAMPAIGNS_DATABASE, CAMPAIGNS_PORT, MODERATION_DATABASE, MODERATION_PORT,
-                             PAYMENTS_DATABASE, PAYMENTS_PORT, CommonSettings, resolve_secret)
+                             PAYMENTS_DATABASE, PAYMENTS_PORT, TELEGRAM_SANDBOX_PORT, CommonSettings,
+                             resolve_secret)
 from gateway.settings import GATEWAY_PORT
 
 CONTEXTS = ("payments", "campaigns", "moderation")  # migration and start order
@@ -29,7 +30,16 @@ class CliSettings(CommonSettings):
     gateway_host: str = Field(default="127.0.0.1", description="Address the HTTP gateway listens on")
     gateway_port: int = Field(default=GATEWAY_PORT, ge=1, le=65535, description="HTTP port of the gateway")
     adtech_replicas: int = Field(default=1, ge=1, le=8, description="`adtech run`: processes of each service, replica i listening on its `*_PORT` + i; callers spread their calls over them")
+    telegram_bot_token: str | None = Field(default=None, description="The bot's token (a secret, no default); `adtech run` without it starts the local Bot API sandbox and points the stack at it")
+    telegram_sandbox_port: int = Field(default=TELEGRAM_SANDBOX_PORT, ge=1, le=65535, description="`adtech run` without TELEGRAM_BOT_TOKEN: HTTP port of the Bot API sandbox (its page lists each channel's posts)")
     adtech_stop_grace_seconds: float = Field(default=10.0, gt=0, le=300, description="`adtech run`: how long a stopping process may take before it is killed")
+
+    def sandbox_token(self) -> str:
+        """The token the sandbox accepts, generated into the data directory
+        once (in Telegram's shape) and reused."""
+        from sandbox import new_token
+
+        return resolve_secret("TELEGRAM_SANDBOX_TOKEN", None, self.data_dir(), generate=new_token)
 
     def jwt_secret(self) -> str:
         return resolve_secret("ADTECH_JWT_SECRET", self.adtech_jwt_secret, self.data_dir())

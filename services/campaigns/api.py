@@ -7,7 +7,9 @@ from adtech.campaigns.v1 import campaigns_pb2_grpc
 from common.auth import parse_uuid, require_actor
 from common.timestamps import from_timestamp, to_timestamp, utcnow
 from services.campaigns import store
+from services.campaigns import publication
 from services.campaigns.usecases.campaigns import Campaigns
+from services.campaigns.usecases.publication import Publication
 from services.campaigns.usecases.steps import CampaignSteps
 from services.campaigns.usecases.targets import Targets
 
@@ -19,7 +21,8 @@ def _text(value) -> str:
 def channel_pb(row) -> pb.Channel:
     return pb.Channel(id=str(row.id), owner_id=str(row.owner_id), title=row.title, handle=row.handle,
                       price_per_post=row.price_per_post, currency=row.currency, status=row.status,
-                      created_at=to_timestamp(row.created_at), rejection_reason=_text(row.rejection_reason))
+                      created_at=to_timestamp(row.created_at), rejection_reason=_text(row.rejection_reason),
+                      chat_id=row.chat_id or 0)
 
 
 def queue_channel_pb(row) -> pb.Channel:
@@ -40,15 +43,25 @@ def campaign_pb(row, creatives) -> pb.Campaign:
                        updated_at=to_timestamp(row.updated_at))
 
 
-def post_job_pb(row) -> pb.PostJob:
-    return pb.PostJob(id=str(row.id), execute_at=to_timestamp(row.execute_at), status=row.status)
+def post_job_pb(row, prefix: str = "") -> pb.PostJob:
+    """A post job from a row of its columns (named `prefix` + column; the
+    publication columns are optional: the saga's answers carry only id,
+    execute_at and status)."""
+    columns = row._mapping if hasattr(row, "_mapping") else row._asdict()
+    return pb.PostJob(id=str(columns[prefix + "id"]), execute_at=to_timestamp(columns[prefix + "execute_at"]),
+                      status=columns[prefix + "status"], message_url=_text(columns.get(prefix + "message_url")),
+                      published_at=to_timestamp(columns.get(prefix + "published_at")),
+                      verified_at=to_timestamp(columns.get(prefix + "verified_at")),
+                      failure_reason=_text(columns.get(prefix + "failure_reason")))
+
+
+def post_job_item_pb(row) -> pb.PostJobItem:
+    return pb.PostJobItem(target_id=str(row.target_id), campaign_id=str(row.campaign_id), post_job=post_job_pb(row),
+                          price=row.price, currency=row.currency)
 
 
 def target_pb(row) -> pb.Target:
-    job = None
-    if row.post_job_id is not None:
-        job = pb.PostJob(id=str(row.post_job_id), execute_at=to_timestamp(row.post_job_execute_at),
-                         status=row.post_job_status)
+    job = post_job_pb(row, "post_job_") if row.post_job_id is not None else None
     return pb.Target(id=str(row.id), campaign_id=str(row.campaign_id), channel_id=str(row.channel_id),
                      scheduled_at=to_timestamp(row.scheduled_at), price=row.price, currency=row.currency,
                      status=row.status, moderated_by=_text(row.moderated_by),
@@ -66,11 +79,12 @@ def snapshot_pb(row, refusal: tuple[str, str] | None) -> pb.TargetSnapshot:
 
 
 class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
-    def __init__(self, campaigns: Campaigns, targets: Targets, steps: CampaignSteps, *,
+    def __init__(self, campaigns: Campaigns, targets: Targets, steps: CampaignSteps, publication: Publication, *,
                  clock: Callable[[], dt.datetime] = utcnow):
         self.campaigns = campaigns
         self.targets = targets
         self.steps = steps
+        self.publication = publication
         self.clock = clock
 
     # ---- channels
@@ -195,3 +209,20 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         return pb.ListTargetAuditResponse(next_cursor=cursor, targets=[pb.TargetAudit(
             target_id=str(r.id), status=r.status, post_jobs=r.post_jobs, advertiser_id=str(r.advertiser_id),
             reserved_by=_text(r.reserved_by)) for r in rows])
+
+    # ---- publication
+    async def ListPostJobs(self, request, context):
+        actor = require_actor()
+        if request.channel_id:
+            rows, cursor = await self.publication.channel_posts(
+                actor, parse_uuid(request.channel_id, "channelId"), status=request.status, limit=request.limit,
+                cursor=request.cursor)
+        else:
+            rows, cursor = await self.publication.post_jobs(actor, status=request.status, limit=request.limit,
+                                                            cursor=request.cursor)
+        return pb.ListPostJobsResponse(items=[post_job_item_pb(r) for r in rows], next_cursor=cursor)
+
+    async def ResolvePostJob(self, request, context):
+        resolution = publication.valid_resolution(request.outcome, request.message_url, request.reason)
+        row = await self.publication.resolve(require_actor(), parse_uuid(request.post_job_id, "postJobId"), resolution)
+        return pb.ResolvePostJobResponse(post_job=post_job_pb(row))

@@ -37,8 +37,10 @@ TARGET_MOVES = {
     ("rejected", "cancelled"): {"advertiser", "admin", CAMPAIGN_CANCELLATION},
     ("approving", "cancelled"): {CAMPAIGN_CANCELLATION},
     ("approved", "cancelled"): {"advertiser", "admin", CAMPAIGN_CANCELLATION},
-    ("approved", "published"): {"system"},
-    ("approved", "failed"): {"system"},
+    ("approved", "published"): {"system"},  # the post is out
+    ("approved", "failed"): {"system"},  # a no-show or a definite refusal: refunded
+    ("published", "completed"): {"system"},  # kept up through the window: released
+    ("published", "failed"): {"system"},  # removed early: refunded
 }
 
 # Targets a campaign cancellation sweeps up, read off the table.
@@ -48,7 +50,7 @@ CASCADE_CANCELLABLE = frozenset(frm for (frm, to), actors in TARGET_MOVES.items(
 REFUNDABLE = frozenset({"approving", "approved"})
 # A campaign is not completed while one of its targets holds money in
 # escrow; completing it cancels the targets that never booked a post.
-HOLDING_ESCROW = ("approving", "approved")
+HOLDING_ESCROW = ("approving", "approved", "published")
 UNBOOKED_ON_COMPLETE = frozenset({"pending", "submitted", "rejected"})
 # The outbox topic of the refund owed for each of them (refunds.py delivers it).
 REFUND_TOPIC = "escrow.refund"

@@ -1,5 +1,7 @@
 """Composition root of the campaigns service: settings, database, the
-payments peer, the servicers and the outbox relay that delivers refunds."""
+payments peer, the Telegram channel adapter (channel approval checks the
+bot can post), the servicers and the outbox relay that delivers releases
+and refunds. The publisher worker is its own process (publisher.py)."""
 from pydantic import Field
 
 from adtech.campaigns.v1 import campaigns_pb2_grpc
@@ -11,14 +13,17 @@ from common.outbox import OutboxSettings, Relay
 from common.outbox_ops import OpsServicer
 from common.settings import CAMPAIGNS_DATABASE, CAMPAIGNS_PORT
 from services.campaigns.api import CampaignsServicer
-from services.campaigns.domain import REFUND_TOPIC, BookingRules
-from services.campaigns.refunds import refund_handler
+from services.campaigns.domain import BookingRules
+from services.campaigns.settings import PublisherSettings
+from services.campaigns.settlements import settlement_handlers
+from services.campaigns.telegram import TelegramChannels
 from services.campaigns.usecases.campaigns import Campaigns
+from services.campaigns.usecases.publication import Publication
 from services.campaigns.usecases.steps import CampaignSteps
 from services.campaigns.usecases.targets import Targets
 
 
-class Settings(OutboxSettings):
+class Settings(OutboxSettings, PublisherSettings):
     campaigns_database: str = Field(default=CAMPAIGNS_DATABASE, description="Database name of the campaigns service")
     campaigns_port: int = Field(default=CAMPAIGNS_PORT, ge=0, le=65535, description="gRPC port of the campaigns service")
     campaign_target_min_lead_ms: int = Field(
@@ -37,16 +42,20 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
     if settings.campaigns_migrate_on_start:
         await upgrade_async("campaigns", db.url)
     payments_channel = bootstrap.peer(settings, settings.payments_addr)
-    relay = Relay(db, {REFUND_TOPIC: refund_handler(payments_pb2_grpc.PaymentsServiceStub(payments_channel))},
+    relay = Relay(db, settlement_handlers(payments_pb2_grpc.PaymentsServiceStub(payments_channel)),
                   settings.relay_policy())
+    channels = TelegramChannels(settings.telegram_api_url, settings.bot_token(), timeout_s=settings.telegram_timeout_s)
+    await channels.start()
     await relay.start()
     rules = BookingRules(min_lead_ms=settings.campaign_target_min_lead_ms,
                          horizon_days=settings.booking_horizon_days,
                          post_gap_minutes=settings.channel_post_gap_minutes)
-    servicer = CampaignsServicer(Campaigns(db), Targets(db, rules=rules), CampaignSteps(db, rules=rules))
+    servicer = CampaignsServicer(Campaigns(db, channels), Targets(db, rules=rules), CampaignSteps(db, rules=rules),
+                                 Publication(db, channels, settings.publication_policy()))
 
-    async def close_payments() -> None:
+    async def close_peers() -> None:
         await payments_channel.close()
+        await channels.close()
 
     return bootstrap.Assembly(
         registrations=[
@@ -54,7 +63,7 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
             (ops_pb2_grpc.add_OpsServiceServicer_to_server, OpsServicer(db), "adtech.ops.v1.OpsService"),
         ],
         workers=[relay.run],
-        closers=[close_payments, db.dispose],
+        closers=[close_peers, db.dispose],
     )
 
 

@@ -137,8 +137,8 @@ APPROVE = _statement(f"""
          WHERE id = :target_id AND status = 'approving' AND reserved_by = :decision_id AND {steps.NO_PRIOR}
         RETURNING *),
     job AS (
-        INSERT INTO post_jobs (id, target_id, execute_at)
-        SELECT CAST(:job AS uuid), id, scheduled_at FROM moved
+        INSERT INTO post_jobs (id, target_id, execute_at, due_at)
+        SELECT CAST(:job AS uuid), id, scheduled_at, scheduled_at FROM moved
         RETURNING id, target_id, execute_at, status),
     step_record AS ({steps.record("moved", "'approved'", "jsonb_build_object('post_job_id', CAST(:job AS text))")}),
     audit AS (  -- ORDER BY: the target's row gets the lower id, as when they were two statements

@@ -38,12 +38,15 @@ async def list_channels(uow: UnitOfWork, *, status: str | None, after: tuple | N
         {"status": status, **_after(after), "limit": limit})).all()
 
 
-async def moderate_channel(uow: UnitOfWork, channel_id: str, *, expected: str, status: str, reason: str | None):
-    """Guarded: None when the channel is no longer in `expected`."""
+async def moderate_channel(uow: UnitOfWork, channel_id: str, *, expected: str, status: str, reason: str | None,
+                           chat_id: int | None = None):
+    """Guarded: None when the channel is no longer in `expected`. An
+    approval stores the chat id the bot posts to."""
     return (await uow.execute(sa.text("""
-        UPDATE channels SET status = :status, rejection_reason = :reason, updated_at = now()
+        UPDATE channels SET status = :status, rejection_reason = :reason, updated_at = now(),
+                            chat_id = COALESCE(CAST(:chat_id AS bigint), chat_id)
          WHERE id = :id AND status = :expected RETURNING *"""),
-        {"id": channel_id, "status": status, "reason": reason, "expected": expected})).one_or_none()
+        {"id": channel_id, "status": status, "reason": reason, "expected": expected, "chat_id": chat_id})).one_or_none()
 
 
 # ---- campaigns and creatives ---------------------------------------------
@@ -104,7 +107,9 @@ _TARGET_VIEW = """
            ch.handle AS channel_handle, ch.price_per_post AS channel_price, ch.currency AS channel_currency,
            ch.rejection_reason AS channel_rejection_reason, ch.created_at AS channel_created_at,
            (SELECT count(*) FROM creatives cr WHERE cr.campaign_id = t.campaign_id) AS creatives_count,
-           p.id AS post_job_id, p.execute_at AS post_job_execute_at, p.status AS post_job_status
+           p.id AS post_job_id, p.execute_at AS post_job_execute_at, p.status AS post_job_status,
+           p.message_url AS post_job_message_url, p.published_at AS post_job_published_at,
+           p.verified_at AS post_job_verified_at, p.failure_reason AS post_job_failure_reason
       FROM targets t
       JOIN campaigns c ON c.id = t.campaign_id
       JOIN channels ch ON ch.id = t.channel_id
@@ -217,9 +222,16 @@ async def cancel_open_targets(uow: UnitOfWork, campaign_id: str, statuses: list[
     either finish first (and its new status is what we see) or wait."""
     return (await uow.execute(sa.text("""
         WITH old AS (
-            SELECT id, status FROM targets WHERE campaign_id = :c AND status = ANY(:statuses) FOR UPDATE)
+            SELECT id, status FROM targets WHERE campaign_id = :c AND status = ANY(:statuses) FOR UPDATE),
+        -- A post job that left the queue decides its target's money: that
+        -- target is not cancelled (its job row is locked, so no worker
+        -- claims it meanwhile).
+        -- (every job of them is locked, then judged on its latest status).
+        jobs AS (
+            SELECT target_id, status FROM post_jobs WHERE target_id IN (SELECT id FROM old) FOR UPDATE)
         UPDATE targets t SET status = 'cancelled', reserved_by = NULL, updated_at = now()
           FROM old WHERE t.id = old.id
+           AND old.id NOT IN (SELECT target_id FROM jobs WHERE status NOT IN ('queued', 'cancelled'))
         RETURNING t.id, old.status AS previous"""), {"c": campaign_id, "statuses": statuses})).all()
 
 

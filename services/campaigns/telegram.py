@@ -129,10 +129,14 @@ def classify(error: Exception) -> ChannelError:
         return TransientChannelError(f"Telegram did not answer in time: {error.message}",
                                      maybe_delivered=not isinstance(error.__cause__, _NOT_SENT))
     if isinstance(error, tg.NetworkError):
-        # An HTTP error without a Telegram description (502, 5xx, a dropped
-        # connection) or an httpx failure PTB wrapped.
-        return TransientChannelError(f"Telegram could not be reached: {error.message}",
-                                     maybe_delivered=not isinstance(error.__cause__, _NOT_SENT))
+        # A 5xx answer (Telegram answered, so the request arrived and was
+        # not carried out: retried, as the design says; PTB raises it with
+        # no cause, or with the JSON error of an HTML error page), or a
+        # transport failure PTB wrapped (a dropped connection may have
+        # delivered the request).
+        cause = error.__cause__
+        return TransientChannelError(f"Telegram could not be reached: {error.message}", maybe_delivered=(
+            isinstance(cause, (httpx.TransportError, OSError)) and not isinstance(cause, _NOT_SENT)))
     if isinstance(error, (httpx.TransportError, OSError, TimeoutError)):
         return TransientChannelError(f"Telegram could not be reached: {error!r}",
                                      maybe_delivered=not isinstance(error, _NOT_SENT))

@@ -6,6 +6,7 @@ BASE_URL and ADTECH_JWT_SECRET, as `adtech test-compose` sets them), the
 suite runs against that stack instead and starts nothing; `adtech verify`
 then runs when ADTECH_INTERNAL_TOKEN and the three *_ADDR are set too."""
 import asyncio
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -38,6 +39,9 @@ class E2EStack:
     min_lead_ms: int
     verify_env: dict[str, str] | None  # how `adtech verify` reaches the services; None: it cannot
     log: pathlib.Path | None = None
+    sandbox_url: str | None = None  # the stack's Bot API sandbox; None: external stack
+    data_dir: pathlib.Path | None = None
+    proc: subprocess.Popen | None = None
 
     def log_tail(self, lines: int = 80) -> str:
         if self.log is None or not self.log.exists():
@@ -85,12 +89,10 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def e2e_stack():
-    external = _external()
-    if external is not None:
-        yield external
-        return
+@contextlib.contextmanager
+def run_stack(**settings: str):
+    """`adtech run` on free ports in a data dir of its own, with `settings`
+    (environment variables) on top of the suite's; stopped with SIGTERM."""
     # Short, world-traversable path: the embedded server runs as its own user
     # and keeps its unix socket under it.
     data_dir = pathlib.Path(tempfile.mkdtemp(prefix="adtech-e2e-"))
@@ -99,24 +101,44 @@ def e2e_stack():
     env = {**os.environ, "ADTECH_DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING",
            "ADTECH_JWT_SECRET": secrets.token_urlsafe(32), "ADTECH_INTERNAL_TOKEN": secrets.token_urlsafe(32),
            "CAMPAIGN_TARGET_MIN_LEAD_MS": str(MIN_LEAD_MS), "MODERATION_APPROVE_WAIT_MS": "10000",
-           "PYTHONUNBUFFERED": "1"}
+           "TELEGRAM_SANDBOX_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **settings}
+    env.pop("TELEGRAM_BOT_TOKEN", None)  # posts go to the stack's own Bot API sandbox
     if env.get("DATABASE_URL"):  # a shared server: databases of our own on it
         suffix = uuid.uuid4().hex[:8]
         env.update({f"{c.upper()}_DATABASE": f"adtech_{c}_e2e{suffix}" for c in ("campaigns", "moderation", "payments")})
     env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()})
     verify_env = {**env, **{f"{c.upper()}_ADDR": f"127.0.0.1:{ports[c]}" for c in ("campaigns", "moderation", "payments")}}
-    stack = E2EStack(f"http://127.0.0.1:{ports['gateway']}", env["ADTECH_JWT_SECRET"], MIN_LEAD_MS, verify_env,
-                     log=data_dir / "adtech-run.log")
+    stack = E2EStack(f"http://127.0.0.1:{ports['gateway']}", env["ADTECH_JWT_SECRET"],
+                     int(env["CAMPAIGN_TARGET_MIN_LEAD_MS"]), verify_env, log=data_dir / "adtech-run.log",
+                     sandbox_url=f"http://127.0.0.1:{env['TELEGRAM_SANDBOX_PORT']}", data_dir=data_dir)
     args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     with open(stack.log, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "operations", "run", *args], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    stack.proc = proc
     try:
         _wait_ready(f"{stack.base_url}/api/health/ready", proc, stack)
         yield stack
     finally:
         _stop(proc)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _telegram(telegram_sandbox):
+    """Services started in-process here (tests/stack.py) reach the session's
+    sandbox; `adtech run` starts its own."""
+    return telegram_sandbox
+
+
+@pytest.fixture(scope="session")
+def e2e_stack():
+    external = _external()
+    if external is not None:
+        yield external
+        return
+    with run_stack() as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

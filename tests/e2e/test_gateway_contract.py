@@ -19,7 +19,7 @@ CAMPAIGN = {"id", "advertiserId", "name", "status", "startAt", "endAt", "creativ
 CREATIVE = {"id", "text", "mediaUrl"}
 TARGET = {"id", "campaignId", "channelId", "scheduledAt", "price", "currency", "status", "moderatedBy",
           "moderatedAt", "moderationReason", "postJob"}
-POST_JOB = {"id", "executeAt", "status"}
+POST_JOB = {"id", "executeAt", "status", "messageUrl", "publishedAt", "verifiedAt", "failureReason"}
 QUEUE_ITEM = TARGET | {"channel", "creatives", "campaignName", "advertiserId"}
 DECISION = {"targetId", "decisionId", "decision", "status", "reason", "postJobId", "escrowId"}
 APPROVED = {"ok", "targetId", "status", "postJobId", "escrowId", "alreadyApproved"}

@@ -36,8 +36,9 @@ def operator_env(data_dir: pathlib.Path) -> dict[str, str]:
     """The environment of an installation in `data_dir`: its secrets
     generated there, no service address set."""
     env = {**os.environ, "ADTECH_DATA_DIR": str(data_dir), "ADTECH_STOP_GRACE_SECONDS": str(GRACE_S),
-           "LOG_LEVEL": "WARNING"}
-    for name in ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "CAMPAIGNS_ADDR", "MODERATION_ADDR", "PAYMENTS_ADDR"):
+           "LOG_LEVEL": "WARNING", "TELEGRAM_SANDBOX_PORT": str(free_port())}
+    for name in ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "CAMPAIGNS_ADDR", "MODERATION_ADDR", "PAYMENTS_ADDR",
+                 "TELEGRAM_BOT_TOKEN"):
         env.pop(name, None)
     return env
 
@@ -141,7 +142,7 @@ def test_run_serves_ready_reports_a_stopped_service_and_stops_without_orphans(tm
         assert body["services"] == {"campaigns": "SERVING", "moderation": "SERVING", "payments": "SERVING"}
         stack.wait_for_output(f"[supervisor] ready: API http://127.0.0.1:{stack.ports['gateway']}/api")
         pids = stack.child_pids()
-        assert set(pids) == {"campaigns", "moderation", "payments", "gateway"}
+        assert set(pids) == {"campaigns", "moderation", "payments", "publisher", "gateway", "telegram-sandbox"}
         database = stack.database_pid()
         assert database is None or not stack.embedded or alive(database)
 

@@ -5,10 +5,11 @@ import datetime as dt
 
 from common.auth import Actor
 from common.db import Database
-from common.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, Unavailable
 from common.pagination import page_limit
 from common.reasons import Reason
-from services.campaigns import domain, store
+from services.campaigns import domain, publication, store
+from services.campaigns.telegram import ChannelRefused, TelegramChannels, TokenRejected, TransientChannelError
 from services.campaigns.usecases.shared import campaign_for, cascade_cancellation, cursor_key, paginate
 
 MAX_CREATIVES_PER_REQUEST = 50
@@ -19,8 +20,9 @@ MAX_CREATIVES_PER_REQUEST = 50
 class Campaigns:
     """Channels and campaigns as publishers, advertisers and admins act on them."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, channels: TelegramChannels):
         self.db = db
+        self.channels = channels
 
     # ---- channels
     async def create_channel(self, actor: Actor, *, title: str, handle: str, price: int, currency: str):
@@ -49,23 +51,44 @@ class Campaigns:
         return channel
 
     async def moderate_channel(self, actor: Actor, channel_id: str, *, approve: bool, reason: str = ""):
-        """An admin approves or rejects a pending channel."""
+        """An admin approves or rejects a pending channel. Approving checks
+        once, before the change, that the bot can post there (an
+        administrator with the right to post) and stores the chat id."""
         actor.require("admin")
         status = "approved" if approve else "rejected"
         reason_text = None if approve else domain.valid_text(reason, "reason", domain.REASON_MAX)
+        chat_id = None
+        if approve:
+            async with self.db.single_statement("read_channel") as uow:
+                found = await store.get_channel(uow, channel_id)
+            if found is None:
+                raise NotFound("Channel not found")
+            if found.status == "pending":
+                chat_id = await self._chat_for_posting(found.handle)
         async with self.db.unit_of_work("approve_channel" if approve else "reject_channel") as uow:
             current = await store.get_channel(uow, channel_id)
             if current is None:
                 raise NotFound("Channel not found")
-            channel = await store.moderate_channel(uow, channel_id, expected="pending", status=status, reason=reason_text)
+            channel = await store.moderate_channel(uow, channel_id, expected="pending", status=status, reason=reason_text,
+                                                   chat_id=chat_id)
             if channel is None:
                 latest = await store.get_channel(uow, channel_id)
                 raise PreconditionFailed(f"Channel cannot be {status} from status {latest.status}",
                                          code=Reason.INVALID_TRANSITION)
             await store.audit(uow, actor, f"channel_{status}", "channel", channel_id, from_status="pending",
-                              to_status=status)
+                              to_status=status, detail={"chat_id": chat_id} if chat_id is not None else None)
             await uow.commit()
         return channel
+
+    async def _chat_for_posting(self, handle: str) -> int:
+        try:
+            return await self.channels.chat_for_posting(handle)
+        except TokenRejected:
+            raise Unavailable("Telegram refused the bot's token; an operator must fix TELEGRAM_BOT_TOKEN") from None
+        except ChannelRefused as error:
+            raise publication.channel_refusal(error.message) from None
+        except TransientChannelError as error:
+            raise Unavailable(f"The Telegram Bot API did not answer ({error.message}); try again") from None
 
     # ---- campaigns
     async def create_campaign(self, actor: Actor, *, name: str, start_at, end_at, creatives: list[tuple[str, str]]):

@@ -6,7 +6,8 @@ from common.auth import Actor
 from common.db import Database, UnitOfWork
 from common.errors import Conflict, InvalidInput, NotFound
 from common.pagination import page_limit
-from services.campaigns import domain, steps_store, store
+from services.campaigns import domain, publication, steps_store, store
+from services.campaigns import publication_store as jobs
 from services.campaigns.domain import TARGET_NOT_FOUND
 from services.campaigns.usecases.shared import campaign_for, cancel_consequences, cursor_key, paginate
 
@@ -117,6 +118,9 @@ class Targets:
         async with self.db.unit_of_work("cancel_target") as uow:
             target = await _target_in(uow, campaign_id, target_id, lock=True)
             domain.check_owner_or_admin(actor.id, actor.role, str(target.advertiser_id))
+            if target.post_job_id is not None:
+                job = await jobs.lock_job_of_target(uow, target_id)
+                publication.check_cancellable(job.status)
             domain.check_target_cancel(target.status, actor.role)
             # The row is locked: the guard cannot miss.
             await store.move_target(uow, target_id, expected=[target.status], status="cancelled")

@@ -67,6 +67,9 @@ def test_readiness_takes_a_token_only_for_details(document):
     ("GET /api/withdrawals", {"200", "400", "401", "403", "503"}),
     ("POST /api/withdrawals/{withdrawalId}/complete", {"200", "400", "401", "403", "404", "409", "503"}),
     ("POST /api/withdrawals/{withdrawalId}/reject", {"200", "400", "401", "403", "404", "409", "503"}),
+    ("GET /api/channels/{channelId}/posts", {"200", "400", "401", "403", "404", "503"}),
+    ("GET /api/post-jobs", {"200", "400", "401", "403", "503"}),
+    ("POST /api/post-jobs/{postJobId}/resolve", {"200", "400", "401", "403", "404", "409", "503"}),
 ])
 def test_each_operation_lists_every_status_it_can_answer(document, name, statuses):
     assert set(dict(operations(document))[name]["responses"]) == statuses
@@ -108,7 +111,7 @@ def test_the_documented_limits_are_the_services(document):
 
 def test_parameters_are_camel_case_and_deposits_need_an_idempotency_key(document):
     names = {parameter["name"] for _, operation in operations(document) for parameter in operation.get("parameters", [])}
-    assert names == {"channelId", "campaignId", "targetId", "userId", "withdrawalId", "limit", "cursor", "status",
+    assert names == {"channelId", "campaignId", "targetId", "userId", "withdrawalId", "postJobId", "limit", "cursor", "status",
                      "details", "Idempotency-Key"}
     for path in ("/api/wallets/{userId}/deposits", "/api/wallet/withdrawals"):
         key = next(p for p in document["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key")

@@ -53,8 +53,9 @@ def gate(stack):
         setattr(saga, peer, stub)
 
 
-async def assert_consistent(stack) -> None:
-    """Cross-service invariants, once the outboxes have drained."""
+async def assert_consistent(stack, *, expected: dict | None = None) -> None:
+    """Cross-service invariants, once the outboxes have drained; `expected`:
+    the violations a test made on purpose (check name → violations)."""
     from tests.harness import eventually
     from adtech.ops.v1 import ops_pb2
     from common.auth import SYSTEM, acting_as
@@ -66,4 +67,4 @@ async def assert_consistent(stack) -> None:
     await eventually(drained, timeout=20)
     checks = await verify(stack.campaigns, stack.payments, stack.moderation, stack.ops())
     failed = {c.name: c.violations for c in checks if not c.ok}
-    assert failed == {}
+    assert failed == (expected or {})

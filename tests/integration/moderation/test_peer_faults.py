@@ -101,11 +101,17 @@ async def test_lost_database_connection_answers_unavailable_not_internal(stack, 
     where no PostgreSQL listens: every statement loses its connection."""
     import grpc
 
+    from services.campaigns.publication import PublicationPolicy
+    from services.campaigns.telegram import TelegramChannels
+    from services.campaigns.usecases.publication import Publication
+
     unreachable = Database(database_url_for(f"postgresql://adtech@127.0.0.1:{harness.free_port()}/postgres",
                                             stack.databases["campaigns"]))
     rules = BookingRules(min_lead_ms=30_000)
-    servicer = CampaignsServicer(Campaigns(unreachable), Targets(unreachable, rules=rules),
-                                 CampaignSteps(unreachable, rules=rules))
+    channels = TelegramChannels(harness.TELEGRAM["telegram_api_url"], harness.TELEGRAM["telegram_bot_token"])
+    servicer = CampaignsServicer(Campaigns(unreachable, channels), Targets(unreachable, rules=rules),
+                                 CampaignSteps(unreachable, rules=rules),
+                                 Publication(unreachable, channels, PublicationPolicy()))
     running = await start_service("campaigns", stack.settings("campaigns"), Assembly(registrations=[
         (campaigns_pb2_grpc.add_CampaignsServiceServicer_to_server, servicer, "adtech.campaigns.v1.CampaignsService")]),
         "127.0.0.1:0")

@@ -11,7 +11,8 @@ from services.campaigns.domain import CAMPAIGN_CANCELLATION, CAMPAIGN_MOVES, CAS
 
 ACTORS = ["advertiser", "publisher", "admin", "system", CAMPAIGN_CANCELLATION]
 CAMPAIGN_STATUSES = ["draft", "active", "paused", "completed", "cancelled"]
-TARGET_STATUSES = ["pending", "submitted", "approving", "approved", "rejected", "cancelled", "published", "failed"]
+TARGET_STATUSES = ["pending", "submitted", "approving", "approved", "rejected", "cancelled", "published", "failed",
+                   "completed"]
 
 # The seed's campaign table and DESIGN.md's target table, written out again
 # so a change to either table has to change this test too.
@@ -37,6 +38,8 @@ TARGET_EXPECTED = {
     ("approving", "cancelled"): {CAMPAIGN_CANCELLATION},
     ("approved", "cancelled"): {"advertiser", "admin", CAMPAIGN_CANCELLATION},
     ("approved", "published"): {"system"},
+    ("published", "completed"): {"system"},
+    ("published", "failed"): {"system"},
     ("approved", "failed"): {"system"},
 }
 

@@ -125,7 +125,14 @@ def test_stack_ports_name_the_flag_for_a_port_given_on_the_command_line(no_addre
     settings = CliSettings(gateway_port=24002, campaigns_port=25051)
     assert stack_ports(settings, port_flags={"gateway"}) == [
         ("PAYMENTS_PORT", "127.0.0.1", 50053), ("CAMPAIGNS_PORT", "127.0.0.1", 25051),
-        ("MODERATION_PORT", "127.0.0.1", 50052), ("--gateway-port", "127.0.0.1", 24002)]
+        ("MODERATION_PORT", "127.0.0.1", 50052), ("--gateway-port", "127.0.0.1", 24002),
+        ("TELEGRAM_SANDBOX_PORT", "127.0.0.1", 8081)]
+
+
+def test_stack_ports_leave_out_the_sandbox_when_a_bot_token_is_set(no_addresses):
+    settings = CliSettings(telegram_bot_token="123456:" + "x" * 35)
+    assert [name for name, _, _ in stack_ports(settings)] == [
+        "PAYMENTS_PORT", "CAMPAIGNS_PORT", "MODERATION_PORT", "GATEWAY_PORT"]
 
 
 @pytest.mark.parametrize("variables, expected", [

@@ -1,0 +1,63 @@
+"""Publication, seen from outside: a channel's posts (its publisher, admins),
+every post job (admins), and an admin's verdict on a job in needs_review."""
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from adtech.campaigns.v1 import campaigns_pb2 as pb
+from gateway import views
+from gateway.deps import Admin, CampaignsApi, CurrentUser, Page
+from gateway.inputs import ChannelId, InputModel, MessageUrl, PostJobId, RejectionReason
+
+router = APIRouter(tags=["publication"])
+
+JobStatus = Annotated[
+    Literal["", "queued", "publishing", "published", "verified", "cancelled", "failed", "needs_review"],
+    Query(description="Only post jobs of this status; all when empty")]
+
+
+class PublishedOutcome(InputModel):
+    """The post is out: its link (the proof checks then run as usual)."""
+    outcome: Literal["published"]
+    message_url: MessageUrl
+
+
+class RetryOutcome(InputModel):
+    """Publish again at the next pass (a no-show once its deadline passed)."""
+    outcome: Literal["retry"]
+
+
+class FailedOutcome(InputModel):
+    """It will not be published: the job and the target fail, the advertiser is refunded."""
+    outcome: Literal["failed"]
+    reason: RejectionReason
+
+
+Resolution = Annotated[PublishedOutcome | RetryOutcome | FailedOutcome, Field(discriminator="outcome")]
+
+
+@router.get("/api/channels/{channelId}/posts", response_model=views.PostJobPage)
+async def channel_posts(channel_id: ChannelId, user: CurrentUser, campaigns: CampaignsApi, page: Page,
+                        status: JobStatus = "") -> views.PostJobPage:
+    """The channel's post jobs, soonest first (its owner, admins)."""
+    reply = await campaigns.ListPostJobs(pb.ListPostJobsRequest(
+        channel_id=str(channel_id), status=status, limit=page.limit, cursor=page.cursor))
+    return views.PostJobPage(items=[views.post_job_item(i) for i in reply.items], next_cursor=views.next_cursor(reply))
+
+
+@router.get("/api/post-jobs", response_model=views.PostJobPage)
+async def post_jobs(user: Admin, campaigns: CampaignsApi, page: Page, status: JobStatus = "") -> views.PostJobPage:
+    """Every channel's post jobs, soonest first."""
+    reply = await campaigns.ListPostJobs(pb.ListPostJobsRequest(status=status, limit=page.limit, cursor=page.cursor))
+    return views.PostJobPage(items=[views.post_job_item(i) for i in reply.items], next_cursor=views.next_cursor(reply))
+
+
+@router.post("/api/post-jobs/{postJobId}/resolve", response_model=views.PostJob)
+async def resolve_post_job(post_job_id: PostJobId, body: Resolution, user: Admin,
+                           campaigns: CampaignsApi) -> views.PostJob:
+    """An admin resolves a job in needs_review (its worker died mid-call)."""
+    reply = await campaigns.ResolvePostJob(pb.ResolvePostJobRequest(
+        post_job_id=str(post_job_id), outcome=body.outcome, message_url=getattr(body, "message_url", ""),
+        reason=getattr(body, "reason", "")))
+    return views.post_job(reply.post_job)

@@ -1,0 +1,113 @@
+"""The publisher worker: its own process (`python -m
+services.campaigns.publisher`), scaled out by running more. Each loop it
+sweeps jobs whose worker died into review, claims due jobs (SKIP LOCKED,
+disjoint across workers) and publishes them, and claims due proof checks.
+
+A worker holds its holder lock (common/holders.py) for its life: a job it
+marked publishing names it, so the moment its process dies, any other
+worker's next sweep sees the job abandoned mid-call and moves it to
+needs_review, never back to the queue (the post may be out).
+
+A stop (SIGTERM) lets the calls under way finish, bounded by the Bot API
+timeout, so a clean stop leaves nothing in review."""
+import asyncio
+import logging
+
+from common import holders
+from common.bootstrap import open_database
+from common.db import Database
+from common.grpc_server import install_uvloop, run_until_signalled
+from common.logs import configure_logging
+from common.settings import ConfigError, fail_fast, load_settings
+from services.campaigns.publication import PublicationPolicy
+from services.campaigns.settings import PublisherSettings
+from services.campaigns.telegram import TelegramChannels
+from services.campaigns.usecases.publication import Publication
+
+log = logging.getLogger(__name__)
+
+
+class PublisherWorker:
+    def __init__(self, publication: Publication, holder: holders.HolderSession, policy: PublicationPolicy):
+        self.publication, self.holder, self.policy = publication, holder, policy
+        self.stopping = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """One pass: sweep, publish what is due, check what is due. Returns
+        how many jobs it acted on."""
+        holder = await self.holder.ensure()
+        if holder is None:
+            return 0
+        await self.publication.sweep_abandoned()
+        posts = await self.publication.claim_posts(holder)
+        checks = await self.publication.claim_checks(holder)
+        results = await asyncio.gather(*(self.publication.publish(job, holder) for job in posts),
+                                       *(self.publication.check(job, holder) for job in checks),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("a post job step failed; its claim expires and it is taken up again",
+                          exc_info=result)
+        return len(posts) + len(checks)
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("publisher pass failed; next time")
+                busy = 0
+            if busy < self.policy.batch:
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), self.policy.poll_s)
+                except asyncio.TimeoutError:
+                    pass
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+async def assemble(settings: PublisherSettings) -> tuple[PublisherWorker, Database, TelegramChannels]:
+    db = await open_database(settings, settings.campaigns_database, pool_size=4)
+    channels = TelegramChannels(settings.telegram_api_url, settings.bot_token(), timeout_s=settings.telegram_timeout_s)
+    await channels.start()
+    policy = settings.publication_policy()
+    worker = PublisherWorker(Publication(db, channels, policy), holders.HolderSession(db.dsn, holders.PUBLISHER_HOLDERS),
+                             policy)
+    return worker, db, channels
+
+
+def main() -> None:
+    settings = load_settings(PublisherSettings)
+    configure_logging("publisher", settings.log_level)
+    install_uvloop()
+
+    async def run() -> None:
+        parts: dict = {}
+
+        async def start() -> None:
+            worker, db, channels = await assemble(settings)
+            parts.update(worker=worker, db=db, channels=channels, task=asyncio.create_task(worker.run()))
+            log.info("publishing", extra={"fields": {"bot_api": settings.telegram_api_url}})
+
+        async def stop() -> None:
+            log.info("stopping")
+            parts["worker"].stop()
+            try:
+                await asyncio.wait_for(parts["task"], settings.telegram_timeout_s + 5)
+            except asyncio.TimeoutError:
+                log.error("a pass did not finish in time; its jobs go to review")
+            await parts["worker"].holder.close()
+            await parts["channels"].close()
+            await parts["db"].dispose()
+
+        await run_until_signalled(start, stop)
+
+    try:
+        asyncio.run(run())
+    except ConfigError as error:
+        fail_fast(str(error))
+
+
+if __name__ == "__main__":
+    main()

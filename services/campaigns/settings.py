@@ -1,0 +1,49 @@
+"""Campaigns' settings beyond its service's own: the Telegram Bot API the
+channel adapter talks to, and publication's windows (read by the
+campaigns service, which checks channels at approval, and by the
+publisher worker, which publishes and proves posts)."""
+from pydantic import Field
+
+from common.settings import CAMPAIGNS_DATABASE, CommonSettings, ConfigError, checked_secret
+from services.campaigns.publication import PublicationPolicy
+
+BOT_TOKEN_HELP = ("TELEGRAM_BOT_TOKEN is required: the bot's token from @BotFather "
+                  "(`adtech run` starts the local Bot API sandbox and sets it when unset)")
+
+
+class TelegramSettings(CommonSettings):
+    campaigns_database: str = Field(default=CAMPAIGNS_DATABASE, description="Database name of the campaigns service")
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org",
+        description="Base URL of the Telegram Bot API (`adtech run` points it at its sandbox when no token is set)")
+    telegram_bot_token: str | None = Field(
+        default=None, description="The bot's token (a secret, no default; `adtech run` without it starts the Bot API sandbox)")
+    telegram_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Timeout of one Bot API call, in seconds")
+
+    def bot_token(self) -> str:
+        if not self.telegram_bot_token:
+            raise ConfigError(BOT_TOKEN_HELP)
+        return checked_secret("TELEGRAM_BOT_TOKEN", self.telegram_bot_token)
+
+
+class PublisherSettings(TelegramSettings):
+    publish_deadline_s: float = Field(
+        default=3600, gt=0, le=7 * 86400,
+        description="A post not out by scheduledAt + this many seconds is a no-show: the advertiser is refunded")
+    post_checks: int = Field(
+        default=2, ge=0, le=100, description="Proof checks at random times inside the retention window (plus one at its end)")
+    post_retention_s: float = Field(
+        default=86400, gt=0, le=365 * 86400,
+        description="How long a post must stay up before the publisher is paid, in seconds")
+    publisher_poll_ms: int = Field(default=1000, ge=10, le=60_000, description="How often the publisher worker looks for due jobs")
+    publisher_lease_ms: int = Field(
+        default=60_000, ge=100, le=3_600_000, description="How long a worker holds a claimed job without renewing it")
+    publisher_backoff_base_ms: int = Field(default=2000, ge=1, description="First retry delay after a transient Bot API error")
+    publisher_backoff_cap_ms: int = Field(default=300_000, ge=1, description="Longest retry delay after transient Bot API errors")
+
+    def publication_policy(self) -> PublicationPolicy:
+        return PublicationPolicy(deadline_s=self.publish_deadline_s, checks=self.post_checks,
+                                 retention_s=self.post_retention_s, lease_s=self.publisher_lease_ms / 1000,
+                                 poll_s=self.publisher_poll_ms / 1000,
+                                 backoff_base_s=self.publisher_backoff_base_ms / 1000,
+                                 backoff_cap_s=self.publisher_backoff_cap_ms / 1000)
