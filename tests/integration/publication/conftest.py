@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from adtech.campaigns.v1 import campaigns_pb2 as cpb
 from adtech.payments.v1 import payments_pb2 as ppb
 from common import holders
-from common.auth import Actor, acting_as
+from common.auth import Actor
 from common.db import Database, database_url_for
 from services.campaigns.publication import PublicationPolicy
 from services.campaigns.publisher import PublisherWorker

@@ -5,7 +5,6 @@ the queue) and stays there, with exactly one post in the channel, until an
 admin resolves it; killed anywhere else, the job simply resumes with the
 next worker and ends as if nothing happened (docs/design.md, "At most
 once")."""
-import asyncio
 import signal
 
 import pytest
