@@ -101,16 +101,15 @@ class BotApi:
         if fault and fault.kind == "502":
             return 502, BAD_GATEWAY  # what the proxy in front of the Bot API sends: HTML
         try:
-            result = handler(params)
+            status, answer = 200, {"ok": True, "result": handler(params)}
         except Refusal as refusal:
-            body = {"ok": False, "error_code": refusal.code, "description": refusal.description}
+            status, answer = refusal.code, {"ok": False, "error_code": refusal.code, "description": refusal.description}
             if refusal.parameters:
-                body["parameters"] = refusal.parameters
-            return refusal.code, body
-        if fault:  # stall_after_post: done and stored, the answer held back
+                answer["parameters"] = refusal.parameters
+        if fault:  # stall_after_post: done (and stored), whatever the answer, it is held back
             log.info("holding the answer to %s for %s s", method, fault.stall_s)
             await asyncio.sleep(fault.stall_s)
-        return 200, {"ok": True, "result": result}
+        return status, answer
 
     # ---- chats ---------------------------------------------------------
     def _chat(self, params: dict, *, action: str = "read") -> Channel:
