@@ -6,7 +6,9 @@ import sys
 from operations.settings import CliSettings
 
 COMPOSE_BASE_URL = "http://127.0.0.1:4002"
-COMPOSE_SECRETS = ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "POSTGRES_PASSWORD")  # required by docker-compose.yml
+# Required by docker-compose.yml; the bot token is the one its Bot API
+# sandbox accepts, unless the caller brings a real bot's.
+COMPOSE_SECRETS = ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "POSTGRES_PASSWORD", "TELEGRAM_BOT_TOKEN")
 
 
 def compose_plan(env: dict[str, str]) -> tuple[dict[str, str], list[list[str]], list[str]]:
@@ -15,9 +17,11 @@ def compose_plan(env: dict[str, str]) -> tuple[dict[str, str], list[list[str]], 
     against the gateway, then down. Secrets are generated when unset."""
     import secrets
 
+    from sandbox import new_token
+
     env = dict(env)
     for name in COMPOSE_SECRETS:
-        env.setdefault(name, secrets.token_urlsafe(32))
+        env.setdefault(name, new_token() if name == "TELEGRAM_BOT_TOKEN" else secrets.token_urlsafe(32))
     env["BASE_URL"] = env.get("BASE_URL") or COMPOSE_BASE_URL
     commands = [
         ["docker", "compose", "up", "--build", "--detach", "--wait"],

@@ -11,6 +11,8 @@ PROCESSES = {
     "moderation": "services.moderation.main:Settings",
     "payments": "services.payments.main:Settings",
     "gateway": "gateway.settings:Settings",
+    "publisher": "services.campaigns.settings:PublisherSettings",
+    "telegram-sandbox": "sandbox.__main__:Settings",
     "adtech": "operations.settings:CliSettings",
 }
 

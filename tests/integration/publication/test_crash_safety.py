@@ -3,8 +3,8 @@ and never strands a job: killed after the Bot API stored the post but
 before the worker recorded it, the job goes to needs_review (never back to
 the queue) and stays there, with exactly one post in the channel, until an
 admin resolves it; killed anywhere else, the job simply resumes with the
-next worker and ends as if nothing happened (docs/design.md, "At most
-once")."""
+next worker and ends as if nothing happened (docs/design.md,
+"Publication")."""
 import signal
 
 import pytest
