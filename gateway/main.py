@@ -1,8 +1,7 @@
 """Entry point of the gateway process: `python -m gateway.main`."""
-import socket
-
 import uvicorn
 
+from common.listening import listening_socket
 from common.logs import configure_logging
 from common.settings import ConfigError, fail_fast, load_settings
 from gateway.app import create_app
@@ -17,20 +16,6 @@ def _installed(module: str) -> bool:
     return True
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, or one line naming the busy port."""
-    try:
-        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say
-        # so; without it Nagle and delayed ACKs add 40 ms to keep-alive requests.
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as error:
-        fail_fast(f"GATEWAY_PORT: cannot listen on {host}:{port}: {error.strerror or error}")
-    sock.set_inheritable(True)
-    return sock
-
-
 def main() -> None:
     settings = load_settings(Settings)
     configure_logging("gateway", settings.log_level)
@@ -38,7 +23,7 @@ def main() -> None:
         app = create_app(settings)
     except ConfigError as error:
         fail_fast(str(error))
-    sock = bind(settings.gateway_host, settings.gateway_port)
+    sock = listening_socket(settings.gateway_host, settings.gateway_port, "GATEWAY_PORT")
     config = uvicorn.Config(
         app, loop="uvloop" if _installed("uvloop") else "asyncio",
         http="httptools" if _installed("httptools") else "h11",

@@ -3,13 +3,13 @@ TELEGRAM_SANDBOX_PORT, accepting TELEGRAM_BOT_TOKEN, storing under
 ADTECH_DATA_DIR/telegram-sandbox/."""
 import logging
 import re
-import socket
 
 import uvicorn
 from pydantic import Field, field_validator
 
+from common.listening import listening_socket
 from common.logs import configure_logging
-from common.settings import MIN_SECRET_LENGTH, PLACEHOLDERS, CommonSettings, fail_fast, load_settings
+from common.settings import MIN_SECRET_LENGTH, PLACEHOLDERS, CommonSettings, load_settings
 from sandbox.app import create_app
 from sandbox.store import Store
 
@@ -35,25 +35,12 @@ class Settings(CommonSettings):
         return value
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, or one line naming the busy port."""
-    try:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)  # connections queue from here on, before uvicorn starts accepting
-    except OSError as error:
-        fail_fast(f"TELEGRAM_SANDBOX_PORT: cannot listen on {host}:{port}: {error.strerror or error}")
-    sock.set_inheritable(True)
-    return sock
-
-
 def main() -> None:
     settings = load_settings(Settings)
     configure_logging("telegram-sandbox", settings.log_level)
     folder = settings.data_dir() / "telegram-sandbox"
     store = Store(folder / "sandbox.sqlite3")
-    sock = bind(settings.telegram_sandbox_host, settings.telegram_sandbox_port)
+    sock = listening_socket(settings.telegram_sandbox_host, settings.telegram_sandbox_port, "TELEGRAM_SANDBOX_PORT")
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     page_url = f"http://{shown}:{port}/"

@@ -65,14 +65,7 @@ async def test_worker_killed_while_idle_leaves_the_job_to_the_next_worker(market
         kill(process)
     await market.its_time_comes(booked)
 
-    other = market.worker()
-    try:
-        async def completed():
-            await other.run_once()
-            return await market.target_status(booked) == "completed"
-        await eventually(completed, timeout=10, interval=0.05)
-    finally:
-        await other.holder.close()
+    await another_worker_completes(market, booked, timeout=10)
     assert len(await market.posts(booked)) == 1
     assert (await market.job(booked)).status == "verified"
     await eventually(lambda: _released(market, booked), timeout=10)
@@ -101,14 +94,7 @@ async def test_worker_killed_during_a_proof_check_leaves_the_checks_to_the_next_
         if frozen:
             sandbox.send_signal(signal.SIGCONT)
 
-    other = market.worker()
-    try:
-        async def completed():
-            await other.run_once()
-            return await market.target_status(booked) == "completed"
-        await eventually(completed, timeout=15, interval=0.05)
-    finally:
-        await other.holder.close()
+    await another_worker_completes(market, booked, timeout=15)
     job = await market.job(booked)
     assert job.status == "verified" and job.checks_done == 3
     assert len(await market.posts(booked)) == 1
@@ -122,3 +108,15 @@ async def _released(market, booked) -> bool:
 
 async def _status_is(market, booked, status) -> bool:
     return await market.job_status(booked) == status
+
+
+async def another_worker_completes(market, booked, *, timeout: float) -> None:
+    """A second worker's passes take the target to completed."""
+    other = market.worker()
+    try:
+        async def completed():
+            await other.run_once()
+            return await market.target_status(booked) == "completed"
+        await eventually(completed, timeout=timeout, interval=0.05)
+    finally:
+        await other.holder.close()
