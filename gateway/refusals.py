@@ -133,7 +133,8 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
                                                "nor an admin"), NOT_FOUND, *SERVICE_DOWN),
     "post_jobs": _AN_ADMINS_READ,
     "resolve_post_job": (INPUT, TOKEN, ROLE, NOT_FOUND, by_service(
-        S.ABORTED, Reason.POST_JOB_NOT_IN_REVIEW, "The post job is not in needs_review"), *SERVICE_DOWN),
+        S.ABORTED, Reason.POST_JOB_NOT_IN_REVIEW, "The post job is not in needs_review"), by_service(
+        S.ABORTED, Reason.POST_ALREADY_OUT, "A retry of a job whose post is known to be out"), *SERVICE_DOWN),
     # payments
     "deposit": (INPUT, TOKEN, ROLE, by_service(S.NOT_FOUND, Reason.WALLET_NOT_FOUND, "The user has no wallet"),
                 by_service(S.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED,

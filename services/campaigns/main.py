@@ -2,6 +2,8 @@
 payments peer, the Telegram channel adapter (channel approval checks the
 bot can post), the servicers and the outbox relay that delivers releases
 and refunds. The publisher worker is its own process (publisher.py)."""
+import logging
+
 from pydantic import Field
 
 from adtech.campaigns.v1 import campaigns_pb2_grpc
@@ -16,11 +18,13 @@ from services.campaigns.api import CampaignsServicer
 from services.campaigns.domain import BookingRules
 from services.campaigns.settings import PublisherSettings
 from services.campaigns.settlements import settlement_handlers
-from services.campaigns.telegram import TelegramChannels
+from services.campaigns.telegram import TelegramChannels, TokenRejected
 from services.campaigns.usecases.campaigns import Campaigns
 from services.campaigns.usecases.publication import Publication
 from services.campaigns.usecases.steps import CampaignSteps
 from services.campaigns.usecases.targets import Targets
+
+log = logging.getLogger(__name__)
 
 
 class Settings(OutboxSettings, PublisherSettings):
@@ -45,7 +49,12 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
     relay = Relay(db, settlement_handlers(payments_pb2_grpc.PaymentsServiceStub(payments_channel)),
                   settings.relay_policy())
     channels = TelegramChannels(settings.telegram_api_url, settings.bot_token(), timeout_s=settings.telegram_timeout_s)
-    await channels.start()
+    try:
+        await channels.start()
+    except TokenRejected:
+        # Campaigns serves on: only channel approvals need the bot (they
+        # answer 503 until the token is fixed); refunds must still go out.
+        log.error("the Bot API refused TELEGRAM_BOT_TOKEN; channel approvals fail until it is fixed")
     await relay.start()
     rules = BookingRules(min_lead_ms=settings.campaign_target_min_lead_ms,
                          horizon_days=settings.booking_horizon_days,

@@ -41,6 +41,7 @@ RELEASE_TOPIC = "escrow.release"
 # Why a job failed, in the words the API shows (failureReason).
 NO_SHOW = "not published before the deadline (scheduledAt + {deadline_s} s)"
 REMOVED_EARLY = "the post was removed from the channel before the end of the retention window"
+CAMPAIGN_CANCELLED = "the campaign was cancelled before the post went out"
 
 # A cancellation is refused once the job left the queue: the post may be out.
 STARTED = frozenset({PUBLISHING, PUBLISHED, VERIFIED, NEEDS_REVIEW, FAILED})
@@ -126,6 +127,13 @@ def valid_resolution(outcome: str, message_url: str, reason: str) -> Resolution:
             raise InvalidInput(f"reason must be at most {REASON_MAX} characters")
         return Resolution(outcome, reason=text)
     return Resolution(outcome)
+
+
+def check_retryable(message_url: str | None) -> None:
+    """A job whose post is known to be out is never sent again."""
+    if message_url:
+        raise Conflict(f"The post is out already ({message_url}); resolve the job as published with that link",
+                       code=Reason.POST_ALREADY_OUT)
 
 
 def check_in_review(status: str) -> None:

@@ -13,15 +13,22 @@ from services.campaigns import publication
 
 _HOLDER_GONE = holders.gone("o.claimed_by")
 
+# The first CTE of every statement that moves a job together with its
+# target: the target row is locked before the job's, the order a cancel
+# takes them in (store.py), so the two never wait on each other in a circle.
+_TARGET_FIRST = """target_locked AS (
+        SELECT t.id FROM targets t WHERE t.id = (SELECT target_id FROM post_jobs WHERE id = :id) FOR UPDATE)"""
+
 # What a worker needs to publish a job: its channel and the campaign's
 # first creative (a campaign's creatives are alternatives; the first is
 # the one booked).
 _JOB_CONTEXT = """
     SELECT c.id, c.target_id, c.execute_at, c.attempts, c.chat_id AS job_chat_id, c.message_id, c.checks_done,
-           cardinality(c.checks_at) AS checks_planned, t.campaign_id, ch.id AS channel_id, ch.handle,
-           COALESCE(c.chat_id, ch.chat_id) AS chat_id, cr.text, cr.media_url
+           cardinality(c.checks_at) AS checks_planned, t.campaign_id, cp.status AS campaign_status,
+           ch.id AS channel_id, ch.handle, COALESCE(c.chat_id, ch.chat_id) AS chat_id, cr.text, cr.media_url
       FROM claimed c
       JOIN targets t ON t.id = c.target_id
+      JOIN campaigns cp ON cp.id = t.campaign_id
       JOIN channels ch ON ch.id = t.channel_id
       LEFT JOIN LATERAL (SELECT text, media_url FROM creatives WHERE campaign_id = t.campaign_id
                           ORDER BY seq LIMIT 1) cr ON true"""
@@ -58,13 +65,16 @@ _CLAIM_CHECKS = sa.text(f"""
 
 # publishing → published: the message recorded in the commit after the
 # call; the target is published with it and the proof checks planned.
-_RECORD_PUBLISHED = sa.text("""
-    WITH job AS (
-        UPDATE post_jobs SET status = 'published', chat_id = :chat_id, message_id = :message_id,
+_RECORD_PUBLISHED = sa.text(f"""
+    WITH {_TARGET_FIRST},
+    job AS (
+        UPDATE post_jobs SET status = 'published', chat_id = COALESCE(CAST(:chat_id AS bigint), chat_id),
+                             message_id = :message_id,
                              message_url = :url, published_at = :now, checks_at = CAST(:checks AS timestamptz[]),
                              checks_done = 0, due_at = (CAST(:checks AS timestamptz[]))[1], claimed_by = NULL,
                              claimed_until = NULL, last_error = NULL, updated_at = now()
          WHERE id = :id AND status = :expected AND claimed_by IS NOT DISTINCT FROM CAST(:holder AS integer)
+           AND EXISTS (SELECT FROM target_locked)
         RETURNING id, target_id),
     target AS (
         UPDATE targets SET status = 'published', updated_at = now()
@@ -87,11 +97,13 @@ _RETRY_LATER = sa.text("""
 
 # → failed, with the target (approved or published) failed too; the caller
 # queues the refund in the same transaction.
-_FAIL = sa.text("""
-    WITH job AS (
+_FAIL = sa.text(f"""
+    WITH {_TARGET_FIRST},
+    job AS (
         UPDATE post_jobs SET status = 'failed', failure_reason = :reason, claimed_by = NULL, claimed_until = NULL,
                              updated_at = now()
          WHERE id = :id AND status = ANY(:expected) AND claimed_by IS NOT DISTINCT FROM CAST(:holder AS integer)
+           AND EXISTS (SELECT FROM target_locked)
         RETURNING id, target_id),
     target AS (
         UPDATE targets SET status = 'failed', updated_at = now()
@@ -102,8 +114,9 @@ _FAIL = sa.text("""
 # A proof check passed: the next one is due at its planned time; after
 # the last, the job is verified and the target completed (the caller
 # queues the release in the same transaction).
-_CHECK_PASSED = sa.text("""
-    WITH job AS (
+_CHECK_PASSED = sa.text(f"""
+    WITH {_TARGET_FIRST},
+    job AS (
         UPDATE post_jobs
            SET checks_done = checks_done + 1,
                status = CASE WHEN checks_done + 1 >= cardinality(checks_at) THEN 'verified' ELSE 'published' END,
@@ -111,6 +124,7 @@ _CHECK_PASSED = sa.text("""
                due_at = COALESCE(checks_at[checks_done + 2], due_at),
                claimed_by = NULL, claimed_until = NULL, last_error = NULL, updated_at = now()
          WHERE id = :id AND status = 'published' AND claimed_by = :holder AND checks_done = :done
+           AND EXISTS (SELECT FROM target_locked)
         RETURNING target_id, status),
     target AS (
         UPDATE targets SET status = 'completed', updated_at = now()
@@ -157,9 +171,10 @@ _LOCK_JOB = sa.text("SELECT id, status, target_id FROM post_jobs WHERE id = :id 
 
 _LOCK_TARGET = sa.text("SELECT id, status FROM targets WHERE id = :id FOR UPDATE")
 
+# Only a job whose post is not known to be out goes back to the queue.
 _REQUEUE = sa.text("""
     UPDATE post_jobs SET status = 'queued', due_at = now(), last_error = NULL, updated_at = now()
-     WHERE id = :id AND status = 'needs_review'""")
+     WHERE id = :id AND status = 'needs_review' AND message_id IS NULL""")
 
 _STORE_CHAT_ID = sa.text("UPDATE channels SET chat_id = :chat_id WHERE id = :id")
 

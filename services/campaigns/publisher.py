@@ -8,8 +8,9 @@ marked publishing names it, so the moment its process dies, any other
 worker's next sweep sees the job abandoned mid-call and moves it to
 needs_review, never back to the queue (the post may be out).
 
-A stop (SIGTERM) lets the calls under way finish, bounded by the Bot API
-timeout, so a clean stop leaves nothing in review."""
+A stop (SIGTERM) claims nothing more and lets the calls under way finish
+for up to TELEGRAM_TIMEOUT_S + 2 s (inside `adtech run`'s grace period); a
+call that outlasts that is cut, and its job goes to review: never re-sent."""
 import asyncio
 import logging
 
@@ -21,7 +22,7 @@ from common.logs import configure_logging
 from common.settings import ConfigError, fail_fast, load_settings
 from services.campaigns.publication import PublicationPolicy
 from services.campaigns.settings import PublisherSettings
-from services.campaigns.telegram import TelegramChannels
+from services.campaigns.telegram import TelegramChannels, TokenRejected
 from services.campaigns.usecases.publication import Publication
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,10 @@ class PublisherWorker:
 async def assemble(settings: PublisherSettings) -> tuple[PublisherWorker, Database, TelegramChannels]:
     db = await open_database(settings, settings.campaigns_database, pool_size=4)
     channels = TelegramChannels(settings.telegram_api_url, settings.bot_token(), timeout_s=settings.telegram_timeout_s)
-    await channels.start()
+    try:
+        await channels.start()
+    except TokenRejected:
+        raise ConfigError(f"TELEGRAM_BOT_TOKEN: the Bot API at {settings.telegram_api_url} refused the token") from None
     policy = settings.publication_policy()
     worker = PublisherWorker(Publication(db, channels, policy), holders.HolderSession(db.dsn, holders.PUBLISHER_HOLDERS),
                              policy)
@@ -94,7 +98,7 @@ def main() -> None:
             log.info("stopping")
             parts["worker"].stop()
             try:
-                await asyncio.wait_for(parts["task"], settings.telegram_timeout_s + 5)
+                await asyncio.wait_for(parts["task"], settings.telegram_timeout_s + 2)
             except asyncio.TimeoutError:
                 log.error("a pass did not finish in time; its jobs go to review")
             await parts["worker"].holder.close()

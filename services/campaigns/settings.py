@@ -2,7 +2,7 @@
 channel adapter talks to, and publication's windows (read by the
 campaigns service, which checks channels at approval, and by the
 publisher worker, which publishes and proves posts)."""
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from common.settings import CAMPAIGNS_DATABASE, CommonSettings, ConfigError, checked_secret
 from services.campaigns.publication import PublicationPolicy
@@ -18,7 +18,7 @@ class TelegramSettings(CommonSettings):
         description="Base URL of the Telegram Bot API (`adtech run` points it at its sandbox when no token is set)")
     telegram_bot_token: str | None = Field(
         default=None, description="The bot's token (a secret, no default; `adtech run` without it starts the Bot API sandbox)")
-    telegram_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Timeout of one Bot API call, in seconds")
+    telegram_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Timeout of each phase (connect, send, read) of one Bot API call, in seconds")
 
     def bot_token(self) -> str:
         if not self.telegram_bot_token:
@@ -40,6 +40,14 @@ class PublisherSettings(TelegramSettings):
         default=60_000, ge=100, le=3_600_000, description="How long a worker holds a claimed job without renewing it")
     publisher_backoff_base_ms: int = Field(default=2000, ge=1, description="First retry delay after a transient Bot API error")
     publisher_backoff_cap_ms: int = Field(default=300_000, ge=1, description="Longest retry delay after transient Bot API errors")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self):
+        # A lease that runs out while a call is under way would send a live
+        # worker's job to review.
+        if self.publisher_lease_ms < 4 * self.telegram_timeout_s * 1000:
+            raise ValueError("PUBLISHER_LEASE_MS must be at least 4 x TELEGRAM_TIMEOUT_S (a call's phases and its record)")
+        return self
 
     def publication_policy(self) -> PublicationPolicy:
         return PublicationPolicy(deadline_s=self.publish_deadline_s, checks=self.post_checks,

@@ -266,12 +266,12 @@ class TelegramChannels:
             raise ChannelRefused(f"the text is longer than Telegram's {TEXT_LIMIT} characters")
         await self._ready()
         if media_url and len(text) <= CAPTION_LIMIT:
-            message = await self._call(self._bot.send_photo, chat_id, media_url, caption=text or None)
+            message = await self._call(self._bot.send_photo, chat_id, media_url, caption=text or None, sends=True)
         elif media_url:
             preview = LinkPreviewOptions(url=media_url, prefer_large_media=True, show_above_text=True)
-            message = await self._call(self._bot.send_message, chat_id, text, link_preview_options=preview)
+            message = await self._call(self._bot.send_message, chat_id, text, link_preview_options=preview, sends=True)
         else:
-            message = await self._call(self._bot.send_message, chat_id, text)
+            message = await self._call(self._bot.send_message, chat_id, text, sends=True)
         return Posted(message_id=message.message_id, url=f"https://t.me/{name}/{message.message_id}")
 
     async def is_up(self, chat_id: int, message_id: int) -> bool:
@@ -296,11 +296,16 @@ class TelegramChannels:
             self._bot_id = self._bot.id
         return self._bot_id
 
-    async def _call(self, method, *args, **kwargs):
+    async def _call(self, method, *args, sends: bool = False, **kwargs):
+        """One Bot API call. Only a call that `sends` a post can have been
+        carried out unseen: a read that timed out (getMe, getChat) delivered
+        nothing, whatever the transport did."""
         try:
             return await method(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - classify decides, or raises TypeError
             classified = classify(error)
+            if not sends and isinstance(classified, TransientChannelError):
+                classified.maybe_delivered = False
             if self._token in classified.message or self._token in classified.telegram_words:
                 classified.message = classified.message.replace(self._token, "<token>")
                 classified.telegram_words = classified.telegram_words.replace(self._token, "<token>")

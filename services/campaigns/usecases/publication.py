@@ -72,6 +72,11 @@ class Publication:
     async def publish(self, job, holder: int) -> str:
         """Publishes one claimed job; returns the status it left the job in."""
         now = self.clock()
+        if job.campaign_status == "cancelled":
+            # Its campaign was cancelled while the job was out of the queue
+            # (a cascade leaves such targets to their post): back in the
+            # queue, it is never sent, and the advertiser is refunded.
+            return await self._fail(job, holder, publication.PUBLISHING, publication.CAMPAIGN_CANCELLED)
         if self.policy.overdue(job.execute_at, now):
             return await self._fail(job, holder, publication.PUBLISHING, self.policy.no_show())
         if job.text is None:
@@ -102,22 +107,27 @@ class Publication:
 
     async def _record_published(self, job, holder: int | None, chat_id: int | None, message_id: int, url: str,
                                 *, expected: str = publication.PUBLISHING, actor: Actor = SYSTEM) -> str:
-        now = self.clock()
-        async with self.db.unit_of_work("record_post_published") as uow:
-            done = await jobs.record_published(uow, job.id, holder=holder, expected=expected, chat_id=chat_id,
-                                               message_id=message_id, url=url, now=now,
-                                               checks=self.policy.check_plan(now))
-            if done is None:
-                # Swept into review while the call ran: keep the message for the admin.
-                await jobs.note_late_message(uow, job.id, chat_id=chat_id, message_id=message_id, url=url)
-            else:
-                await _audit_job(uow, actor, "post_job_published", job.id, expected, publication.PUBLISHED,
-                                 message_url=url)
-                if done.published_target is not None:
-                    await store.audit(uow, actor, "target_published", "target", done.target_id,
-                                      from_status="approved", to_status="published")
-            await uow.commit()
-        return publication.PUBLISHED if done is not None else publication.NEEDS_REVIEW
+        async def attempt():
+            now = self.clock()
+            async with self.db.unit_of_work("record_post_published") as uow:
+                done = await jobs.record_published(uow, job.id, holder=holder, expected=expected, chat_id=chat_id,
+                                                   message_id=message_id, url=url, now=now,
+                                                   checks=self.policy.check_plan(now))
+                if done is None:
+                    # Swept into review while the call ran: keep the message for the admin.
+                    if chat_id is not None:
+                        await jobs.note_late_message(uow, job.id, chat_id=chat_id, message_id=message_id, url=url)
+                else:
+                    await _audit_job(uow, actor, "post_job_published", job.id, expected, publication.PUBLISHED,
+                                     message_url=url)
+                    if done.published_target is not None:
+                        await store.audit(uow, actor, "target_published", "target", done.target_id,
+                                          from_status="approved", to_status="published")
+                await uow.commit()
+            return publication.PUBLISHED if done is not None else publication.NEEDS_REVIEW
+
+        # Guarded, so running it again after a lost race changes nothing twice.
+        return await self.db.retrying(attempt)
 
     async def _leave_for_review(self, job, holder: int, error: str) -> str:
         """A call whose outcome is unknown (it may have reached Telegram) is
@@ -134,16 +144,20 @@ class Publication:
     async def _fail(self, job, holder: int | None, expected: str, reason: str, *, actor: Actor = SYSTEM) -> str:
         """The job and its target failed; the advertiser's refund is queued
         with it."""
-        async with self.db.unit_of_work("fail_post") as uow:
-            failed = await jobs.fail(uow, job.id, expected=[expected], holder=holder, reason=reason)
-            if failed is not None:
-                await _audit_job(uow, actor, "post_job_failed", job.id, expected, publication.FAILED, reason=reason)
-                if failed.failed_target is not None:
-                    await store.audit(uow, actor, "target_failed", "target", failed.target_id,
-                                      to_status="failed", detail={"reason": reason})
-                await _owe(uow, domain.REFUND_TOPIC, failed.target_id)
-            await uow.commit()
-        return publication.FAILED if failed is not None else expected
+        async def attempt():
+            async with self.db.unit_of_work("fail_post") as uow:
+                failed = await jobs.fail(uow, job.id, expected=[expected], holder=holder, reason=reason)
+                if failed is not None:
+                    await _audit_job(uow, actor, "post_job_failed", job.id, expected, publication.FAILED,
+                                     reason=reason)
+                    if failed.failed_target is not None:
+                        await store.audit(uow, actor, "target_failed", "target", failed.target_id,
+                                          to_status="failed", detail={"reason": reason})
+                    await _owe(uow, domain.REFUND_TOPIC, failed.target_id)
+                await uow.commit()
+            return publication.FAILED if failed is not None else expected
+
+        return await self.db.retrying(attempt)
 
     # ---- proof
     async def check(self, job, holder: int) -> str:
@@ -161,15 +175,19 @@ class Publication:
             return await self._fail(job, holder, publication.PUBLISHED, f"the post could not be checked: {error.message}")
         if not up:
             return await self._fail(job, holder, publication.PUBLISHED, publication.REMOVED_EARLY)
-        async with self.db.unit_of_work("record_post_check") as uow:
-            passed = await jobs.check_passed(uow, job.id, holder=holder, done=job.checks_done)
-            if passed is not None and passed.completed_target is not None:
-                await _audit_job(uow, SYSTEM, "post_job_verified", job.id, publication.PUBLISHED, publication.VERIFIED)
-                await store.audit(uow, SYSTEM, "target_completed", "target", passed.target_id,
-                                  from_status="published", to_status="completed")
-                await _owe(uow, publication.RELEASE_TOPIC, passed.target_id)
-            await uow.commit()
-        return passed.status if passed is not None else publication.PUBLISHED
+        async def attempt():
+            async with self.db.unit_of_work("record_post_check") as uow:
+                passed = await jobs.check_passed(uow, job.id, holder=holder, done=job.checks_done)
+                if passed is not None and passed.completed_target is not None:
+                    await _audit_job(uow, SYSTEM, "post_job_verified", job.id, publication.PUBLISHED,
+                                     publication.VERIFIED)
+                    await store.audit(uow, SYSTEM, "target_completed", "target", passed.target_id,
+                                      from_status="published", to_status="completed")
+                    await _owe(uow, publication.RELEASE_TOPIC, passed.target_id)
+                await uow.commit()
+            return passed.status if passed is not None else publication.PUBLISHED
+
+        return await self.db.retrying(attempt)
 
     # ---- an admin's verdict on a job in review
     async def resolve(self, actor: Actor, job_id: str, resolution: publication.Resolution):
@@ -181,6 +199,8 @@ class Publication:
         if job is None:
             raise NotFound(POST_JOB_NOT_FOUND)
         publication.check_in_review(job.status)
+        if resolution.outcome == "retry":
+            publication.check_retryable(job.message_url)
         if resolution.outcome == "published":
             status = await self._record_published(job, None, None, resolution.message_id, resolution.message_url,
                                                   expected=publication.NEEDS_REVIEW, actor=actor)
@@ -198,6 +218,7 @@ class Publication:
             after = await jobs.job_by_id(uow, job_id)
         if status is None or after.status != status:
             publication.check_in_review(after.status)  # a concurrent resolution won
+            publication.check_retryable(after.message_url)  # or the late answer arrived meanwhile
         return after
 
     # ---- reads

@@ -30,7 +30,7 @@ WIRE_STRINGS = {
     "approve_refused", "approve_failed", "method_not_allowed", "http_error", "internal",
     "slot_taken", "beyond_booking_horizon", "invalid_time", "wallet_not_found", "campaign_has_open_targets",
     "withdrawal_not_pending", "withdrawal_not_found",
-    "post_job_started", "post_job_not_in_review", "channel_cannot_post",
+    "post_job_started", "post_job_not_in_review", "channel_cannot_post", "post_already_out",
 }
 
 # Strings that equal a reason but are not one.

@@ -9,8 +9,8 @@ A post job carries what its worker needs, in columns the database guards:
 - the message (`chat_id`, `message_id`, `message_url`) set from published on;
 - `checks_at`: the planned proof checks, `checks_done` how many passed.
 
-Old statuses map: running → publishing (a worker may have been mid-call:
-it becomes needs_review on the next sweep), succeeded → verified.
+Old statuses map: running → needs_review (a worker may have been mid-call:
+an admin decides), succeeded → verified.
 
 Revision ID: 0007
 Revises: 0006
@@ -32,7 +32,7 @@ def upgrade() -> None:
     op.execute("ALTER TABLE targets DROP CONSTRAINT targets_status_check")
     op.execute(f"ALTER TABLE targets ADD CONSTRAINT targets_status_check CHECK (status IN {TARGET_STATUSES})")
     op.execute("ALTER TABLE post_jobs DROP CONSTRAINT post_jobs_status_check")
-    op.execute("UPDATE post_jobs SET status = 'publishing' WHERE status = 'running'")
+    op.execute("UPDATE post_jobs SET status = 'needs_review' WHERE status = 'running'")
     op.execute("UPDATE post_jobs SET status = 'verified' WHERE status = 'succeeded'")
     op.execute(f"ALTER TABLE post_jobs ADD CONSTRAINT post_jobs_status_check CHECK (status IN {JOB_STATUSES})")
     op.execute("""
@@ -51,6 +51,8 @@ def upgrade() -> None:
             ADD COLUMN checks_at timestamptz[] NOT NULL DEFAULT '{}',
             ADD COLUMN checks_done integer NOT NULL DEFAULT 0 CHECK (checks_done >= 0)""")
     op.execute("UPDATE post_jobs SET due_at = execute_at")
+    op.execute("""UPDATE post_jobs SET last_error = 'running when publication was introduced: the post may or may not be out'
+                   WHERE status = 'needs_review'""")
     op.execute("""UPDATE post_jobs SET message_url = '', published_at = updated_at, verified_at = updated_at
                    WHERE status = 'verified'""")
     op.execute("UPDATE post_jobs SET failure_reason = 'failed before publication was tracked' WHERE status = 'failed'")
