@@ -12,11 +12,20 @@
    was noted on it: message id and link) can still be resolved "retry":
    the job is queued again and the next pass sends a second post.
    Expected: "retry" is refused (409) once the message is known.
+
+3. A read timeout on getChat (the chat lookup publish() makes before the
+   send when the job has no chat id) is classified `maybe_delivered` and
+   sends the job to needs_review, though nothing could have been posted.
+   Expected: the job is queued again (a transient error), no admin needed.
 """
 import asyncio
 
 import grpc
 import sqlalchemy as sa
+
+from services.campaigns.publication import PublicationPolicy
+from services.campaigns.telegram import TelegramChannels
+from services.campaigns.usecases.publication import Publication
 
 from adtech.campaigns.v1 import campaigns_pb2 as cpb
 from tests.harness import eventually
@@ -91,3 +100,22 @@ async def test_retry_of_a_job_in_review_whose_post_is_known_to_be_out_never_send
         await slow.holder.close()
         await other.holder.close()
     assert len(await market.posts(booked)) == 1, "a second post of one job went out"
+
+
+async def test_a_timeout_of_the_chat_lookup_before_any_send_queues_the_job_again_instead_of_review(market):
+    booked = await market.booked()
+    await market.its_time_comes(booked)
+    async with market.campaigns.engine.begin() as conn:  # a channel approved before chat ids were stored
+        await conn.execute(sa.text("UPDATE channels SET chat_id = NULL WHERE id = :c"), {"c": booked.channel.id})
+    worker = market.worker()
+    holder = await worker.holder.ensure()
+    async with TelegramChannels(market.sandbox.api_url, market.sandbox.token, timeout_s=0.5) as channels:
+        publication = Publication(market.db, channels, PublicationPolicy(backoff_base_s=0.05))
+        await market.sandbox.fault("getChat", "stall_after_post", stall_s=2)
+        try:
+            [job] = [j for j in await publication.claim_posts(holder) if str(j.target_id) == booked.target.id]
+            status = await publication.publish(job, holder)
+        finally:
+            await worker.holder.close()
+    assert await market.posts(booked) == []  # nothing was sent
+    assert status == "queued", f"a getChat timeout left the job in {status}"
