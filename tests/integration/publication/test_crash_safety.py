@@ -72,11 +72,11 @@ async def test_worker_killed_while_idle_leaves_the_job_to_the_next_worker(market
 
 
 async def test_worker_killed_during_a_proof_check_leaves_the_checks_to_the_next_worker(market):
-    """The sandbox answers a live post's probe (editMessageReplyMarkup) at
-    once, so a `stall_after_post` fault cannot hold it; instead the sandbox
-    process is frozen (SIGSTOP) while the check's call is in flight."""
+    """The sandbox process is frozen (SIGSTOP) while the check's call is in
+    flight, so the worker dies with the call unanswered, as on a real
+    network partition."""
     booked = await market.booked()
-    process = market.publisher_process(post_retention_s=3, post_checks=2, telegram_timeout_s=60)
+    process = market.publisher_process(post_retention_s=3, post_checks=2, telegram_timeout_s=15)
     sandbox = market.sandbox.process
     frozen = False
     try:
