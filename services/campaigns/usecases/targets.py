@@ -118,10 +118,13 @@ class Targets:
         async with self.db.unit_of_work("cancel_target") as uow:
             target = await _target_in(uow, campaign_id, target_id, lock=True)
             domain.check_owner_or_admin(actor.id, actor.role, str(target.advertiser_id))
-            domain.check_target_cancel(target.status, actor.role)
+            # A post job that left the queue (publishing, or any later
+            # status: the target then is published, completed or failed)
+            # decides the money now: 409, before the target's own table.
             if target.post_job_id is not None:
                 job = await jobs.lock_job_of_target(uow, target_id)
                 publication.check_cancellable(job.status)
+            domain.check_target_cancel(target.status, actor.role)
             # The row is locked: the guard cannot miss.
             await store.move_target(uow, target_id, expected=[target.status], status="cancelled")
             await store.audit(uow, actor, "target_cancelled", "target", target_id, from_status=target.status,
