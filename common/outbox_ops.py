@@ -41,8 +41,8 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
             rows = (await uow.execute(sa.text("""
                 SELECT id, topic, aggregate_id, status, attempts, coalesce(last_error, '') AS last_error,
                        created_at, next_attempt_at
-                  FROM outbox_messages WHERE status = ANY(:statuses) ORDER BY id LIMIT :limit"""),
-                {"statuses": statuses, "limit": page_limit(request.limit)})).all()
+                  FROM outbox_messages WHERE status = ANY(:statuses) AND id > :after_id ORDER BY id LIMIT :limit"""),
+                {"statuses": statuses, "after_id": request.after_id, "limit": page_limit(request.limit)})).all()
         return ops_pb2.ListOutboxMessagesResponse(messages=[ops_pb2.OutboxMessage(
             id=r.id, topic=r.topic, aggregate_id=r.aggregate_id, status=r.status, attempts=r.attempts,
             last_error=r.last_error, created_at=to_timestamp(r.created_at),
