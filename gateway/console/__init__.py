@@ -8,6 +8,10 @@ import importlib.resources
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from common.reasons import Reason
+from gateway.errors import error_response
 
 CONSOLE_URL = "/console"
 ASSETS_URL = "/console/assets"
@@ -28,6 +32,17 @@ _RAW_HEADERS = [(name.lower().encode(), value.encode()) for name, value in SECUR
 
 class SecuredFiles(StaticFiles):
     """StaticFiles whose every answer, a 404 included, carries the console's headers."""
+
+    async def get_response(self, path: str, scope):
+        # Answered here, not by the app's handler: the answer must pass
+        # through __call__ to get the headers.
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as error:
+            if error.status_code == 405:
+                return error_response(405, Reason.METHOD_NOT_ALLOWED, "method not allowed on this route",
+                                      {"Allow": "GET, HEAD"})
+            return error_response(404, Reason.NOT_FOUND, "no such file")
 
     async def __call__(self, scope, receive, send):
         async def with_headers(message):

@@ -7,7 +7,6 @@ bench-results/console/.
 
 Skipped, saying why, when Playwright or a Chromium cannot be found
 (scripts/ensure_chromium.sh installs Debian's when run as root)."""
-import contextlib
 import datetime as dt
 import os
 import pathlib
@@ -76,7 +75,8 @@ class Api:
         return self.ok("POST", f"/api/channels/{channel['id']}/approve", self.admin)
 
     def submitted(self, *, funds: int = PRICE, text: str = "Fresh coffee every morning", campaign: str = "Launch",
-                  at: dt.datetime | None = None, channel: dict | None = None) -> tuple[tuple[str, str], dict]:
+                  at: dt.datetime | None = None, channel: dict | None = None,
+                  media: str | None = "https://example.com/ad.png") -> tuple[tuple[str, str], dict]:
         """(advertiser, target): a submitted target of an advertiser with `funds`."""
         advertiser = self.token("advertiser")
         if funds:
@@ -85,7 +85,7 @@ class Api:
             self.ok("GET", "/api/wallet", advertiser)
         channel = channel or self.channel()
         made = self.ok("POST", "/api/campaigns", advertiser, 201, json={
-            "name": campaign, "creatives": [{"text": text, "mediaUrl": "https://example.com/ad.png"}]})
+            "name": campaign, "creatives": [{"text": text, **({"mediaUrl": media} if media else {})}]})
         self.ok("POST", f"/api/campaigns/{made['id']}/activate", advertiser)
         target = self.ok("POST", f"/api/campaigns/{made['id']}/targets", advertiser, 201,
                          json={"channelId": channel["id"], "scheduledAt": iso(at or free_slot())})
@@ -133,8 +133,8 @@ def api(stack):
     api.http.close()
 
 
-@pytest.fixture
-def page(browser, stack):
+def console_page(browser, stack):
+    """A fresh tab (1280×800) on the stack's gateway that must log no error."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=stack.base_url)
     page = context.new_page()
     errors: list[str] = []
@@ -144,6 +144,16 @@ def page(browser, stack):
     yield page
     context.close()
     assert errors == [], f"the page logged errors: {errors}"
+
+
+@pytest.fixture
+def page(browser, stack):
+    yield from console_page(browser, stack)
+
+
+@pytest.fixture
+def slow_page(browser, slow_stack):
+    yield from console_page(browser, slow_stack)
 
 
 def shot(page, name: str) -> None:
@@ -187,3 +197,242 @@ def test_an_admin_signs_in_sees_the_queue_and_approves_with_one_click(page, api)
     assert api.target(target)["status"] == "approved"
     # The token never shows in the address bar.
     assert api.admin[1] not in page.url
+
+
+def test_a_queue_of_five_is_worked_through_with_the_keyboard_and_the_mouse(page, api):
+    # One of them was rejected before: the queue says so, and why.
+    advertiser, again = api.submitted(campaign="Second try")
+    api.ok("POST", f"/api/moderation/targets/{again['id']}/reject", api.admin, json={"reason": "Blurry image"})
+    api.ok("POST", f"/api/campaigns/{again['campaignId']}/targets/{again['id']}/submit", advertiser)
+    targets = [again] + [api.submitted(campaign=f"Campaign {n}")[1] for n in range(2, 6)]
+    sign_in(page, api.admin[1])
+    items = [queue_item(page, target) for target in targets]
+    expect(items[0].locator(".history")).to_contain_text("Rejected before: “Blurry image”")
+    expect(items[1].locator(".history")).to_have_text("None")
+
+    # Keyboard: select the first, a approves it, j moves on, r goes to the reason.
+    items[0].locator("h3").click()
+    page.keyboard.press("a")
+    expect(items[0].locator(".result")).to_contain_text("Approved: post job")
+    page.keyboard.press("j")
+    expect(items[1]).to_have_class(re.compile(r"\bselected\b"))
+    page.keyboard.press("r")
+    expect(items[1].locator(".reason")).to_be_focused()
+    page.keyboard.type("Misleading price claims")
+    page.keyboard.press("Enter")
+    expect(items[1].locator(".result")).to_contain_text("Rejected: “Misleading price claims”")
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")
+    page.keyboard.press("a")
+    expect(items[2].locator(".result")).to_contain_text("Approved: post job")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    expect(items[2]).to_have_class(re.compile(r"\bselected\b"))
+
+    # Mouse: a reason template, then a plain approve.
+    items[3].get_by_label("Reason template").select_option(index=1)
+    expect(items[3].get_by_label("Reason for rejecting")).to_have_value("The creative breaks the content policy")
+    items[3].get_by_role("button", name="Reject").click()
+    expect(items[3].locator(".result")).to_contain_text("Rejected: “The creative breaks the content policy”")
+    items[4].get_by_role("button", name="Approve").click()
+    expect(items[4].locator(".result")).to_contain_text("Approved: post job")
+    expect(page.locator("#announcer")).to_contain_text("Approved")
+    shot(page, "queue-decided")
+
+    statuses = [api.target(target)["status"] for target in targets]
+    assert statuses == ["approved", "rejected", "approved", "rejected", "approved"]
+    assert api.target(targets[1])["moderationReason"] == "Misleading price claims"
+
+
+def test_an_advertiser_who_cannot_pay_is_refused_with_402_and_nothing_is_held(page, api):
+    _, target = api.submitted(funds=0, campaign="No money")
+    sign_in(page, api.admin[1])
+    item = queue_item(page, target)
+    expect(item.locator(".funds")).to_contain_text("Does not cover the price")
+    item.get_by_role("button", name="Approve").click()
+    expect(item.locator(".result")).to_contain_text("cannot cover the price (402 insufficient_funds)")
+    expect(item.get_by_role("button", name="Approve")).to_be_enabled()  # it may be tried again after a deposit
+    shot(page, "insufficient-funds")
+    assert api.target(target)["status"] == "submitted"
+
+
+def test_a_rejection_needs_a_reason(page, api):
+    _, target = api.submitted(campaign="Reasonless")
+    sign_in(page, api.admin[1])
+    item = queue_item(page, target)
+    item.get_by_role("button", name="Reject").click()
+    expect(item.locator(".result")).to_contain_text("Write a reason")
+    expect(item.get_by_label("Reason for rejecting")).to_be_focused()
+    assert api.target(target)["status"] == "submitted"
+
+
+def test_a_non_admin_is_refused_with_a_clear_page_and_can_sign_out(page, api):
+    sub, token = api.token("advertiser")
+    sign_in(page, token)
+    expect(page.get_by_role("heading", name="This console is for admins")).to_be_visible()
+    expect(page.locator("#refused-role")).to_have_text("advertiser")
+    expect(page.locator("#view-queue")).to_be_hidden()
+    shot(page, "not-an-admin")
+    page.get_by_role("button", name="Sign out").first.click()
+    expect(page.get_by_label(re.compile("Bearer token"))).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_a_token_the_gateway_refuses_brings_the_sign_in_back_with_the_reason(page, api):
+    # A token that expires while the console is open: the next call is 401.
+    _, token = api.token("admin", ttl=2)
+    sign_in(page, token)
+    expect(page.locator("#view-queue")).to_be_visible()
+    time.sleep(2.2)
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.locator("#signin-reason")).to_contain_text("token has expired")
+    assert page.evaluate("sessionStorage.length") == 0
+    shot(page, "signed-out-expired")
+    # Signed with another secret: refused on the first call.
+    bad = mint("another-secret-entirely-0123456789", "admin", str(uuid.uuid4()))
+    sign_in(page, bad)
+    expect(page.locator("#signin-reason")).to_contain_text("token is not valid")
+    # Not a JWT at all: refused in the page, nothing sent.
+    page.get_by_label(re.compile("Bearer token")).fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#signin-error")).to_contain_text("not a JWT")
+
+
+def test_the_console_is_served_with_a_strict_policy_and_no_outside_asset(api):
+    for path in ("/console", "/console/assets/console.js", "/console/assets/console.css", "/console/assets/nope.js"):
+        response = api.http.get(path)
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe" not in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+    page = api.http.get("/console").text
+    assert "<script>" not in page and " style=" not in page and "http" not in page.split("<body>")[1]
+    assert api.http.get("/console/assets/console.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_the_console_fits_a_phone_without_horizontal_scrolling(browser, stack, api):
+    _, target = api.submitted(campaign="A campaign with a rather long name to wrap on a narrow screen",
+                              text="A long creative " * 20)
+    context = browser.new_context(viewport={"width": 375, "height": 740}, base_url=stack.base_url, is_mobile=True)
+    page = context.new_page()
+    try:
+        sign_in(page, api.admin[1])
+        expect(queue_item(page, target)).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        shot(page, "queue-phone")
+        page.get_by_role("link", name="Needs an operator").click()
+        expect(page.locator("#dead-status")).not_to_have_text("Loading…")
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    finally:
+        context.close()
+
+
+def test_an_operator_resolves_a_post_job_in_review_and_pays_out_a_withdrawal(page, api, stack):
+    sandbox = httpx.Client(base_url=stack.sandbox_url, timeout=10.0)
+    try:
+        # The Bot API answers after the publisher's timeout: the outcome is unknown, the job needs review.
+        sandbox.post("/sandbox/faults", json={"method": "sendMessage", "kind": "stall_after_post", "count": 1,
+                                              "stall_s": 3}).raise_for_status()
+        channel = api.channel("Stalled channel")
+        _, target = api.submitted(channel=channel, media=None,
+                                  at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5))
+        api.ok("POST", f"/api/moderation/targets/{target['id']}/approve", api.admin)
+        job = api.until(lambda: api.target(target)["postJob"], lambda job: job["status"] == "needs_review")
+        [post] = sandbox.get(f"/sandbox/channels/{channel['handle'].lstrip('@')}/posts").json()
+    finally:
+        sandbox.delete("/sandbox/faults")
+        sandbox.close()
+    publisher = api.token("publisher")
+    api.deposit(publisher, 7_000)
+    withdrawal = api.ok("POST", "/api/wallet/withdrawals", publisher, 201, json={
+        "amount": 5_000, "destination": "IBAN DE00 1234"}, headers={"Idempotency-Key": uuid.uuid4().hex})
+
+    sign_in(page, api.admin[1])
+    page.get_by_role("link", name="Needs an operator").click()
+    job_item = page.locator("#jobs-list li.item", has_text=job["id"])
+    expect(job_item).to_contain_text("Its worker stopped during the Bot API call")
+    w_item = page.locator("#withdrawals-list li.item", has_text=withdrawal["id"])
+    expect(w_item).to_contain_text("IBAN DE00 1234")
+    shot(page, "operator")
+
+    job_item.get_by_role("button", name="Mark published").click()
+    expect(job_item.locator(".result")).to_contain_text("Fill in “Message link” first")
+    job_item.get_by_label("Message link").fill(f"https://t.me/{channel['handle'].lstrip('@')}/{post['message_id']}")
+    job_item.get_by_role("button", name="Mark published").click()
+    expect(job_item.locator(".result")).to_contain_text("Resolved: the job is published")
+    assert api.target(target)["postJob"]["status"] in ("published", "verified")
+
+    w_item.get_by_label("Payment reference").fill("bank-tx-42")
+    w_item.get_by_role("button", name="Complete").dblclick()
+    expect(w_item.locator(".result")).to_contain_text("Withdrawal paid")
+    paid = api.ok("GET", "/api/withdrawals", api.admin, params={"status": "paid", "limit": 200})
+    assert [(w["id"], w["externalReference"]) for w in paid["items"] if w["id"] == withdrawal["id"]] == [
+        (withdrawal["id"], "bank-tx-42")]
+
+
+# ---- a stack whose approves outlast the gateway's wait, and whose outbox gives up fast
+
+@pytest.fixture(scope="module")
+def slow_stack(browser):
+    with run_stack(MODERATION_APPROVE_WAIT_MS="1", OUTBOX_MAX_ATTEMPTS="2", OUTBOX_BACKOFF_BASE_MS="50",
+                   OUTBOX_BACKOFF_CAP_MS="100", OUTBOX_POLL_MS="100") as stack:
+        yield stack
+
+
+def pid_of(stack, name: str) -> int:
+    pids = re.findall(rf"\[supervisor\] started {name} \(pid (\d+)\)", stack.log.read_text())
+    assert pids, stack.log_tail()
+    return int(pids[-1])
+
+
+def kill_payments(stack) -> dict[str, str]:
+    """SIGKILLs the stack's payments process; returns its environment (read
+    from /proc) to start it again as the supervisor did."""
+    pid = pid_of(stack, "payments")
+    environ = pathlib.Path(f"/proc/{pid}/environ").read_bytes().decode()
+    os.kill(pid, signal.SIGKILL)
+    return dict(item.split("=", 1) for item in environ.split("\0") if "=" in item)
+
+
+def start_payments(stack, env: dict[str, str]) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "services.payments.main"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + WAIT_S
+    while httpx.get(f"{stack.base_url}/api/health/ready").status_code != 200:
+        assert time.monotonic() < deadline and process.poll() is None, "payments did not come back"
+        time.sleep(0.1)
+    return process
+
+
+def test_a_slow_approve_is_followed_to_its_end_and_a_dead_letter_is_retried(slow_page, slow_stack):
+    page, api = slow_page, Api(slow_stack)
+    payments = None
+    try:
+        advertiser, target = api.submitted(campaign="Slow approve")
+        sign_in(page, api.admin[1])
+        item = queue_item(page, target)
+        item.get_by_role("button", name="Approve").click()
+        expect(item.locator(".result")).to_contain_text("Approved: post job", timeout=WAIT_S * 1000)
+        assert page.evaluate("window.performance.getEntriesByType('resource')"
+                             ".filter(e => e.name.endsWith('/targets/" + target["id"] + "')).length") >= 1
+        assert api.target(target)["status"] == "approved"
+
+        # A refund that cannot reach payments is dead-lettered; once payments is back, a retry delivers it.
+        env = kill_payments(slow_stack)
+        api.ok("POST", f"/api/campaigns/{target['campaignId']}/targets/{target['id']}/cancel", advertiser)
+        api.until(lambda: api.ok("GET", "/api/outbox/dead-letters", api.admin, params={"service": "campaigns"}),
+                  lambda page_: any(m["aggregateId"] == target["id"] for m in page_["items"]))
+        payments = start_payments(slow_stack, env)
+        page.get_by_role("link", name="Needs an operator").click()
+        dead = page.locator("#dead-list li.item", has_text=target["id"])
+        expect(dead).to_contain_text("escrow.refund")
+        shot(page, "dead-letters")
+        dead.get_by_role("button", name="Retry").click()
+        expect(dead.locator(".result")).to_contain_text("is pending again")
+        escrow = api.until(lambda: api.ok("GET", f"/api/escrows/{target['id']}", api.admin),
+                           lambda escrow: escrow["status"] == "refunded")
+        assert escrow["amount"] == PRICE
+    finally:
+        api.http.close()
+        if payments is not None:  # the supervisor stops only what it started
+            payments.terminate()
+            payments.wait(10)
