@@ -49,12 +49,15 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
             next_attempt_at=to_timestamp(r.next_attempt_at)) for r in rows])
 
     async def RetryOutboxMessages(self, request, context):
+        # The casts: `:id = 0` alone would type the parameter int4, and an
+        # id past 2^31 would be refused instead of found (or not).
         require_actor().require("admin", "system")
         async with self.db.unit_of_work("requeue_dead_letters") as uow:
             result = await uow.execute(sa.text("""
                 UPDATE outbox_messages SET status = 'pending', attempts = 0, next_attempt_at = now(),
                        claimed_until = NULL
-                 WHERE status = 'dead' AND (:id = 0 OR id = :id)"""), {"id": request.id})
+                 WHERE status = 'dead' AND (CAST(:id AS bigint) = 0 OR id = CAST(:id AS bigint))"""),
+                {"id": request.id})
             await wake_relays(uow)
             await uow.commit()
         return ops_pb2.RetryOutboxMessagesResponse(requeued=result.rowcount)
