@@ -34,6 +34,7 @@ SHOTS = ROOT / "bench-results" / "console"
 PRICE = 2_500
 LEAD_MS = 500
 WAIT_S = 20.0
+RECONNECT_S = 2.0  # common/clients.py: grpc.max_reconnect_backoff_ms
 
 
 def chromium_path() -> str | None:
@@ -373,8 +374,10 @@ def test_an_operator_resolves_a_post_job_in_review_and_pays_out_a_withdrawal(pag
 
 @pytest.fixture(scope="module")
 def slow_stack(browser):
-    with run_stack(MODERATION_APPROVE_WAIT_MS="1", OUTBOX_MAX_ATTEMPTS="2", OUTBOX_BACKOFF_BASE_MS="50",
-                   OUTBOX_BACKOFF_CAP_MS="100", OUTBOX_POLL_MS="100") as stack:
+    # Dead-lettered after ~2.5 s of failed deliveries; a retried message has
+    # as long again, more than the services' reconnect backoff (at most 2 s).
+    with run_stack(MODERATION_APPROVE_WAIT_MS="1", OUTBOX_MAX_ATTEMPTS="5", OUTBOX_BACKOFF_BASE_MS="200",
+                   OUTBOX_BACKOFF_CAP_MS="1000", OUTBOX_POLL_MS="100") as stack:
         yield stack
 
 
@@ -400,6 +403,7 @@ def start_payments(stack, env: dict[str, str]) -> subprocess.Popen:
     while httpx.get(f"{stack.base_url}/api/health/ready").status_code != 200:
         assert time.monotonic() < deadline and process.poll() is None, "payments did not come back"
         time.sleep(0.1)
+    time.sleep(RECONNECT_S)  # campaigns' channel to payments, in its reconnect backoff
     return process
 
 
@@ -436,3 +440,39 @@ def test_a_slow_approve_is_followed_to_its_end_and_a_dead_letter_is_retried(slow
         if payments is not None:  # the supervisor stops only what it started
             payments.terminate()
             payments.wait(10)
+
+
+# ---- the routes the console reads through, over HTTP -----------------------------
+
+def test_a_targets_decisions_are_listed_newest_first_a_page_at_a_time(api):
+    advertiser, target = api.submitted(campaign="History")
+    path = f"/api/moderation/targets/{target['id']}/decisions"
+    assert api.ok("GET", path, api.admin) == {"items": [], "nextCursor": None}
+    api.ok("POST", f"/api/moderation/targets/{target['id']}/reject", api.admin, json={"reason": "Too loud"})
+    api.ok("POST", f"/api/campaigns/{target['campaignId']}/targets/{target['id']}/submit", advertiser)
+    approved = api.ok("POST", f"/api/moderation/targets/{target['id']}/approve", api.admin)
+
+    first = api.ok("GET", path, api.admin, params={"limit": 1})
+    [newest] = first["items"]
+    assert (newest["decision"], newest["status"], newest["postJobId"]) == ("approve", "approved", approved["postJobId"])
+    assert newest["moderatorId"] == api.admin[0] and newest["decidedAt"].endswith("Z")
+    second = api.ok("GET", path, api.admin, params={"limit": 1, "cursor": first["nextCursor"]})
+    assert [(d["decision"], d["status"], d["reason"]) for d in second["items"]] == [("reject", "rejected", "Too loud")]
+    assert second["nextCursor"] is None
+    assert api.ok("GET", path, api.admin, params={"limit": 50})["items"] == [newest, *second["items"]]
+    refused = api.http.get(path, headers={"Authorization": f"Bearer {api.token('advertiser')[1]}"})
+    assert refused.status_code == 403
+
+
+def test_dead_letter_routes_refuse_what_they_cannot_act_on(api):
+    listed = api.ok("GET", "/api/outbox/dead-letters", api.admin)
+    assert set(listed) == {"items", "nextCursor"}
+    admin = {"Authorization": f"Bearer {api.admin[1]}"}
+    unknown = api.http.post("/api/outbox/campaigns/dead-letters/9223372036854775806/retry", headers=admin)
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
+    for bad in ("/api/outbox/payments/dead-letters/1/retry", "/api/outbox/campaigns/dead-letters/0/retry"):
+        assert api.http.post(bad, headers=admin).status_code == 400
+    assert api.http.get("/api/outbox/dead-letters", params={"service": "payments"}, headers=admin).status_code == 400
+    assert api.http.get("/api/outbox/dead-letters", params={"cursor": "bm9wZQ"}, headers=admin).status_code == 400
+    publisher = {"Authorization": f"Bearer {api.token('publisher')[1]}"}
+    assert api.http.get("/api/outbox/dead-letters", headers=publisher).status_code == 403
