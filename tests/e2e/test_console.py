@@ -419,6 +419,14 @@ def test_a_slow_approve_is_followed_to_its_end_and_a_dead_letter_is_retried(slow
         assert page.evaluate("window.performance.getEntriesByType('resource')"
                              ".filter(e => e.name.endsWith('/targets/" + target["id"] + "')).length") >= 1
         assert api.target(target)["status"] == "approved"
+        # A reject that outlasts the wait (503) is followed to its end too.
+        _, other = api.submitted(campaign="Slow reject")
+        page.get_by_role("button", name="Refresh").click()
+        second = queue_item(page, other)
+        second.get_by_label("Reason for rejecting").fill("Off-topic")
+        second.get_by_role("button", name="Reject").click()
+        expect(second.locator(".result")).to_contain_text("Rejected: “Off-topic”", timeout=WAIT_S * 1000)
+        assert api.target(other)["status"] == "rejected"
 
         # A refund that cannot reach payments is dead-lettered; once payments is back, a retry delivers it.
         env = kill_payments(slow_stack)

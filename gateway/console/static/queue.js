@@ -63,7 +63,8 @@ function renderItem(item) {
   const templateId = uniqueId("template");
   const creatives = item.creatives.length ? el("ul", { class: "creatives" }, item.creatives.map((creative) =>
     el("li", {}, el("p", { class: "creative-text", text: creative.text }),
-      creative.mediaUrl ? link(creative.mediaUrl, "Media") : el("span", { class: "muted", text: "No media" }))))
+      creative.mediaUrl ? el("p", { class: "media" }, "Media: ", link(creative.mediaUrl))
+        : el("span", { class: "muted", text: "No media" }))))
     : el("span", { class: "muted", text: "No creative" });
   const result = el("p", { class: "result", role: "status", hidden: true });
   const approve = el("button", { type: "button", class: "approve", text: "Approve" });
@@ -167,7 +168,7 @@ function approvedText(postJobId, escrowId, already) {
   return `Approved${already ? " (already)" : ""}: post job ${postJobId}, escrow ${escrowId}.`;
 }
 
-// After a 202: the decision, polled until its saga ends.
+// After a 202 (or a reject's 503): the decision, polled until it ends.
 async function follow(item, node) {
   const result = node.querySelector(".result");
   const deadline = Date.now() + FOLLOW_FOR_MS;
@@ -182,6 +183,8 @@ async function follow(item, node) {
     }
     if (body.status === "approved") {
       decided(item, node, "good", approvedText(body.postJobId, body.escrowId, false));
+    } else if (body.status === "rejected") {
+      decided(item, node, "good", `Rejected: “${body.reason}”.`);
     } else if (body.reason === "insufficient_funds") {
       refused(node, "Refused: the advertiser's wallet cannot cover the price (insufficient_funds).");
     } else {
@@ -211,6 +214,11 @@ async function rejectTarget(item, node) {
     const { status, body } = await call("POST", `/api/moderation/targets/${item.id}/reject`, { body: { reason } });
     if (status === 200) {
       decided(item, node, "good", `Rejected: “${body.moderationReason}”.`);
+    } else if (status === 503 && body?.error?.code === "unavailable") {
+      // The rejection goes on past the gateway's wait: its decision shows the end.
+      show(result, "pending", "Still being carried out… following it.");
+      announce("Reject still running");
+      await follow(item, node);
     } else if (status !== 401) {
       refused(node, `Refused: ${errorText(status, body)}`);
     }
