@@ -34,7 +34,10 @@ run: gen
 	$(BIN)/adtech run
 
 # pytest's exit 5 means nothing was collected: a failure here, never a pass.
+# The console's browser tests need Chromium: installed from apt when missing
+# (as root), else they skip, saying why.
 test: gen
+	@sh scripts/ensure_chromium.sh
 	@$(BIN)/python -m pytest -q; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$code
 

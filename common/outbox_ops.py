@@ -41,20 +41,23 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
             rows = (await uow.execute(sa.text("""
                 SELECT id, topic, aggregate_id, status, attempts, coalesce(last_error, '') AS last_error,
                        created_at, next_attempt_at
-                  FROM outbox_messages WHERE status = ANY(:statuses) ORDER BY id LIMIT :limit"""),
-                {"statuses": statuses, "limit": page_limit(request.limit)})).all()
+                  FROM outbox_messages WHERE status = ANY(:statuses) AND id > :after_id ORDER BY id LIMIT :limit"""),
+                {"statuses": statuses, "after_id": request.after_id, "limit": page_limit(request.limit)})).all()
         return ops_pb2.ListOutboxMessagesResponse(messages=[ops_pb2.OutboxMessage(
             id=r.id, topic=r.topic, aggregate_id=r.aggregate_id, status=r.status, attempts=r.attempts,
             last_error=r.last_error, created_at=to_timestamp(r.created_at),
             next_attempt_at=to_timestamp(r.next_attempt_at)) for r in rows])
 
     async def RetryOutboxMessages(self, request, context):
+        # The casts: `:id = 0` alone would type the parameter int4, and an
+        # id past 2^31 would be refused instead of found (or not).
         require_actor().require("admin", "system")
         async with self.db.unit_of_work("requeue_dead_letters") as uow:
             result = await uow.execute(sa.text("""
                 UPDATE outbox_messages SET status = 'pending', attempts = 0, next_attempt_at = now(),
                        claimed_until = NULL
-                 WHERE status = 'dead' AND (:id = 0 OR id = :id)"""), {"id": request.id})
+                 WHERE status = 'dead' AND (CAST(:id AS bigint) = 0 OR id = CAST(:id AS bigint))"""),
+                {"id": request.id})
             await wake_relays(uow)
             await uow.commit()
         return ops_pb2.RetryOutboxMessagesResponse(requeued=result.rowcount)

@@ -7,11 +7,12 @@ from fastapi import FastAPI
 
 from common.clients import open_channel
 from gateway.deps import Services
+from gateway.console import install_console
 from gateway.docs import install_docs
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContext
 from gateway.openapi import openapi_document, operation_id
-from gateway.routes import campaigns, channels, health, moderation, payments, publication, targets
+from gateway.routes import campaigns, channels, health, moderation, outbox, payments, publication, targets
 from gateway.settings import Settings
 
 
@@ -43,9 +44,10 @@ def create_app(settings: Settings) -> FastAPI:
                               "operation lists the statuses and codes it can answer.")
     app.state.settings = settings
     app.state.jwt_secret = jwt_secret
-    for module in (health, channels, campaigns, targets, moderation, payments, publication):
+    for module in (health, channels, campaigns, targets, moderation, payments, publication, outbox):
         app.include_router(module.router)
     install_docs(app, "/api/docs")
+    install_console(app)
     install_error_handlers(app)
     app.openapi = functools.partial(openapi_document, app)
     app.openapi()

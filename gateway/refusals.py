@@ -128,6 +128,7 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
                           "The rejection is still being carried out; GET the decision for its end"),
                *SERVICE_DOWN),
     "decision": (*_AN_ADMINS_READ, NOT_FOUND),
+    "target_decisions": _AN_ADMINS_READ,
     # publication
     "channel_posts": (INPUT, TOKEN, by_service(S.PERMISSION_DENIED, Reason.FORBIDDEN, "Not the channel's owner, "
                                                "nor an admin"), NOT_FOUND, *SERVICE_DOWN),
@@ -135,6 +136,11 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
     "resolve_post_job": (INPUT, TOKEN, ROLE, NOT_FOUND, by_service(
         S.ABORTED, Reason.POST_JOB_NOT_IN_REVIEW, "The post job is not in needs_review"), by_service(
         S.ABORTED, Reason.POST_ALREADY_OUT, "A retry of a job whose post is known to be out"), *SERVICE_DOWN),
+    # outbox
+    "dead_letters": _AN_ADMINS_READ,
+    "retry_dead_letter": (INPUT, TOKEN, ROLE, Refusal(404, Reason.NOT_FOUND, "That outbox has no dead letter with this "
+                                                                          "id (delivered, pending or retried already)"),
+                          *SERVICE_DOWN),
     # payments
     "deposit": (INPUT, TOKEN, ROLE, by_service(S.NOT_FOUND, Reason.WALLET_NOT_FOUND, "The user has no wallet"),
                 by_service(S.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED,

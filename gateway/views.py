@@ -176,6 +176,21 @@ def decision(d) -> Decision:
                     reason=d.reason or None, post_job_id=d.post_job_id or None, escrow_id=d.escrow_id or None)
 
 
+class PastDecision(Decision):
+    """A decision in a target's history: who made it and when."""
+    moderator_id: str | None
+    decided_at: str | None
+
+
+class PastDecisionPage(Page):
+    items: list[PastDecision]
+
+
+def past_decision(d) -> PastDecision:
+    return PastDecision(**decision(d).model_dump(), moderator_id=d.moderator_id or None,
+                        decided_at=_ts(d, "decided_at"))
+
+
 class Approved(ApiModel):
     ok: bool = True
     target_id: str
@@ -269,3 +284,29 @@ def withdrawal(w) -> Withdrawal:
     return Withdrawal(id=w.id, user_id=w.user_id, amount=w.amount, currency=w.currency, destination=w.destination,
                       status=w.status, external_reference=w.external_reference or None, reason=w.reason or None,
                       created_at=_at(w, "created_at"), updated_at=_at(w, "updated_at"))
+
+
+class DeadLetter(ApiModel):
+    """An outbox message its relay gave up on after its last attempt."""
+    service: str
+    id: int
+    topic: str
+    aggregate_id: str
+    attempts: int
+    last_error: str | None
+    created_at: str
+
+
+class DeadLetterPage(Page):
+    items: list[DeadLetter]
+
+
+def dead_letter(service: str, m) -> DeadLetter:
+    return DeadLetter(service=service, id=m.id, topic=m.topic, aggregate_id=m.aggregate_id, attempts=m.attempts,
+                      last_error=m.last_error or None, created_at=_at(m, "created_at"))
+
+
+class Requeued(ApiModel):
+    service: str
+    id: int
+    status: str = "pending"

@@ -72,3 +72,15 @@ async def decision(target_id: TargetId, user: Admin, moderation: ModerationApi) 
     """The latest decision about a target; 404 when never decided."""
     reply = await moderation.GetDecision(pb.GetDecisionRequest(target_id=str(target_id)))
     return views.decision(reply.decision)
+
+
+@router.get("/targets/{targetId}/decisions", response_model=views.PastDecisionPage)
+async def target_decisions(target_id: TargetId, user: Admin, moderation: ModerationApi,
+                           page: Page) -> views.PastDecisionPage:
+    """Every decision about a target, newest first (an approve refused at once
+    and a reject that was refused decided nothing and are not listed); an
+    empty page when never decided."""
+    reply = await moderation.ListTargetDecisions(pb.ListTargetDecisionsRequest(
+        target_id=str(target_id), limit=page.limit, cursor=page.cursor))
+    return views.PastDecisionPage(items=[views.past_decision(d) for d in reply.decisions],
+                                  next_cursor=views.next_cursor(reply))

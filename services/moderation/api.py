@@ -2,6 +2,7 @@
 from adtech.moderation.v1 import moderation_pb2, moderation_pb2_grpc
 from common.auth import parse_uuid, require_actor
 from common.pagination import page_limit
+from common.timestamps import to_timestamp
 from services.moderation.domain import Decision
 from services.moderation.usecases import Moderation
 
@@ -10,7 +11,8 @@ def decision_message(d: Decision) -> moderation_pb2.Decision:
     return moderation_pb2.Decision(
         decision_id=d.id, target_id=d.target_id, decision=d.kind, status=d.status, reason=d.reason or "",
         post_job_id=d.post_job_id or "", escrow_id=d.escrow_id or "", moderator_id=d.moderator_id,
-        reason_message=d.reason_message or "")
+        reason_message=d.reason_message or "",
+        decided_at=to_timestamp(d.decided_at))
 
 
 class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
@@ -37,6 +39,12 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
     async def ListQueue(self, request, context):
         reply = await self.moderation.queue(require_actor(), page_limit(request.limit), request.cursor)
         return moderation_pb2.ListQueueResponse(items=reply.items, next_cursor=reply.next_cursor)
+
+    async def ListTargetDecisions(self, request, context):
+        decisions, cursor = await self.moderation.target_decisions(
+            require_actor(), parse_uuid(request.target_id, "target_id"), page_limit(request.limit), request.cursor)
+        return moderation_pb2.ListTargetDecisionsResponse(decisions=[decision_message(d) for d in decisions],
+                                                          next_cursor=cursor)
 
     async def ListLiveDecisions(self, request, context):
         decisions = await self.moderation.live_decisions(require_actor())

@@ -1,6 +1,7 @@
 """Moderation's rules: the approve saga as a lifecycle table, what ends it,
 and how a peer's answer is classified. Pure: no I/O, no clock."""
 import dataclasses
+import datetime as dt
 
 from common.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from common.fsm import assert_transition
@@ -107,6 +108,7 @@ class Decision:
     publisher_id: str | None = None
     amount: int | None = None
     currency: str | None = None
+    decided_at: dt.datetime | None = None  # read by the list of a target's decisions only
 
     @property
     def settled(self) -> bool:

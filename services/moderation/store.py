@@ -3,6 +3,7 @@
 changes nothing. A step's move, the completion of the message it handled
 and the next message are one statement, which is its own transaction: one
 round trip per step (run them with `Database.single_statement`)."""
+import datetime as dt
 import functools
 import uuid
 
@@ -150,6 +151,12 @@ async def current_approve(uow: UnitOfWork, target_id: str) -> Decision | None:
     return _decision(row)
 
 
+# A decision that decided something: not a reject that campaigns refused,
+# nor an approve refused in its first step (domain.refused_at_start).
+_DECIDED = """NOT (kind = 'reject' AND status = 'failed')
+              AND NOT (kind = 'approve' AND status = 'failed' AND advertiser_id IS NULL)"""
+
+
 async def latest_decision(uow: UnitOfWork, target_id: str) -> Decision | None:
     """The newest decision about a target. A reject that campaigns refused
     decided nothing (the target was not submitted, or an approve won), nor
@@ -157,10 +164,23 @@ async def latest_decision(uow: UnitOfWork, target_id: str) -> Decision | None:
     reserved the target, so it has no terms: domain.refused_at_start)."""
     row = (await uow.execute(sa.text(f"""
         SELECT {_COLUMNS} FROM decisions
-         WHERE target_id = :t AND NOT (kind = 'reject' AND status = 'failed')
-           AND NOT (kind = 'approve' AND status = 'failed' AND advertiser_id IS NULL)
+         WHERE target_id = :t AND {_DECIDED}
          ORDER BY created_at DESC, (status = 'approved') DESC LIMIT 1"""), {"t": target_id})).first()
     return _decision(row)
+
+
+async def target_decisions(uow: UnitOfWork, target_id: str, limit: int,
+                           after: tuple[dt.datetime, uuid.UUID] | None) -> list[Decision]:
+    """A target's decisions that decided something, newest first, from
+    after the keyset `after` (created_at, id) of the previous page; `limit`
+    rows at most (decisions_by_target serves it)."""
+    keyset = "AND (created_at, id) < (:after_at, :after_id)" if after else ""
+    rows = await uow.execute(sa.text(f"""
+        SELECT {_COLUMNS}, created_at AS decided_at FROM decisions
+         WHERE target_id = :t AND {_DECIDED} {keyset}
+         ORDER BY created_at DESC, id DESC LIMIT :limit"""),
+        {"t": target_id, "limit": limit, **({"after_at": after[0], "after_id": after[1]} if after else {})})
+    return [_decision(row) for row in rows]
 
 
 async def get_decision(uow: UnitOfWork, decision_id: str) -> Decision | None:

@@ -2,6 +2,8 @@
 time for its end), reject, and the reads. Each opens its own unit of work;
 peers' refusals pass through unchanged."""
 import dataclasses
+import datetime as dt
+import uuid
 
 import grpc
 
@@ -10,6 +12,7 @@ from common.auth import Actor
 from common.db import Database
 from common.errors import Conflict, NotFound, Unavailable
 from common.grpc_errors import to_domain_error
+from common.pagination import decode_cursor, encode_cursor
 from common.reasons import Reason
 from services.moderation import domain, store
 from services.moderation.domain import Decision
@@ -135,6 +138,17 @@ class Moderation:
         if decision is None:
             raise NotFound("No decision for this target")
         return decision
+
+    async def target_decisions(self, moderator: Actor, target_id: str, limit: int,
+                               cursor: str) -> tuple[list[Decision], str]:
+        """A target's decisions, newest first, a page at a time: (page, next cursor or "")."""
+        domain.require_moderator(moderator.role)
+        after = decode_cursor(cursor, dt.datetime, uuid.UUID)
+        async with self.db.single_statement("list_target_decisions") as uow:
+            rows = await store.target_decisions(uow, target_id, limit + 1, after)
+        page = rows[:limit]
+        more = len(rows) > limit
+        return page, encode_cursor(page[-1].decided_at, page[-1].id) if more else ""
 
     async def queue(self, moderator: Actor, limit: int, cursor: str):
         domain.require_moderator(moderator.role)

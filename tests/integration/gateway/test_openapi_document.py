@@ -112,7 +112,7 @@ def test_the_documented_limits_are_the_services(document):
 def test_parameters_are_camel_case_and_deposits_need_an_idempotency_key(document):
     names = {parameter["name"] for _, operation in operations(document) for parameter in operation.get("parameters", [])}
     assert names == {"channelId", "campaignId", "targetId", "userId", "withdrawalId", "postJobId", "limit", "cursor", "status",
-                     "details", "Idempotency-Key"}
+                     "details", "Idempotency-Key", "service", "messageId"}
     for path in ("/api/wallets/{userId}/deposits", "/api/wallet/withdrawals"):
         key = next(p for p in document["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key")
         assert (key["in"], key["required"], key["schema"]["maxLength"]) == ("header", True, 200)
