@@ -150,8 +150,10 @@ _LEAVE_FOR_REVIEW = sa.text("""
                          updated_at = now()
      WHERE id = :id AND status = 'publishing' AND claimed_by = :holder""")
 
-_JOB_COLUMNS = """p.id, p.target_id, p.execute_at, p.status, p.message_url, p.published_at, p.verified_at,
-                  p.failure_reason, p.message_id"""
+# failureReason: why it failed, or why it waits for an admin.
+_FAILURE_REASON = "COALESCE(p.failure_reason, CASE WHEN p.status = 'needs_review' THEN p.last_error END)"
+_JOB_COLUMNS = f"""p.id, p.target_id, p.execute_at, p.status, p.message_url, p.published_at, p.verified_at,
+                  {_FAILURE_REASON} AS failure_reason, p.message_id"""
 
 _LIST = sa.text(f"""
     SELECT {_JOB_COLUMNS}, t.campaign_id, t.price, t.currency, t.channel_id

@@ -109,7 +109,9 @@ _TARGET_VIEW = """
            (SELECT count(*) FROM creatives cr WHERE cr.campaign_id = t.campaign_id) AS creatives_count,
            p.id AS post_job_id, p.execute_at AS post_job_execute_at, p.status AS post_job_status,
            p.message_url AS post_job_message_url, p.published_at AS post_job_published_at,
-           p.verified_at AS post_job_verified_at, p.failure_reason AS post_job_failure_reason
+           p.verified_at AS post_job_verified_at,
+           COALESCE(p.failure_reason, CASE WHEN p.status = 'needs_review' THEN p.last_error END)
+               AS post_job_failure_reason
       FROM targets t
       JOIN campaigns c ON c.id = t.campaign_id
       JOIN channels ch ON ch.id = t.channel_id
