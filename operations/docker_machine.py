@@ -163,6 +163,8 @@ def links() -> frozenset[str]:
 
 def docker_chains() -> frozenset[tuple[str, str]]:
     chains = set()
+    if shutil.which("iptables") is None:
+        return frozenset()
     for table in ("filter", "nat"):
         done = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True)
         chains |= {(table, line.split()[1]) for line in done.stdout.splitlines()
