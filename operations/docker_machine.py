@@ -42,6 +42,8 @@ DATA_ROOT = pathlib.Path("/var/lib/adtech-compose")
 ENGINE_DIRS = (RUN_DIR, DATA_ROOT)
 SOCKET = RUN_DIR / "docker.sock"
 PIDFILE = RUN_DIR / "dockerd.pid"
+# dockerd writes its identity key (key.json) under /etc/docker on first start.
+DAEMON_FILES = (pathlib.Path("/etc/docker/key.json"), pathlib.Path("/etc/docker"))
 ENGINE_LOG = pathlib.Path(tempfile.gettempdir()) / "adtech-compose-dockerd.log"
 ENGINE_READY_S = 60.0
 ENGINE_STOP_S = 30.0
@@ -150,6 +152,7 @@ class Engine:
     env: dict[str, str]  # the environment docker and compose are run with
     proc: subprocess.Popen | None = None  # our dockerd; None: the engine was there
     links_before: frozenset[str] = frozenset()
+    files_before: frozenset[pathlib.Path] = frozenset()  # of DAEMON_FILES
     chains_before: frozenset[tuple[str, str]] = frozenset()
     built: list[str] = dataclasses.field(default_factory=list)  # stand-ins tagged on a foreign engine
 
@@ -199,7 +202,8 @@ def engine(env: dict[str, str]):
     remove_engine_dirs()  # a killed run's leftovers
     if shutil.which("dockerd") is None:
         apt_install("docker.io")
-    started = Engine({**env, "DOCKER_HOST": f"unix://{SOCKET}"}, links_before=links(), chains_before=docker_chains())
+    started = Engine({**env, "DOCKER_HOST": f"unix://{SOCKET}"}, links_before=links(), chains_before=docker_chains(),
+                     files_before=frozenset(p for p in DAEMON_FILES if p.exists()))
     try:
         started.proc = start_dockerd()
         yield started
@@ -246,7 +250,11 @@ def stop_dockerd(engine: Engine) -> None:
             subprocess.run(["ip", "link", "delete", link], capture_output=True)
     for table, chain in sorted(docker_chains() - engine.chains_before):
         remove_chain(table, chain)
-    log("engine stopped; its directories, bridges and chains removed")
+    for path in DAEMON_FILES:  # the key first, then its folder if it was ours and is empty
+        if path not in engine.files_before:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                path.rmdir() if path.is_dir() else path.unlink()
+    log("engine stopped; its directories, files, bridges and chains removed")
 
 
 def kill_shims() -> None:
