@@ -6,8 +6,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
 # Pinned dependencies first: this layer is reused until requirements.lock changes.
+# docker/extra-ca/ holds the building machine's extra CA certificates when its
+# network intercepts TLS (`make test-compose` copies them in, certificates
+# only): the two pip steps trust them, and the second removes the bundle.
 COPY requirements.lock ./
-RUN pip install -r requirements.lock
+COPY docker/extra-ca/ /tmp/extra-ca/
+RUN if ls /tmp/extra-ca/*.crt >/dev/null 2>&1; then \
+        cat /etc/ssl/certs/ca-certificates.crt /tmp/extra-ca/*.crt > /tmp/pip-ca.pem; fi \
+ && if [ -s /tmp/pip-ca.pem ]; then export PIP_CERT=/tmp/pip-ca.pem; fi \
+ && pip install -r requirements.lock
 
 COPY pyproject.toml ./
 COPY protos ./protos
@@ -17,7 +24,9 @@ COPY services ./services
 COPY gateway ./gateway
 COPY operations ./operations
 COPY sandbox ./sandbox
-RUN python scripts/gen_protos.py && pip install --no-deps -e .
+RUN if [ -s /tmp/pip-ca.pem ]; then export PIP_CERT=/tmp/pip-ca.pem; fi \
+ && python scripts/gen_protos.py && pip install --no-deps -e . \
+ && rm -rf /tmp/extra-ca /tmp/pip-ca.pem
 
 # Never run as root; the data directory is only a fallback for generated
 # secrets (compose passes every secret explicitly).

@@ -66,8 +66,10 @@ bench-approve: gen
 verify: gen
 	$(BIN)/adtech verify
 
-# Needs a Docker engine (none runs on the development machine): builds the
-# image, starts docker-compose.yml, runs tests/e2e against it, tears it down.
+# The stack of docker-compose.yml, tests/e2e and tests/compose against it.
+# Prepares what the machine lacks (as root: Debian's docker.io, a dockerd of
+# its own, Compose v2+, stand-in base images without a registry) and takes it
+# away again: README "Docker", operations/docker_machine.py.
 test-compose: gen
 	$(BIN)/adtech test-compose
 

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_settings_table)
 
     p = sub.add_parser("test-compose", help="run the e2e suite against `docker compose up`")
-    p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    p.add_argument("--dry-run", action="store_true", help="print what it would do on this machine instead of doing it")
+    p.add_argument("--check", action="store_true", help="exit 0 when it can run on this machine, else 1 with the reason")
     p.set_defaults(func=cmd_test_compose)
 
     verify.register(sub)

@@ -103,6 +103,8 @@ def run_stack(**settings: str):
            "CAMPAIGN_TARGET_MIN_LEAD_MS": str(MIN_LEAD_MS), "MODERATION_APPROVE_WAIT_MS": "10000",
            "TELEGRAM_SANDBOX_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **settings}
     env.pop("TELEGRAM_BOT_TOKEN", None)  # posts go to the stack's own Bot API sandbox
+    for name in (*SERVICE_ADDRS, "BASE_URL", "E2E_BASE_URL"):  # an external stack's, not this one's
+        env.pop(name, None)
     if env.get("DATABASE_URL"):  # a shared server: databases of our own on it
         suffix = uuid.uuid4().hex[:8]
         env.update({f"{c.upper()}_DATABASE": f"adtech_{c}_e2e{suffix}" for c in ("campaigns", "moderation", "payments")})

@@ -35,6 +35,23 @@ def test_campaigns_and_the_publisher_post_through_the_same_bot_api():
     assert environment("telegram-sandbox")["TELEGRAM_SANDBOX_PORT"] == "8081"
 
 
+def test_the_sandbox_publishes_8081_on_this_machine_only_and_is_healthy_when_its_api_answers():
+    sandbox = SERVICES["telegram-sandbox"]
+    # Its control API has no credentials: never on every interface.
+    assert sandbox["ports"] == ["127.0.0.1:${TELEGRAM_SANDBOX_PUBLISHED_PORT:-8081}:8081"]
+    assert sandbox["healthcheck"]["test"][-1].startswith("http://127.0.0.1:8081/sandbox/")
+
+
+def test_the_test_overlay_publishes_only_on_loopback_and_only_services_of_the_stack():
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.add_constructor("!override", lambda loader, node: loader.construct_sequence(node))
+    overlay = yaml.load((ROOT / "tests" / "compose" / "docker-compose.test.yml").read_text(), Loader)["services"]
+    assert set(overlay) <= set(SERVICES)
+    for name, service in overlay.items():
+        assert all(port.startswith("127.0.0.1:${") for port in service["ports"]), name
+
+
 @pytest.mark.parametrize("service", sorted(APP_PROCESSES))
 def test_every_environment_variable_is_a_setting_of_that_process(service):
     cls = settings_class(APP_PROCESSES[service])
@@ -61,7 +78,7 @@ def test_settings_default_port_matches_compose(context):
 
 def test_gateway_publishes_4002_and_is_ready_only_when_services_are():
     gateway = SERVICES["gateway"]
-    assert gateway["ports"] == ["4002:4002"]
+    assert gateway["ports"] == ["${GATEWAY_PUBLISHED_PORT:-4002}:4002"]  # 4002 unless the caller picks another
     assert environment("gateway")["GATEWAY_PORT"] == "4002"
     assert gateway["command"] == ["python", "-m", "gateway.main"]
     assert "/api/health/ready" in gateway["healthcheck"]["test"][-1]

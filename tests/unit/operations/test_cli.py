@@ -159,12 +159,24 @@ def test_adtech_run_gives_its_processes_the_addresses_every_command_uses(no_addr
     assert (env["CAMPAIGNS_ADDR"], env["MODERATION_ADDR"]) == ("127.0.0.1:25051", "moderation.internal:7000")
 
 
-def test_compose_plan_brings_the_stack_up_runs_e2e_against_it_and_tears_down():
+def test_compose_plan_builds_once_brings_the_stack_up_runs_e2e_and_compose_tests_and_tears_down():
     env, commands, teardown = compose_plan({"PATH": "/bin"})
-    assert commands[0] == ["docker", "compose", "up", "--build", "--detach", "--wait"]
-    assert commands[1][:4] == [sys.executable, "-m", "pytest", "tests/e2e"]
-    assert teardown == ["docker", "compose", "down", "--volumes", "--remove-orphans"]
+    compose = ["docker", "compose", "-f", "docker-compose.yml", "-f", "tests/compose/docker-compose.test.yml"]
+    assert commands[0][:2] == ["docker", "build"] and commands[0][-3:] == ["-t", "adtech:local", "."]
+    assert commands[1] == [*compose, "up", "--detach", "--wait", "--no-build", "--pull", "never"]
+    assert commands[2][:5] == [sys.executable, "-m", "pytest", "tests/e2e", "tests/compose"]
+    assert teardown[:len(compose) + 2] == [*compose, "down", "--volumes"]
+    assert env["BASE_URL"] == f"http://127.0.0.1:{env['GATEWAY_PUBLISHED_PORT']}"
+    assert env["ADTECH_COMPOSE"] == " ".join(compose)
+
+
+def test_compose_plan_publishes_on_ports_it_picks_and_points_verify_at_them():
+    env, _, _ = compose_plan({"PATH": "/bin", "GATEWAY_PUBLISHED_PORT": "4002"})
     assert env["BASE_URL"] == "http://127.0.0.1:4002"
+    ports = [env[name] for name in ("TELEGRAM_SANDBOX_PUBLISHED_PORT", "CAMPAIGNS_PUBLISHED_PORT",
+                                    "MODERATION_PUBLISHED_PORT", "PAYMENTS_PUBLISHED_PORT")]
+    assert "8081" not in ports and len(set(ports)) == 4
+    assert env["MODERATION_ADDR"] == f"127.0.0.1:{env['MODERATION_PUBLISHED_PORT']}"
 
 
 def test_compose_plan_generates_missing_secrets_and_keeps_given_ones():
@@ -184,7 +196,13 @@ def test_compose_secrets_are_exactly_the_ones_docker_compose_requires():
 def test_test_compose_without_docker_engine_says_so_and_fails(tmp_path):
     done = adtech("test-compose", env={"PATH": str(tmp_path), "ADTECH_DATA_DIR": str(tmp_path)})
     assert done.returncode == 1
-    assert "needs a running Docker engine" in done.stderr
+    assert "needs a Docker engine" in done.stderr
+
+
+def test_test_compose_check_exits_1_with_the_reason_where_it_cannot_run(tmp_path):
+    done = adtech("test-compose", "--check", env={"PATH": str(tmp_path), "ADTECH_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    assert "docker command is not installed" in done.stdout
 
 
 def test_verify_is_a_subcommand_whether_or_not_its_module_exists_yet():
