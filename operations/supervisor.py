@@ -314,7 +314,7 @@ def wait_ready(settings, stop: StopRequest, supervisor: Supervisor) -> bool:
 
 def banner(settings) -> list[str]:
     url = api_url(settings)
-    return [f"ready: API {url}", f"docs: {url}/docs",
+    return [f"ready: API {url}", f"docs: {url}/docs", f"console: {url.removesuffix('/api')}/console (paste an admin token)",
             "token: .venv/bin/adtech token --role admin   (or: make token ROLE=advertiser)",
             f"try: curl -H \"Authorization: Bearer $(.venv/bin/adtech token --role admin 2>/dev/null)\" {url}/channels",
             *([f"telegram: posts go to the local Bot API sandbox; its page: {sandbox_url(settings)}/"]

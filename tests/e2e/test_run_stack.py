@@ -141,6 +141,8 @@ def test_run_serves_ready_reports_a_stopped_service_and_stops_without_orphans(tm
         body = stack.wait_ready_status(200, timeout=30)
         assert body["services"] == {"campaigns": "SERVING", "moderation": "SERVING", "payments": "SERVING"}
         stack.wait_for_output(f"[supervisor] ready: API http://127.0.0.1:{stack.ports['gateway']}/api")
+        stack.wait_for_output(f"[supervisor] console: http://127.0.0.1:{stack.ports['gateway']}/console")
+        stack.wait_for_output("[supervisor] telegram: posts go to the local Bot API sandbox; its page: http://127.0.0.1:")
         pids = stack.child_pids()
         assert set(pids) == {"campaigns", "moderation", "payments", "publisher", "gateway", "telegram-sandbox"}
         database = stack.database_pid()
