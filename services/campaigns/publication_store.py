@@ -24,6 +24,7 @@ _TARGET_FIRST = """target_locked AS (
 # the one booked).
 _JOB_CONTEXT = """
     SELECT c.id, c.target_id, c.execute_at, c.attempts, c.chat_id AS job_chat_id, c.message_id, c.checks_done,
+           c.check_failures,
            cardinality(c.checks_at) AS checks_planned, t.campaign_id, cp.status AS campaign_status,
            ch.id AS channel_id, ch.handle, COALESCE(c.chat_id, ch.chat_id) AS chat_id, cr.text, cr.media_url
       FROM claimed c
@@ -122,7 +123,7 @@ _CHECK_PASSED = sa.text(f"""
                status = CASE WHEN checks_done + 1 >= cardinality(checks_at) THEN 'verified' ELSE 'published' END,
                verified_at = CASE WHEN checks_done + 1 >= cardinality(checks_at) THEN now() END,
                due_at = COALESCE(checks_at[checks_done + 2], due_at),
-               claimed_by = NULL, claimed_until = NULL, last_error = NULL, updated_at = now()
+               check_failures = 0, claimed_by = NULL, claimed_until = NULL, last_error = NULL, updated_at = now()
          WHERE id = :id AND status = 'published' AND claimed_by = :holder AND checks_done = :done
            AND EXISTS (SELECT FROM target_locked)
         RETURNING target_id, status),
@@ -133,7 +134,8 @@ _CHECK_PASSED = sa.text(f"""
     SELECT job.target_id, job.status, (SELECT id FROM target) AS completed_target FROM job""")
 
 _CHECK_LATER = sa.text("""
-    UPDATE post_jobs SET due_at = :due, last_error = :error, claimed_by = NULL, claimed_until = NULL
+    UPDATE post_jobs SET due_at = :due, last_error = :error, check_failures = check_failures + 1, claimed_by = NULL,
+                         claimed_until = NULL
      WHERE id = :id AND status = 'published' AND claimed_by = :holder""")
 
 # publishing whose worker is gone (its session ended, or its lease ran

@@ -169,7 +169,8 @@ class Publication:
         except (TransientChannelError, TokenRejected) as error:
             async with self.db.single_statement("check_post_later") as uow:
                 await jobs.check_later(uow, job.id, holder=holder, error=error.message,
-                                       due=self.policy.retry_at(now, 1, getattr(error, "retry_after", None)))
+                                       due=self.policy.retry_at(now, job.check_failures + 1,
+                                                                getattr(error, "retry_after", None)))
             return publication.PUBLISHED
         except ChannelRefused as error:
             return await self._fail(job, holder, publication.PUBLISHED, f"the post could not be checked: {error.message}")

@@ -7,7 +7,8 @@ A post job carries what its worker needs, in columns the database guards:
 - `claimed_by`/`claimed_until`: the worker holding it and the lease's end
   (set exactly while it is publishing, or while a check is under way);
 - the message (`chat_id`, `message_id`, `message_url`) set from published on;
-- `checks_at`: the planned proof checks, `checks_done` how many passed.
+- `checks_at`: the planned proof checks, `checks_done` how many passed,
+  `check_failures` how many tries of the next one failed in a row (its backoff).
 
 Old statuses map: running → needs_review (a worker may have been mid-call:
 an admin decides), succeeded → verified.
@@ -49,7 +50,8 @@ def upgrade() -> None:
             ADD COLUMN failure_reason text CHECK (length(failure_reason) <= 1000),
             ADD COLUMN last_error text,
             ADD COLUMN checks_at timestamptz[] NOT NULL DEFAULT '{}',
-            ADD COLUMN checks_done integer NOT NULL DEFAULT 0 CHECK (checks_done >= 0)""")
+            ADD COLUMN checks_done integer NOT NULL DEFAULT 0 CHECK (checks_done >= 0),
+            ADD COLUMN check_failures integer NOT NULL DEFAULT 0 CHECK (check_failures >= 0)""")
     op.execute("UPDATE post_jobs SET due_at = execute_at")
     op.execute("""UPDATE post_jobs SET last_error = 'running when publication was introduced: the post may or may not be out'
                    WHERE status = 'needs_review'""")
@@ -87,7 +89,8 @@ def downgrade() -> None:
     op.execute("""ALTER TABLE post_jobs ADD CONSTRAINT post_jobs_status_check
                   CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled'))""")
     for column in ("due_at", "attempts", "claimed_by", "claimed_until", "chat_id", "message_id", "message_url",
-                   "published_at", "verified_at", "failure_reason", "last_error", "checks_at", "checks_done"):
+                   "published_at", "verified_at", "failure_reason", "last_error", "checks_at", "checks_done",
+                   "check_failures"):
         op.execute(f"ALTER TABLE post_jobs DROP COLUMN {column}")
     op.execute("UPDATE targets SET status = 'published' WHERE status = 'completed'")
     op.execute("ALTER TABLE targets DROP CONSTRAINT targets_status_check")
