@@ -70,28 +70,40 @@ async def start_service(name: str, settings: CommonSettings, assembly: Assembly,
     return running
 
 
-def run_service(name: str, settings_cls: type[CommonSettings], port_of: Callable[[CommonSettings], int],
-                assemble: Callable[[CommonSettings], Awaitable[Assembly]]) -> None:
-    """Entry point of a service process."""
+def run_process(name: str, settings_cls: type[CommonSettings],
+                start: Callable[[CommonSettings], Awaitable[Callable[[], Awaitable[None]]]]) -> None:
+    """Entry point of a long-running process: its settings (or one line on
+    a bad one), logging, the event loop; `start(settings)` starts the work
+    and returns how to stop it, called on SIGTERM or SIGINT."""
     settings = load_settings(settings_cls)
     configure_logging(name, settings.log_level)
     install_uvloop()
 
     async def main() -> None:
-        holder: dict[str, RunningService] = {}
+        stops: list[Callable[[], Awaitable[None]]] = []
 
-        async def start() -> None:
-            assembly = await assemble(settings)
-            holder["svc"] = await start_service(name, settings, assembly, f"{settings.grpc_host}:{port_of(settings)}")
-            log.info("serving", extra={"fields": {"port": holder["svc"].port}})
+        async def begin() -> None:
+            stops.append(await start(settings))
 
-        async def stop() -> None:
+        async def end() -> None:
             log.info("stopping")
-            await holder["svc"].stop()
+            await stops[0]()
 
-        await run_until_signalled(start, stop)
+        await run_until_signalled(begin, end)
 
     try:
         asyncio.run(main())
     except (ConfigError, PortInUse) as error:
         fail_fast(str(error))
+
+
+def run_service(name: str, settings_cls: type[CommonSettings], port_of: Callable[[CommonSettings], int],
+                assemble: Callable[[CommonSettings], Awaitable[Assembly]]) -> None:
+    """Entry point of a service process."""
+    async def start(settings: CommonSettings):
+        running = await start_service(name, settings, await assemble(settings),
+                                      f"{settings.grpc_host}:{port_of(settings)}")
+        log.info("serving", extra={"fields": {"port": running.port}})
+        return running.stop
+
+    run_process(name, settings_cls, start)

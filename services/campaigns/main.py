@@ -18,7 +18,7 @@ from services.campaigns.api import CampaignsServicer
 from services.campaigns.domain import BookingRules
 from services.campaigns.settings import PublisherSettings
 from services.campaigns.settlements import settlement_handlers
-from services.campaigns.telegram import TelegramChannels, TokenRejected
+from services.campaigns.telegram import TokenRejected
 from services.campaigns.usecases.campaigns import Campaigns
 from services.campaigns.usecases.publication import Publication
 from services.campaigns.usecases.steps import CampaignSteps
@@ -48,7 +48,7 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
     payments_channel = bootstrap.peer(settings, settings.payments_addr)
     relay = Relay(db, settlement_handlers(payments_pb2_grpc.PaymentsServiceStub(payments_channel)),
                   settings.relay_policy())
-    channels = TelegramChannels(settings.telegram_api_url, settings.bot_token(), timeout_s=settings.telegram_timeout_s)
+    channels = settings.channel_adapter()
     try:
         await channels.start()
     except TokenRejected:

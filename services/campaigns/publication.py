@@ -14,6 +14,7 @@ import re
 
 from common.errors import Conflict, InvalidInput, PreconditionFailed
 from common.reasons import Reason
+from services.campaigns import domain
 
 QUEUED, PUBLISHING, PUBLISHED, VERIFIED = "queued", "publishing", "published", "verified"
 CANCELLED, FAILED, NEEDS_REVIEW = "cancelled", "failed", "needs_review"
@@ -48,8 +49,6 @@ STARTED = frozenset({PUBLISHING, PUBLISHED, VERIFIED, NEEDS_REVIEW, FAILED})
 
 RESOLUTIONS = ("published", "retry", "failed")
 MESSAGE_URL = re.compile(r"https://t\.me/(?:c/)?[A-Za-z0-9_]+/([0-9]{1,18})")
-MESSAGE_URL_MAX = 2048
-REASON_MAX = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,17 +114,12 @@ def valid_resolution(outcome: str, message_url: str, reason: str) -> Resolution:
         raise InvalidInput(f"outcome must be one of {', '.join(RESOLUTIONS)}")
     if outcome == "published":
         url = message_url.strip()
-        found = MESSAGE_URL.fullmatch(url) if len(url) <= MESSAGE_URL_MAX else None
+        found = MESSAGE_URL.fullmatch(url) if len(url) <= domain.MEDIA_URL_MAX else None
         if not found:
             raise InvalidInput("messageUrl must be the post's link, like https://t.me/<channel>/<message id>")
         return Resolution(outcome, message_url=url, message_id=int(found.group(1)))
     if outcome == "failed":
-        text = reason.strip()
-        if not text:
-            raise InvalidInput("reason is required")
-        if len(reason) > REASON_MAX:
-            raise InvalidInput(f"reason must be at most {REASON_MAX} characters")
-        return Resolution(outcome, reason=text)
+        return Resolution(outcome, reason=domain.valid_text(reason, "reason", domain.REASON_MAX))
     return Resolution(outcome)
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from common import holders
 from common.db import UnitOfWork
-from services.campaigns import publication
+from services.campaigns import domain, publication
 
 _HOLDER_GONE = holders.gone("o.claimed_by")
 
@@ -171,16 +171,10 @@ _JOB_BY_ID = sa.text(f"""
 
 _LOCK_JOB_OF_TARGET = sa.text("SELECT id, status FROM post_jobs WHERE target_id = :target_id FOR UPDATE")
 
-_LOCK_JOB = sa.text("SELECT id, status, target_id FROM post_jobs WHERE id = :id FOR UPDATE")
-
-_LOCK_TARGET = sa.text("SELECT id, status FROM targets WHERE id = :id FOR UPDATE")
-
 # Only a job whose post is not known to be out goes back to the queue.
 _REQUEUE = sa.text("""
     UPDATE post_jobs SET status = 'queued', due_at = now(), last_error = NULL, updated_at = now()
      WHERE id = :id AND status = 'needs_review' AND message_id IS NULL""")
-
-_STORE_CHAT_ID = sa.text("UPDATE channels SET chat_id = :chat_id WHERE id = :id")
 
 
 async def claim_posts(uow: UnitOfWork, holder: int, policy: publication.PublicationPolicy) -> list:
@@ -214,7 +208,7 @@ async def retry_later(uow: UnitOfWork, job_id, *, holder: int, due: dt.datetime,
 async def fail(uow: UnitOfWork, job_id, *, expected: list[str], holder: int | None, reason: str):
     """The job (and its target) failed; None when the guard failed."""
     return (await uow.execute(_FAIL, {"id": str(job_id), "expected": expected, "holder": holder,
-                                      "reason": reason[:publication.REASON_MAX]})).one_or_none()
+                                      "reason": reason[:domain.REASON_MAX]})).one_or_none()
 
 
 async def check_passed(uow: UnitOfWork, job_id, *, holder: int, done: int):
@@ -249,17 +243,5 @@ async def lock_job_of_target(uow: UnitOfWork, target_id: str):
     return (await uow.execute(_LOCK_JOB_OF_TARGET, {"target_id": target_id})).one_or_none()
 
 
-async def lock_job(uow: UnitOfWork, job_id: str):
-    return (await uow.execute(_LOCK_JOB, {"id": job_id})).one_or_none()
-
-
-async def lock_target(uow: UnitOfWork, target_id) -> None:
-    await uow.execute(_LOCK_TARGET, {"id": str(target_id)})
-
-
 async def requeue(uow: UnitOfWork, job_id: str) -> bool:
     return (await uow.execute(_REQUEUE, {"id": job_id})).rowcount == 1
-
-
-async def store_chat_id(uow: UnitOfWork, channel_id, chat_id: int) -> None:
-    await uow.execute(_STORE_CHAT_ID, {"id": str(channel_id), "chat_id": chat_id})

@@ -15,11 +15,9 @@ import asyncio
 import logging
 
 from common import holders
-from common.bootstrap import open_database
+from common.bootstrap import open_database, run_process
 from common.db import Database
-from common.grpc_server import install_uvloop, run_until_signalled
-from common.logs import configure_logging
-from common.settings import ConfigError, fail_fast, load_settings
+from common.settings import ConfigError
 from services.campaigns.publication import PublicationPolicy
 from services.campaigns.settings import PublisherSettings
 from services.campaigns.telegram import TelegramChannels, TokenRejected
@@ -70,7 +68,7 @@ class PublisherWorker:
 
 async def assemble(settings: PublisherSettings) -> tuple[PublisherWorker, Database, TelegramChannels]:
     db = await open_database(settings, settings.campaigns_database, pool_size=4)
-    channels = TelegramChannels(settings.telegram_api_url, settings.bot_token(), timeout_s=settings.telegram_timeout_s)
+    channels = settings.channel_adapter()
     try:
         await channels.start()
     except TokenRejected:
@@ -81,37 +79,28 @@ async def assemble(settings: PublisherSettings) -> tuple[PublisherWorker, Databa
     return worker, db, channels
 
 
+async def start(settings: PublisherSettings):
+    """Starts the worker; returns its stop: claim nothing more, let the
+    calls under way finish (bounded), then close."""
+    worker, db, channels = await assemble(settings)
+    task = asyncio.create_task(worker.run())
+    log.info("publishing", extra={"fields": {"bot_api": settings.telegram_api_url}})
+
+    async def stop() -> None:
+        worker.stop()
+        try:
+            await asyncio.wait_for(task, settings.telegram_timeout_s + 2)
+        except asyncio.TimeoutError:
+            log.error("a pass did not finish in time; its jobs go to review")
+        await worker.holder.close()
+        await channels.close()
+        await db.dispose()
+
+    return stop
+
+
 def main() -> None:
-    settings = load_settings(PublisherSettings)
-    configure_logging("publisher", settings.log_level)
-    install_uvloop()
-
-    async def run() -> None:
-        parts: dict = {}
-
-        async def start() -> None:
-            worker, db, channels = await assemble(settings)
-            parts.update(worker=worker, db=db, channels=channels, task=asyncio.create_task(worker.run()))
-            log.info("publishing", extra={"fields": {"bot_api": settings.telegram_api_url}})
-
-        async def stop() -> None:
-            log.info("stopping")
-            parts["worker"].stop()
-            try:
-                await asyncio.wait_for(parts["task"], settings.telegram_timeout_s + 2)
-            except asyncio.TimeoutError:
-                log.error("a pass did not finish in time; its jobs go to review")
-            await parts["worker"].holder.close()
-            await parts["channels"].close()
-            await parts["db"].dispose()
-
-        await run_until_signalled(start, stop)
-
-    try:
-        asyncio.run(run())
-    except ConfigError as error:
-        fail_fast(str(error))
-
+    run_process("publisher", PublisherSettings, start)
 
 if __name__ == "__main__":
     main()

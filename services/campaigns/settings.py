@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from common.settings import CAMPAIGNS_DATABASE, CommonSettings, ConfigError, checked_secret
 from services.campaigns.publication import PublicationPolicy
+from services.campaigns.telegram import TelegramChannels
 
 BOT_TOKEN_HELP = ("TELEGRAM_BOT_TOKEN is required: the bot's token from @BotFather "
                   "(`adtech run` starts the local Bot API sandbox and sets it when unset)")
@@ -24,6 +25,10 @@ class TelegramSettings(CommonSettings):
         if not self.telegram_bot_token:
             raise ConfigError(BOT_TOKEN_HELP)
         return checked_secret("TELEGRAM_BOT_TOKEN", self.telegram_bot_token)
+
+    def channel_adapter(self) -> TelegramChannels:
+        """The Bot API client these settings describe (not started)."""
+        return TelegramChannels(self.telegram_api_url, self.bot_token(), timeout_s=self.telegram_timeout_s)
 
 
 class PublisherSettings(TelegramSettings):

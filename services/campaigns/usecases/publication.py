@@ -26,7 +26,7 @@ POST_JOB_NOT_FOUND = "Post job not found"
 
 
 def _page_key(row) -> tuple:
-    return row.execute_at, str(row.id)
+    return store.page_key(row, "execute_at")
 
 
 async def _owe(uow: UnitOfWork, topic: str, target_id) -> None:
