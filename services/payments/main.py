@@ -1,5 +1,5 @@
 """Composition root of the payments service."""
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from adtech.payments.v1 import payments_pb2_grpc
 from common.bootstrap import Assembly, open_database, run_service
@@ -17,6 +17,19 @@ class Settings(CommonSettings):
     payments_migrate_on_start: bool = Field(default=True,
                                             description="Apply the payments database migrations when the service starts")
     payments_pool_size: int = Field(default=10, ge=1, le=200, description="Database connections payments keeps open")
+    payments_hold_batch_size: int = Field(
+        default=32, ge=1, le=1000, description="Most escrow holds one statement carries out together")
+    payments_hold_batches: int = Field(
+        default=4, ge=1, le=200, description="Most hold statements running at once; holds asked for meanwhile "
+                                             "queue and leave together in the next")
+
+    @model_validator(mode="after")
+    def _batches_have_sessions(self):
+        # Each running hold statement holds a session; more batches than
+        # sessions would only queue for them, with the others' use cases.
+        if self.payments_hold_batches > self.payments_pool_size:
+            raise ValueError("PAYMENTS_HOLD_BATCHES must not exceed PAYMENTS_POOL_SIZE")
+        return self
 
 
 async def assemble(settings: Settings) -> Assembly:
@@ -24,7 +37,8 @@ async def assemble(settings: Settings) -> Assembly:
     if settings.payments_migrate_on_start:
         # Idempotent and serialised by an advisory lock: replicas may all run it.
         await upgrade_async("payments", db.url)
-    servicer = PaymentsServicer(Payments(db, settings.platform_fee_bps))
+    servicer = PaymentsServicer(Payments(db, settings.platform_fee_bps, hold_batch_size=settings.payments_hold_batch_size,
+                                         hold_batches=settings.payments_hold_batches))
     return Assembly(
         registrations=[(payments_pb2_grpc.add_PaymentsServiceServicer_to_server, servicer,
                         "adtech.payments.v1.PaymentsService")],

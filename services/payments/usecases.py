@@ -3,7 +3,8 @@ import dataclasses
 import datetime as dt
 import uuid
 
-from common.db import Database, ValueOutOfRange
+from common.batching import Batcher
+from common.db import Database, DatabaseError, ValueOutOfRange, is_lost_race
 from common.errors import InvalidInput
 from common.pagination import decode_cursor, encode_cursor
 from services.payments import domain
@@ -46,9 +47,16 @@ class CloseResult:
 
 
 class Payments:
-    def __init__(self, db: Database, fee_bps: int):
+    def __init__(self, db: Database, fee_bps: int, *, hold_batch_size: int = 32, hold_batches: int = 4):
         self.db = db
         self.fee_bps = fee_bps
+        # Holds asked for at the same time share a statement: at most
+        # `hold_batch_size` in one, at most `hold_batches` statements at once;
+        # never two of one target, decision or wallet in one statement.
+        self.hold_batches: Batcher[domain.HoldTerms, holds.HoldAttempt] = Batcher(
+            self._hold_together, max_size=hold_batch_size, max_running=hold_batches,
+            keys_of=lambda t: (("target", t.target_id), ("decision", t.decision_id),
+                               ("wallet", t.advertiser_id, t.currency)))
 
     async def deposit(self, user_id: str, amount: int, currency: str, key: str, reference: str) -> DepositResult:
         """Credits a wallet from external funding once per idempotency key;
@@ -107,17 +115,18 @@ class Payments:
         the decision and a repeat answers it (docs/design.md saga rules 3 and 7).
 
         The hold is one statement, which PostgreSQL runs as its own
-        transaction (store/holds.py). Only when another hold of the same
-        target holds the target lock does it take a second, short
-        transaction: wait for that lock, then run the statement again under
-        it, which then decides for certain."""
+        transaction (store/holds.py), shared with the holds asked for
+        meanwhile (`hold_batches`): one statement and one commit for a
+        burst of holds. Only when another hold of the same target holds the
+        target lock does it take a second, short transaction of its own:
+        wait for that lock, then run the statement again under it, which
+        then decides for certain."""
         async def attempt() -> EscrowRow:
-            async with self.db.single_statement("hold_escrow") as uow:
-                tried = await holds.attempt(uow, terms, str(uuid.uuid4()), ledger.new_transaction_id())
+            tried = await self.hold_batches.submit(terms)
             if not tried.locked and tried.recorded is None and tried.escrow is None:
                 async with self.db.unit_of_work("hold_escrow_after_wait") as uow:
                     await holds.wait_for_target(uow, terms.target_id)
-                    tried = await holds.attempt(uow, terms, str(uuid.uuid4()), ledger.new_transaction_id())
+                    [tried] = await holds.attempt(uow, [terms])
                     await uow.commit()
             # What is recorded for the decision or the target is final, so it
             # is answered even when another hold held the lock.
@@ -126,6 +135,26 @@ class Payments:
             raise RuntimeError(f"hold of target {terms.target_id} decided nothing under its lock")
 
         return await self._retrying(attempt)
+
+    async def _hold_together(self, asked: list[domain.HoldTerms]) -> list[holds.HoldAttempt | BaseException]:
+        """One run of the hold statement for a batch. A statement that
+        fails on a value fails the batch: then each hold runs on its own,
+        so the error reaches only the caller that sent that value. A lost
+        race fails every hold of the batch, and each caller's retry runs
+        it again."""
+        try:
+            async with self.db.single_statement("hold_escrows") as uow:
+                return await holds.attempt(uow, asked)
+        except (DatabaseError, ValueOutOfRange) as error:
+            if len(asked) == 1 or is_lost_race(error):
+                raise
+        outcomes: list[holds.HoldAttempt | BaseException] = []
+        for terms in asked:
+            try:
+                outcomes.extend(await self._hold_together([terms]))
+            except Exception as error:  # this hold's own error, for its caller alone
+                outcomes.append(error)
+        return outcomes
 
     async def release_escrow(self, target_id: str) -> EscrowRow:
         """Pays a held escrow to the publisher less the platform fee; a

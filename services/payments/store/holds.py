@@ -21,73 +21,109 @@ statement again on a fresh snapshot, which answers the winner's result. A
 hold that finds the lock taken writes nothing; the use case then waits for
 the lock in a transaction and runs the statement again under it."""
 import dataclasses
+import uuid
 
 import sqlalchemy as sa
 
 from common import steps
 from common.db import UnitOfWork
 from services.payments import domain
+from services.payments.store import ledger
 from services.payments.store.escrows import COLUMNS, EscrowRow, escrow_from
 
-# 'held', or 'refused' with the reason and the balance it was refused on.
-_RECORD_OUTCOME = steps.record(
-    "(SELECT held FROM moved WHERE (SELECT proceed FROM go)) AS m",
-    "CASE WHEN m.held THEN 'held' ELSE 'refused' END",
-    """CASE WHEN m.held THEN CAST('{}' AS jsonb)
-            ELSE jsonb_build_object('code', CAST(:refusal_code AS text), 'message',
-                                    format(:refusal, coalesce((SELECT balance FROM wallet), 0),
-                                           CAST(:amount AS bigint))) END""",
-    "CAST(:target AS uuid)")
+_FIELDS = [field.name for field in dataclasses.fields(EscrowRow)]
+_ESCROW = ", ".join(f"e.{name}" for name in _FIELDS)
+_KNOWN_ESCROW = ", ".join(["k.n"] + [f"k.{name}" for name in _FIELDS])
 
-_HOLD = sa.text(f"""
-    WITH target_lock AS (
-        SELECT pg_try_advisory_xact_lock(hashtextextended('escrow-target:' || CAST(CAST(:target AS uuid) AS text), 0)) AS locked),
-    {steps.PRIOR},
-    existing AS (
-        SELECT {COLUMNS} FROM escrows WHERE target_id = CAST(:target AS uuid)),
-    go AS (
-        SELECT (SELECT locked FROM target_lock) AND {steps.NO_PRIOR}
-               AND NOT EXISTS (SELECT FROM existing) AS proceed),
-    -- Locked before the debit, at its newest version, so that a refusal
-    -- states the balance it was refused on.
-    wallet AS (
-        SELECT id, balance FROM accounts
-         WHERE kind = 'wallet' AND user_id = CAST(:advertiser AS uuid) AND currency = :currency
-           AND (SELECT proceed FROM go)
-        FOR NO KEY UPDATE),
+# The holds asked for, in the order asked (`n`). A batch never asks twice
+# for one target, decision or wallet (Payments.hold_escrow sees to it).
+#
+# Every lookup is a LATERAL subquery per hold, fenced (OFFSET 0) so the
+# planner keeps it a probe of the unique index: the plan is built once per
+# session and kept (common/db.py), often while the tables are still small,
+# and a join planned then as a scan of the whole table would stay one.
+_HOLDS = sa.text(f"""
+    WITH asked AS MATERIALIZED (
+        SELECT a.*, pg_try_advisory_xact_lock(hashtextextended('escrow-target:' || CAST(a.target_id AS text), 0))
+                    AS locked
+          FROM unnest(CAST(:targets AS uuid[]), CAST(:decisions AS uuid[]), CAST(:advertisers AS uuid[]),
+                      CAST(:publishers AS uuid[]), CAST(:amounts AS bigint[]), CAST(:currencies AS text[]),
+                      CAST(:escrow_ids AS uuid[]), CAST(:txs AS uuid[]))
+               WITH ORDINALITY AS a(target_id, decision_id, advertiser_id, publisher_id, amount, currency,
+                                    escrow_id, tx, n)),
+    -- What the decision and the target already have: the step's record, the escrow.
+    known AS MATERIALIZED (
+        SELECT a.n, p.outcome AS recorded_outcome, p.detail AS recorded_detail, p.target_id AS recorded_for, e.*
+          FROM asked AS a
+          LEFT JOIN LATERAL (SELECT outcome, detail, target_id FROM saga_steps
+                              WHERE decision_id = a.decision_id AND step = :step OFFSET 0) AS p ON true
+          LEFT JOIN LATERAL (SELECT {COLUMNS} FROM escrows WHERE escrows.target_id = a.target_id OFFSET 0)
+                    AS e ON true),
+    -- The holds to decide now, in the order their wallets are locked.
+    go AS MATERIALIZED (
+        SELECT a.* FROM asked AS a JOIN known AS k USING (n)
+         WHERE a.locked AND k.recorded_outcome IS NULL AND k.id IS NULL
+         ORDER BY a.advertiser_id, a.currency),
+    -- Each wallet locked before its debit, at its newest version, so that
+    -- a refusal states the balance it was refused on; in the order of
+    -- `go`, by (owner, currency): every batch takes its wallets in that
+    -- order, so two batches never wait for each other in a circle.
+    wallet AS MATERIALIZED (
+        SELECT g.n, w.id, w.balance FROM go AS g
+         CROSS JOIN LATERAL (SELECT id, balance FROM accounts
+                              WHERE kind = 'wallet' AND user_id = g.advertiser_id AND currency = g.currency
+                             FOR NO KEY UPDATE) AS w),
     -- The only way money leaves a wallet: guarded, never read-modify-write.
     debited AS (
-        UPDATE accounts SET balance = balance - CAST(:amount AS bigint), version = version + 1
-         WHERE id = (SELECT id FROM wallet) AND balance >= CAST(:amount AS bigint)
-        RETURNING id, balance, version),
-    -- The escrow's own account, opened holding the amount (version 1).
+        UPDATE accounts AS acc SET balance = acc.balance - g.amount, version = acc.version + 1
+          FROM wallet AS w JOIN go AS g USING (n)
+         WHERE acc.id = w.id AND acc.balance >= g.amount
+        RETURNING w.n, acc.id, acc.balance, acc.version),
+    -- Each escrow's own account, opened holding the amount (version 1).
     opened AS (
         INSERT INTO accounts (kind, escrow_target_id, currency, balance, version)
-        SELECT 'escrow', CAST(:target AS uuid), :currency, CAST(:amount AS bigint), 1 FROM debited
-        RETURNING id, balance, version),
+        SELECT 'escrow', g.target_id, g.currency, g.amount, 1 FROM debited AS d JOIN go AS g USING (n)
+        RETURNING id, escrow_target_id, balance, version),
     tx AS (
         INSERT INTO ledger_transactions (id, kind, reference)
-        SELECT CAST(:tx AS uuid), 'escrow_hold', CAST(CAST(:target AS uuid) AS text) FROM opened
+        SELECT g.tx, 'escrow_hold', CAST(g.target_id AS text) FROM opened AS o JOIN go AS g ON g.target_id = o.escrow_target_id
         RETURNING id),
+    held AS MATERIALIZED (
+        SELECT g.n, g.tx, d.id AS wallet_id, d.balance AS wallet_balance, d.version AS wallet_version,
+               o.id AS escrow_account_id, o.balance AS escrow_balance, o.version AS escrow_version, g.amount
+          FROM go AS g JOIN tx AS t ON t.id = g.tx JOIN debited AS d USING (n)
+          JOIN opened AS o ON o.escrow_target_id = g.target_id),
     entries AS (
         INSERT INTO ledger_entries (transaction_id, account_id, kind, amount, balance_after, account_version)
-        SELECT tx.id, leg.id, 'escrow_hold', leg.amount, leg.balance, leg.version
-          FROM tx, (SELECT id, -CAST(:amount AS bigint) AS amount, balance, version FROM debited
-                    UNION ALL
-                    SELECT id, CAST(:amount AS bigint), balance, version FROM opened) AS leg),
-    moved AS (
-        SELECT EXISTS (SELECT FROM tx) AS held),
-    step_record AS ({_RECORD_OUTCOME}),
+        SELECT h.tx, leg.account_id, 'escrow_hold', leg.amount, leg.balance, leg.version
+          FROM held AS h CROSS JOIN LATERAL (VALUES
+               (h.wallet_id, -h.amount, h.wallet_balance, h.wallet_version),
+               (h.escrow_account_id, h.amount, h.escrow_balance, h.escrow_version))
+               AS leg(account_id, amount, balance, version)),
+    -- 'held', or 'refused' with the reason and the balance it was refused on.
+    step_record AS (
+        INSERT INTO saga_steps (decision_id, step, target_id, outcome, detail)
+        SELECT g.decision_id, :step, g.target_id, CASE WHEN h.n IS NULL THEN 'refused' ELSE 'held' END,
+               CASE WHEN h.n IS NOT NULL THEN CAST('{{}}' AS jsonb)
+                    ELSE jsonb_build_object('code', CAST(:refusal_code AS text), 'message',
+                                            format(:refusal, coalesce(w.balance, 0), g.amount)) END
+          FROM go AS g LEFT JOIN held AS h USING (n) LEFT JOIN wallet AS w USING (n)
+        RETURNING decision_id, outcome, detail),
     created AS (
         INSERT INTO escrows (id, target_id, decision_id, advertiser_id, publisher_id, amount, currency,
                              hold_transaction_id)
-        SELECT CAST(:id AS uuid), CAST(:target AS uuid), CAST(:decision_id AS uuid), CAST(:advertiser AS uuid),
-               CAST(:publisher AS uuid), CAST(:amount AS bigint), :currency, tx.id FROM tx
+        SELECT g.escrow_id, g.target_id, g.decision_id, g.advertiser_id, g.publisher_id, g.amount, g.currency, h.tx
+          FROM held AS h JOIN go AS g USING (n)
         RETURNING {COLUMNS})
-    SELECT (SELECT locked FROM target_lock) AS locked, {steps.RETURNS}, e.*
-      FROM (SELECT) AS one
-      LEFT JOIN prior ON true
-      LEFT JOIN (SELECT * FROM existing UNION ALL SELECT * FROM created) AS e ON true""")
+    SELECT a.locked, k.recorded_outcome, k.recorded_detail, k.recorded_for,
+           r.outcome AS decided, r.detail AS decided_detail, {_ESCROW}
+      FROM asked AS a JOIN known AS k USING (n)
+      LEFT JOIN step_record AS r ON r.decision_id = a.decision_id
+      LEFT JOIN (SELECT {_KNOWN_ESCROW} FROM known AS k WHERE k.id IS NOT NULL
+                 UNION ALL
+                 SELECT a.n, c.* FROM created AS c JOIN asked AS a ON CAST(a.target_id AS text) = c.target_id)
+                AS e USING (n)
+     ORDER BY a.n""")
 
 _WAIT_FOR_TARGET = sa.text(
     "SELECT pg_advisory_xact_lock(hashtextextended('escrow-target:' || CAST(CAST(:target AS uuid) AS text), 0))")
@@ -104,17 +140,21 @@ class HoldAttempt:
     escrow: EscrowRow | None
 
 
-def hold_params(terms: domain.HoldTerms, escrow_id: str, tx: str) -> dict:
+def hold_params(asked: list[domain.HoldTerms], escrow_ids: list[str], txs: list[str]) -> dict:
     """The hold statement's parameters (the benchmark sends the same)."""
-    return {"target": terms.target_id, "decision_id": terms.decision_id, "step": domain.HOLD_STEP,
-            "advertiser": terms.advertiser_id, "publisher": terms.publisher_id, "amount": terms.amount,
-            "currency": terms.currency, "id": escrow_id, "tx": tx, "refusal": domain.INSUFFICIENT_FUNDS,
+    return {"targets": [t.target_id for t in asked], "decisions": [t.decision_id for t in asked],
+            "advertisers": [t.advertiser_id for t in asked], "publishers": [t.publisher_id for t in asked],
+            "amounts": [t.amount for t in asked], "currencies": [t.currency for t in asked],
+            "escrow_ids": escrow_ids, "txs": txs, "step": domain.HOLD_STEP, "refusal": domain.INSUFFICIENT_FUNDS,
             "refusal_code": domain.InsufficientFunds.code}
 
 
-async def attempt(uow: UnitOfWork, terms: domain.HoldTerms, escrow_id: str, tx: str) -> HoldAttempt:
-    row = (await uow.execute(_HOLD, hold_params(terms, escrow_id, tx))).one()
-    return HoldAttempt(row.locked, steps.record_of(row, terms.target_id), escrow_from(row))
+async def attempt(uow: UnitOfWork, asked: list[domain.HoldTerms]) -> list[HoldAttempt]:
+    """Runs the hold statement for `asked`; one attempt per hold, in order."""
+    params = hold_params(asked, [str(uuid.uuid4()) for _ in asked], [ledger.new_transaction_id() for _ in asked])
+    rows = (await uow.execute(_HOLDS, params)).all()
+    return [HoldAttempt(row.locked, steps.record_of(row, terms.target_id), escrow_from(row))
+            for terms, row in zip(asked, rows, strict=True)]
 
 
 async def wait_for_target(uow: UnitOfWork, target_id: str) -> None:

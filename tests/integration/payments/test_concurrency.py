@@ -89,14 +89,14 @@ async def test_hold_that_finds_its_target_locked_waits_then_answers_the_winners_
     moving money again."""
     advertiser, target, decision, publisher = new_id(), new_id(), new_id(), new_id()
     await payments.deposit(advertiser, 1000)
-    winner_escrow = new_id()
     terms = domain.HoldTerms(target_id=target, decision_id=decision, advertiser_id=advertiser, publisher_id=publisher,
                              amount=300, currency="USD")
     db = Database(payments.engine.url.render_as_string(hide_password=False), pool_size=1)
     try:
         async with db.unit_of_work("winning_hold") as uow:
-            won = await holds.attempt(uow, terms, winner_escrow, new_id())
-            assert won.locked and won.escrow.id == winner_escrow and won.recorded.outcome == "held"
+            [won] = await holds.attempt(uow, [terms])
+            assert won.locked and won.recorded.outcome == "held"
+            winner_escrow = won.escrow.id
             late = asyncio.ensure_future(payments.hold(target, advertiser, 300, decision_id=decision,
                                                        publisher_id=publisher))
             await asyncio.sleep(0.3)

@@ -1,0 +1,125 @@
+"""Holds asked for at the same time are carried out together, in one
+statement and one commit (Payments.hold_escrow, store/holds.py), and each
+still gets exactly the answer it would have got alone: its own escrow, its
+own refusal stating the balance it was refused on, a repeat answered from
+the record; batches that share wallets never deadlock; a value one hold's
+statement refuses fails that hold alone."""
+import asyncio
+import logging
+import random
+
+import grpc
+import pytest
+
+from common.db import Database, ValueOutOfRange
+from services.payments import domain
+from services.payments.store import holds
+from services.payments.usecases import Payments
+from tests.integration.payments.conftest import new_id
+
+
+async def transactions_that_held(payments, targets: list[str]) -> int:
+    """How many database transactions wrote the escrows of `targets` (rows
+    one transaction wrote share its xmin)."""
+    return await payments.scalar(
+        "SELECT count(DISTINCT CAST(xmin AS text)) FROM escrows WHERE target_id = ANY(CAST(:t AS uuid[]))",
+        t=targets)
+
+
+async def test_forty_holds_on_forty_wallets_asked_together_each_hold_once_in_fewer_commits(payments):
+    advertisers = [new_id() for _ in range(40)]
+    for advertiser in advertisers:
+        await payments.deposit(advertiser, 1_000)
+    targets = [new_id() for _ in advertisers]
+    replies = await asyncio.gather(*(payments.hold(t, a, 300) for t, a in zip(targets, advertisers)))
+    assert [r.escrow.target_id for r in replies] == targets
+    assert len({r.escrow.id for r in replies}) == 40
+    for advertiser in advertisers:
+        wallet = await payments.wallet(advertiser)
+        assert (wallet.balance, wallet.held) == (700, 300)
+    assert await transactions_that_held(payments, targets) < 40
+    await payments.assert_reconciled()
+
+
+async def test_holds_on_shared_wallets_in_any_order_hold_exactly_what_each_wallet_covers(payments, caplog):
+    """Six wallets, each covering 4 holds of 100, get 10 holds each, asked
+    for all at once in a shuffled order: batches share wallets and take them
+    in every order. Exactly 4 per wallet are held, the rest are refused
+    stating the balance they met, and no statement ever deadlocked."""
+    caplog.set_level(logging.INFO, logger="common.db")
+    advertisers = [new_id() for _ in range(6)]
+    for advertiser in advertisers:
+        await payments.deposit(advertiser, 400)
+    asked = [(new_id(), advertiser) for advertiser in advertisers for _ in range(10)]
+    random.Random(7).shuffle(asked)
+    results = await asyncio.wait_for(asyncio.gather(
+        *(payments.hold(target, advertiser, 100) for target, advertiser in asked), return_exceptions=True), 30)
+    outcome = dict(zip((target for target, _ in asked), results))
+    for advertiser in advertisers:
+        mine = [outcome[target] for target, owner in asked if owner == advertiser]
+        held = [r for r in mine if not isinstance(r, BaseException)]
+        refused = [r for r in mine if isinstance(r, grpc.aio.AioRpcError)]
+        assert (len(held), len(refused)) == (4, 6)
+        assert all(r.code() == grpc.StatusCode.FAILED_PRECONDITION and "balance 0" in r.details() for r in refused)
+        wallet = await payments.wallet(advertiser)
+        assert (wallet.balance, wallet.held) == (0, 400)
+    assert not [r for r in caplog.records if "40P01" in r.getMessage()], "a hold statement deadlocked"
+    await payments.assert_reconciled()
+
+
+async def test_a_repeat_asked_together_with_its_first_hold_answers_the_same_escrow(payments):
+    """The same decision's hold asked for ten times at once, next to other
+    holds of the same wallet: the repeats never share a statement with the
+    first, and all answer its one escrow."""
+    advertiser, target, decision, publisher = new_id(), new_id(), new_id(), new_id()
+    await payments.deposit(advertiser, 5_000)
+    same = [payments.hold(target, advertiser, 500, decision_id=decision, publisher_id=publisher) for _ in range(10)]
+    others = [payments.hold(new_id(), advertiser, 500) for _ in range(5)]
+    replies = await asyncio.gather(*same, *others)
+    assert len({r.escrow.id for r in replies[:10]}) == 1
+    wallet = await payments.wallet(advertiser)
+    assert (wallet.balance, wallet.held) == (2_000, 3_000)
+    await payments.assert_reconciled()
+
+
+@pytest.fixture
+async def payments_in_process(payments):
+    """The payments use cases on the service's database, in this process."""
+    db = Database(payments.engine.url.render_as_string(hide_password=False), pool_size=4)
+    try:
+        yield Payments(db, 1000, hold_batch_size=32, hold_batches=1)
+    finally:
+        await db.dispose()
+
+
+async def test_a_value_the_statement_refuses_fails_only_the_hold_that_sent_it(payments, payments_in_process,
+                                                                              monkeypatch):
+    """A batch whose statement fails on one hold's value is carried out
+    again hold by hold, so the error reaches that caller alone."""
+    poisoned = new_id()
+    real_attempt = holds.attempt
+    batch_sizes = []
+
+    async def attempt(uow, asked):
+        batch_sizes.append(len(asked))
+        if any(terms.target_id == poisoned for terms in asked):
+            raise ValueOutOfRange("a value given is not one that can be stored (22003)")
+        return await real_attempt(uow, asked)
+
+    monkeypatch.setattr(holds, "attempt", attempt)
+    advertisers = [new_id() for _ in range(6)]
+    for advertiser in advertisers:
+        await payments.deposit(advertiser, 1_000)
+    targets = [new_id() for _ in advertisers[:-1]] + [poisoned]
+
+    def terms(target, advertiser):
+        return domain.HoldTerms(target, new_id(), advertiser, new_id(), 100, "USD")
+
+    results = await asyncio.gather(*(payments_in_process.hold_escrow(terms(t, a)) for t, a in zip(targets, advertisers)),
+                                   return_exceptions=True)
+    assert max(batch_sizes) > 1  # they did share a statement first
+    assert [type(r).__name__ for r in results] == ["EscrowRow"] * 5 + ["InvalidInput"]
+    for advertiser in advertisers[:-1]:
+        assert (await payments.wallet(advertiser)).balance == 900
+    assert (await payments.wallet(advertisers[-1])).balance == 1_000
+    await payments.assert_reconciled()
