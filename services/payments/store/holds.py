@@ -1,14 +1,16 @@
-"""HoldEscrow in one statement: the per-target lock, what the decision and
-the target already have, and, when neither has anything, the whole
-decision: either the guarded wallet debit, the escrow's own account opened
+"""HoldEscrow in one statement, for one hold or for a set of holds asked
+for at the same time (Payments.hold_escrow gathers them), each decided as
+if alone: the per-target lock, what the decision and the target already
+have, and, when neither has anything, the whole decision: either the guarded wallet debit, the escrow's own account opened
 holding the amount, the ledger transaction with its entries, the 'held'
 outcome and the escrow row; or the 'insufficient_funds' outcome with the
 balance it was refused on (docs/design.md saga rules 1, 3).
 
-Lock order (store/ledger.py): the target (a try-lock: this statement never
-waits for it), then the advertiser's wallet, then rows only this target's
-moves ever touch (its escrow account, its escrow row). No shared row: holds
-of different targets on different wallets never wait for each other. The
+Lock order (store/ledger.py): the targets (try-locks: this statement never
+waits for them), then the advertisers' wallets in (owner, currency) order,
+then rows only these targets' moves ever touch (their escrow accounts and
+escrow rows). No shared row: holds of different targets on different
+wallets never wait for each other. The
 CTEs read each other's output (the debit needs the locked wallet, the
 account needs the debit, the inserts need the transaction), which is what
 makes PostgreSQL run them in that order.
@@ -16,10 +18,10 @@ makes PostgreSQL run them in that order.
 The lock is tried in the statement that reads, so the read's snapshot may
 predate a hold of the same target that committed just before the lock was
 granted; then the escrow account's or the escrow's UNIQUE(target) or the
-decision's primary key refuses the insert, and the use case runs the
-statement again on a fresh snapshot, which answers the winner's result. A
-hold that finds the lock taken writes nothing; the use case then waits for
-the lock in a transaction and runs the statement again under it."""
+decision's primary key refuses the insert (the whole statement), and each
+hold's use case runs again on a fresh snapshot, which answers the winner's
+result. A hold that finds the lock taken writes nothing; its use case then
+waits for the lock in a transaction and runs the statement again under it."""
 import dataclasses
 import uuid
 
