@@ -491,9 +491,3 @@ def is_transient(error: BaseException) -> bool:
 def is_unique_violation(error: BaseException, constraint: str | None = None) -> bool:
     return sqlstate(error) == UNIQUE_VIOLATION and (constraint is None or constraint_name(error) == constraint)
 
-
-def is_lost_race(error: BaseException) -> bool:
-    """Whether the database refused a statement because a concurrent one won
-    (a serialization failure, a deadlock, a key inserted first): running it
-    again is the answer, never the caller's input."""
-    return sqlstate(error) in RETRYABLE_SQLSTATES or is_unique_violation(error)

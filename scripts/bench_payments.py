@@ -84,19 +84,22 @@ class Compiled:
         return [params[name] for name in self.names]
 
 
-HOLD = Compiled(holds._HOLDS)
+HOLD = Compiled(holds._HOLD_ALONE)
 
 
 def direct_hold(connections: asyncio.Queue):
-    """A first HoldEscrow as the service sends it for a lone hold: the one
-    statement on its own (PostgreSQL runs it as its own transaction), on a
-    session with the service's settings, prepared once per session."""
+    """A first HoldEscrow as the service sends it for a hold alone (the
+    statement that waits for its wallet): the one statement on its own
+    (PostgreSQL runs it as its own transaction), on a session with the
+    service's settings, prepared once per session."""
     async def hold(advertiser: str) -> None:
         conn = await connections.get()
         try:
             target, decision, publisher, escrow_id, tx = (str(uuid.uuid4()) for _ in range(5))
             terms = domain.HoldTerms(target, decision, advertiser, publisher, PRICE, "USD")
-            await conn.fetch(HOLD.sql, *HOLD.args(**holds.hold_params([terms], [escrow_id], [tx])))
+            [row] = await conn.fetch(HOLD.sql, *HOLD.args(**holds.hold_params([terms], [escrow_id], [tx])))
+            if row["status"] != "held":  # a hold that did not hold measures nothing
+                raise RuntimeError(f"direct hold of target {target} did not hold: {dict(row)}")
         finally:
             connections.put_nowait(conn)
     return hold

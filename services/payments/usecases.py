@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 
 from common.batching import Batcher
-from common.db import Database, DatabaseError, ValueOutOfRange, is_lost_race
+from common.db import Database, ValueOutOfRange
 from common.errors import InvalidInput
 from common.pagination import decode_cursor, encode_cursor
 from services.payments import domain
@@ -117,16 +117,20 @@ class Payments:
         The hold is one statement, which PostgreSQL runs as its own
         transaction (store/holds.py), shared with the holds asked for
         meanwhile (`hold_batches`): one statement and one commit for a
-        burst of holds. Only when another hold of the same target holds the
-        target lock does it take a second, short transaction of its own:
-        wait for that lock, then run the statement again under it, which
-        then decides for certain."""
+        burst of holds. That statement waits for no lock: a hold whose
+        wallet another move holds runs again alone, waiting for the wallet;
+        one whose target another hold of it holds takes a second, short
+        transaction of its own: wait for that lock, then run the statement
+        again under it, which then decides for certain."""
         async def attempt() -> EscrowRow:
             tried = await self.hold_batches.submit(terms)
+            if tried.busy:
+                async with self.db.single_statement("hold_escrow_when_wallet_free") as uow:
+                    [tried] = await holds.attempt(uow, [terms], wait_for_wallet=True)
             if not tried.locked and tried.recorded is None and tried.escrow is None:
                 async with self.db.unit_of_work("hold_escrow_after_wait") as uow:
                     await holds.wait_for_target(uow, terms.target_id)
-                    [tried] = await holds.attempt(uow, [terms])
+                    [tried] = await holds.attempt(uow, [terms], wait_for_wallet=True)
                     await uow.commit()
             # What is recorded for the decision or the target is final, so it
             # is answered even when another hold held the lock.
@@ -137,22 +141,23 @@ class Payments:
         return await self._retrying(attempt)
 
     async def _hold_together(self, asked: list[domain.HoldTerms]) -> list[holds.HoldAttempt | BaseException]:
-        """One run of the hold statement for a batch. A statement that
-        fails on a value fails the batch: then each hold runs on its own,
-        so the error reaches only the caller that sent that value. A lost
-        race fails every hold of the batch, and each caller's retry runs
-        it again."""
+        """One run of the hold statement for a batch. When the statement
+        refuses a value, each hold runs on its own, so the error reaches
+        only the caller that sent that value; any other failure (a lost
+        race, a lost connection) reaches every caller of the batch, whose
+        retry, or the saga's, runs the hold again and is answered from the
+        record."""
         try:
             async with self.db.single_statement("hold_escrows") as uow:
                 return await holds.attempt(uow, asked)
-        except (DatabaseError, ValueOutOfRange) as error:
-            if len(asked) == 1 or is_lost_race(error):
+        except ValueOutOfRange:
+            if len(asked) == 1:
                 raise
         outcomes: list[holds.HoldAttempt | BaseException] = []
         for terms in asked:
             try:
                 outcomes.extend(await self._hold_together([terms]))
-            except Exception as error:  # this hold's own error, for its caller alone
+            except ValueOutOfRange as error:  # this hold's own value, for its caller alone
                 outcomes.append(error)
         return outcomes
 

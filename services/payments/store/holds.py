@@ -7,8 +7,9 @@ outcome and the escrow row; or the 'insufficient_funds' outcome with the
 balance it was refused on (docs/design.md saga rules 1, 3).
 
 Lock order (store/ledger.py): the targets (try-locks: this statement never
-waits for them), then the advertisers' wallets in (owner, currency) order,
-then rows only these targets' moves ever touch (their escrow accounts and
+waits for them), then the advertisers' wallets in (owner, currency) order
+(skipped when another move holds one: the hold is `busy`, and runs again
+alone, waiting), then rows only these targets' moves ever touch (their escrow accounts and
 escrow rows). No shared row: holds of different targets on different
 wallets never wait for each other. The
 CTEs read each other's output (the debit needs the locked wallet, the
@@ -44,7 +45,7 @@ _KNOWN_ESCROW = ", ".join(["k.n"] + [f"k.{name}" for name in _FIELDS])
 # planner keeps it a probe of the unique index: the plan is built once per
 # session and kept (common/db.py), often while the tables are still small,
 # and a join planned then as a scan of the whole table would stay one.
-_HOLDS = sa.text(f"""
+_HOLDS_TEMPLATE = f"""
     WITH asked AS MATERIALIZED (
         SELECT a.*, pg_try_advisory_xact_lock(hashtextextended('escrow-target:' || CAST(a.target_id AS text), 0))
                     AS locked
@@ -68,13 +69,20 @@ _HOLDS = sa.text(f"""
          ORDER BY a.advertiser_id, a.currency),
     -- Each wallet locked before its debit, at its newest version, so that
     -- a refusal states the balance it was refused on; in the order of
-    -- `go`, by (owner, currency): every batch takes its wallets in that
-    -- order, so two batches never wait for each other in a circle.
+    -- `go`, by (owner, currency), so two statements never wait for each
+    -- other in a circle.
     wallet AS MATERIALIZED (
         SELECT g.n, w.id, w.balance FROM go AS g
          CROSS JOIN LATERAL (SELECT id, balance FROM accounts
                               WHERE kind = 'wallet' AND user_id = g.advertiser_id AND currency = g.currency
-                             FOR NO KEY UPDATE) AS w),
+                             {{wallet_lock}}) AS w),
+    -- Holds whose wallet another move holds now (skipped, not missing):
+    -- nothing is decided or written for them here.
+    busy AS MATERIALIZED (
+        SELECT g.n FROM go AS g
+         WHERE NOT EXISTS (SELECT FROM wallet AS w WHERE w.n = g.n)
+           AND coalesce((SELECT true FROM accounts WHERE kind = 'wallet' AND user_id = g.advertiser_id
+                                                     AND currency = g.currency LIMIT 1), false)),
     -- The only way money leaves a wallet: guarded, never read-modify-write.
     debited AS (
         UPDATE accounts AS acc SET balance = acc.balance - g.amount, version = acc.version + 1
@@ -110,6 +118,7 @@ _HOLDS = sa.text(f"""
                     ELSE jsonb_build_object('code', CAST(:refusal_code AS text), 'message',
                                             format(:refusal, coalesce(w.balance, 0), g.amount)) END
           FROM go AS g LEFT JOIN held AS h USING (n) LEFT JOIN wallet AS w USING (n)
+         WHERE NOT EXISTS (SELECT FROM busy AS b WHERE b.n = g.n)
         RETURNING decision_id, outcome, detail),
     created AS (
         INSERT INTO escrows (id, target_id, decision_id, advertiser_id, publisher_id, amount, currency,
@@ -117,7 +126,7 @@ _HOLDS = sa.text(f"""
         SELECT g.escrow_id, g.target_id, g.decision_id, g.advertiser_id, g.publisher_id, g.amount, g.currency, h.tx
           FROM held AS h JOIN go AS g USING (n)
         RETURNING {COLUMNS})
-    SELECT a.locked, k.recorded_outcome, k.recorded_detail, k.recorded_for,
+    SELECT a.locked, EXISTS (SELECT FROM busy AS b WHERE b.n = a.n) AS busy, k.recorded_outcome, k.recorded_detail, k.recorded_for,
            r.outcome AS decided, r.detail AS decided_detail, {_ESCROW}
       FROM asked AS a JOIN known AS k USING (n)
       LEFT JOIN step_record AS r ON r.decision_id = a.decision_id
@@ -125,7 +134,13 @@ _HOLDS = sa.text(f"""
                  UNION ALL
                  SELECT a.n, c.* FROM created AS c JOIN asked AS a ON CAST(a.target_id AS text) = c.target_id)
                 AS e USING (n)
-     ORDER BY a.n""")
+     ORDER BY a.n"""
+# Holds carried out together never wait for a wallet another move holds:
+# they skip it (the hold is `busy`), so one busy wallet never holds up the
+# others' holds, and the statement never keeps wallets while waiting for
+# another. A busy hold is then carried out alone, waiting for its wallet.
+_HOLDS = sa.text(_HOLDS_TEMPLATE.replace("{wallet_lock}", "FOR NO KEY UPDATE SKIP LOCKED"))
+_HOLD_ALONE = sa.text(_HOLDS_TEMPLATE.replace("{wallet_lock}", "FOR NO KEY UPDATE"))
 
 _WAIT_FOR_TARGET = sa.text(
     "SELECT pg_advisory_xact_lock(hashtextextended('escrow-target:' || CAST(CAST(:target AS uuid) AS text), 0))")
@@ -135,9 +150,11 @@ _WAIT_FOR_TARGET = sa.text(
 class HoldAttempt:
     """What one run of the hold statement found or decided: the step's
     record for the decision and the target's escrow, each either found or
-    written just now. Both are None only when the lock was taken by another
-    hold of the target (nothing was written)."""
+    written just now. Both are None only when nothing was written: the
+    target's lock was taken by another hold of it (`locked` false), or its
+    wallet by another move (`busy`)."""
     locked: bool
+    busy: bool
     recorded: steps.StepRecord | None
     escrow: EscrowRow | None
 
@@ -151,11 +168,20 @@ def hold_params(asked: list[domain.HoldTerms], escrow_ids: list[str], txs: list[
             "refusal_code": domain.InsufficientFunds.code}
 
 
-async def attempt(uow: UnitOfWork, asked: list[domain.HoldTerms]) -> list[HoldAttempt]:
-    """Runs the hold statement for `asked`; one attempt per hold, in order."""
+async def attempt(uow: UnitOfWork, asked: list[domain.HoldTerms], *, wait_for_wallet: bool = False) -> list[HoldAttempt]:
+    """Runs the hold statement for `asked`; one attempt per hold, in order.
+    Without `wait_for_wallet` a hold whose wallet another move holds comes
+    back `busy`; with it (one hold alone) it waits for the wallet."""
+    for key in (lambda t: t.target_id, lambda t: t.decision_id, lambda t: (t.advertiser_id, t.currency)):
+        if len({key(terms) for terms in asked}) != len(asked):
+            # Two debits of one wallet in one UPDATE would be one; two records
+            # of one decision a unique violation: never send them together.
+            raise ValueError("a hold statement takes at most one hold per target, decision and wallet")
+    if wait_for_wallet and len(asked) != 1:
+        raise ValueError("only a hold alone waits for its wallet")
     params = hold_params(asked, [str(uuid.uuid4()) for _ in asked], [ledger.new_transaction_id() for _ in asked])
-    rows = (await uow.execute(_HOLDS, params)).all()
-    return [HoldAttempt(row.locked, steps.record_of(row, terms.target_id), escrow_from(row))
+    rows = (await uow.execute(_HOLD_ALONE if wait_for_wallet else _HOLDS, params)).all()
+    return [HoldAttempt(row.locked, row.busy, steps.record_of(row, terms.target_id), escrow_from(row))
             for terms, row in zip(asked, rows, strict=True)]
 
 

@@ -6,7 +6,8 @@ Lock order, the same for every move so two moves can never deadlock:
    waits for it (store/holds.py) holds nothing else meanwhile;
 1. the one wallet the move debits or credits (a move touches at most one,
    and takes it before anything below; a statement of several holds takes
-   their wallets in (owner, currency) order, then only rows it creates);
+   their wallets in (owner, currency) order, never waiting: it skips a
+   wallet another move holds, and then takes only rows it creates);
 2. the rows of one target: its escrow row and its escrow account, which
    only that target's hold, release and refund touch;
 3. at most one shard of a system account (platform fee, external funding),

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import random
 
+import asyncpg
 import grpc
 import pytest
 
@@ -122,4 +123,76 @@ async def test_a_value_the_statement_refuses_fails_only_the_hold_that_sent_it(pa
     for advertiser in advertisers[:-1]:
         assert (await payments.wallet(advertiser)).balance == 900
     assert (await payments.wallet(advertisers[-1])).balance == 1_000
+    await payments.assert_reconciled()
+
+
+async def test_a_wallet_another_move_holds_never_holds_up_the_holds_of_other_wallets(payments):
+    """Another move keeps the busy wallet locked for a long while; four
+    holds of it are under way, as many as hold statements run at once.
+    A hold of another wallet, and a deposit to it, still go through at
+    once; the busy wallet's holds go through once it is free."""
+    busy, other = new_id(), new_id()
+    await payments.deposit(busy, 1_000)
+    await payments.deposit(other, 1_000)
+    mover = await asyncpg.connect(payments.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        async with mover.transaction():
+            await mover.execute("SELECT 1 FROM accounts WHERE kind = 'wallet' AND user_id = $1 FOR UPDATE", busy)
+            waiting = [asyncio.ensure_future(payments.hold(new_id(), busy, 100)) for _ in range(4)]
+            await asyncio.sleep(0.3)
+            assert not any(hold.done() for hold in waiting)
+            reply = await asyncio.wait_for(payments.hold(new_id(), other, 100), 3)
+            assert reply.escrow.status == "held"
+            await asyncio.wait_for(payments.deposit(other, 50), 3)
+            assert not any(hold.done() for hold in waiting)
+        assert {r.escrow.status for r in await asyncio.wait_for(asyncio.gather(*waiting), 5)} == {"held"}
+    finally:
+        await mover.close()
+    assert ((await payments.wallet(busy)).balance, (await payments.wallet(other)).balance) == (600, 950)
+    await payments.assert_reconciled()
+
+
+async def test_a_hold_statement_never_carries_two_holds_of_one_wallet_target_or_decision(payments):
+    """Two debits of one wallet in one statement would be one; the store
+    refuses to send them together, writing nothing."""
+    advertiser = new_id()
+    await payments.deposit(advertiser, 1_000)
+    db = Database(payments.engine.url.render_as_string(hide_password=False), pool_size=1)
+    try:
+        one = domain.HoldTerms(new_id(), new_id(), advertiser, new_id(), 300, "USD")
+        for other in (domain.HoldTerms(new_id(), new_id(), advertiser, new_id(), 300, "USD"),
+                      domain.HoldTerms(one.target_id, new_id(), new_id(), new_id(), 300, "USD"),
+                      domain.HoldTerms(new_id(), one.decision_id, new_id(), new_id(), 300, "USD")):
+            async with db.single_statement("two_holds") as uow:
+                with pytest.raises(ValueError):
+                    await holds.attempt(uow, [one, other])
+    finally:
+        await db.dispose()
+    assert (await payments.wallet(advertiser)).balance == 1_000
+
+
+async def test_a_caller_that_stops_waiting_after_its_hold_left_gets_it_held_once_and_its_repeat_answered(
+        payments, payments_in_process, monkeypatch):
+    real_attempt = holds.attempt
+    left = asyncio.Event()
+
+    async def slow_attempt(uow, asked, **kwargs):
+        left.set()
+        await asyncio.sleep(0.2)
+        return await real_attempt(uow, asked, **kwargs)
+
+    monkeypatch.setattr(holds, "attempt", slow_attempt)
+    advertiser = new_id()
+    await payments.deposit(advertiser, 1_000)
+    terms = domain.HoldTerms(new_id(), new_id(), advertiser, new_id(), 400, "USD")
+    caller = asyncio.ensure_future(payments_in_process.hold_escrow(terms))
+    await left.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await asyncio.sleep(0.4)  # the statement it sent went on and committed
+    assert (await payments.wallet(advertiser)).balance == 600
+    escrow = await payments_in_process.hold_escrow(terms)
+    assert (escrow.target_id, escrow.amount, escrow.status) == (terms.target_id, 400, "held")
+    assert (await payments.wallet(advertiser)).balance == 600
     await payments.assert_reconciled()

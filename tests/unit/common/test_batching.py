@@ -3,6 +3,7 @@ leaves at once; what queues behind the running batches leaves together,
 at most max_size at a time and never two sharing a key; each caller gets
 its own outcome, and no request is ever left waiting."""
 import asyncio
+import contextvars
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -123,6 +124,36 @@ async def test_a_run_that_answers_the_wrong_number_of_outcomes_fails_its_callers
     assert all(isinstance(r, RuntimeError) for r in results)
 
 
+async def test_batches_do_not_run_under_the_context_of_the_caller_that_started_the_runner():
+    who = contextvars.ContextVar("who", default="nobody")
+    seen = []
+
+    async def run(batch):
+        seen.append(who.get())
+        return batch
+
+    batcher = Batcher(run, max_size=10, max_running=1)
+
+    async def as_caller(name):
+        who.set(name)
+        return await batcher.submit(name)
+
+    assert await asyncio.gather(as_caller("first"), as_caller("second")) == ["first", "second"]
+    assert seen == ["nobody"]
+
+
+async def test_keys_that_cannot_be_computed_fail_that_request_alone_before_it_queues():
+    def keys_of(request):
+        if request == "bad":
+            raise KeyError("no wallet in this request")
+        return [request]
+
+    batcher = Batcher(Recorder(), max_size=10, max_running=1, keys_of=lambda r: keys_of(r))
+    results = await asyncio.gather(batcher.submit("a"), batcher.submit("bad"), batcher.submit("b"),
+                                   return_exceptions=True)
+    assert results[0] == "aa" and isinstance(results[1], KeyError) and results[2] == "bb"
+
+
 def test_a_batcher_needs_room_for_one_request():
     with pytest.raises(ValueError):
         Batcher(Recorder(), max_size=0, max_running=1)
@@ -136,14 +167,22 @@ def test_a_batcher_needs_room_for_one_request():
 def test_every_request_gets_exactly_its_own_outcome_whatever_the_timing(arrivals, max_size, max_running, pauses):
     """Requests arrive at random moments (some exactly as a runner finds
     the queue empty and stops), keyed at random: each is answered once,
-    with its own outcome; no batch breaks the size or key rules."""
+    with its own outcome; no batch breaks the size or key rules, and no
+    key is in two batches running at once."""
     async def scenario():
         batches = []
 
+        running: list = []
+
         async def run(batch):
             batches.append(batch)
+            keys = [key for _, key in batch]
+            assert not set(keys) & set(running), "a key in two running batches"
+            running.extend(keys)
             for _ in range(pauses[len(batches) % len(pauses)]):
                 await asyncio.sleep(0)
+            for key in keys:
+                running.remove(key)
             return [(request, "done") for request in batch]
 
         batcher = Batcher(run, max_size=max_size, max_running=max_running, keys_of=lambda r: [r[1]])
@@ -162,3 +201,27 @@ def test_every_request_gets_exactly_its_own_outcome_whatever_the_timing(arrivals
             assert len(batch) <= max_size and len({key for _, key in batch}) == len(batch)
 
     asyncio.run(scenario())
+
+
+async def test_a_key_is_never_in_two_running_batches_so_one_slow_key_occupies_one_runner():
+    running_keys: list[str] = []
+    overlaps = []
+
+    async def run(batch):
+        keys = [key for key, _ in batch]
+        overlaps.extend(k for k in keys if k in running_keys)
+        running_keys.extend(keys)
+        await asyncio.sleep(0.05 if "slow" in keys else 0.001)
+        for key in keys:
+            running_keys.remove(key)
+        return batch
+
+    batcher = Batcher(run, max_size=10, max_running=3, keys_of=lambda r: [r[0]])
+    slow = [asyncio.ensure_future(batcher.submit(("slow", n))) for n in range(3)]
+    await asyncio.sleep(0.01)
+    started = asyncio.get_running_loop().time()
+    quick = await asyncio.gather(*(batcher.submit((f"k{n}", n)) for n in range(20)))
+    # The quick keys went through on the runners the slow key did not take.
+    assert asyncio.get_running_loop().time() - started < 0.05
+    assert len(quick) == 20 and await asyncio.gather(*slow) == [("slow", n) for n in range(3)]
+    assert overlaps == []
