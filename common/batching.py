@@ -19,6 +19,7 @@ once its batch has left, what it asked for is carried out anyway and the
 outcome is dropped."""
 import asyncio
 import collections
+import contextlib
 import contextvars
 import dataclasses
 from collections.abc import Awaitable, Callable, Hashable, Iterable
@@ -65,8 +66,11 @@ class Batcher(Generic[Request, Outcome]):
 
     def _runner_done(self, runner: asyncio.Task, started: list) -> None:
         self._runners.discard(runner)
-        if not started:  # cancelled before its first step: its `finally` never ran
+        if not started:  # cancelled before its first step (the process is stopping): its `finally` never ran
             self._running -= 1
+            for waiting in self._queue:
+                waiting.future.cancel()
+            self._queue.clear()
 
     def _next_batch(self) -> list[_Waiting]:
         """The oldest requests that share no key with each other or with a
@@ -133,3 +137,25 @@ def _settle(future: asyncio.Future, outcome) -> None:
         future.set_exception(RuntimeError(f"the batch answered {outcome!r}"))
     else:
         future.set_exception(outcome)
+
+
+class Turns:
+    """Waiting in turn, per key, for something scarce: at most one caller
+    per key holds a turn (the others of that key wait here, holding
+    nothing), and at most `at_once` turns are held in all."""
+
+    def __init__(self, at_once: int):
+        self._at_once = asyncio.Semaphore(at_once)
+        self._keys: dict[Hashable, list] = {}  # key -> [lock, callers using it]
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: Hashable):
+        entry = self._keys.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0], self._at_once:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._keys[key]

@@ -3,7 +3,7 @@ import dataclasses
 import datetime as dt
 import uuid
 
-from common.batching import Batcher
+from common.batching import Batcher, Turns
 from common.db import Database, ValueOutOfRange
 from common.errors import InvalidInput
 from common.pagination import decode_cursor, encode_cursor
@@ -57,6 +57,11 @@ class Payments:
             self._hold_together, max_size=hold_batch_size, max_running=hold_batches,
             keys_of=lambda t: (("target", t.target_id), ("decision", t.decision_id),
                                ("wallet", t.advertiser_id, t.currency)))
+        # Holds whose wallet another move held wait for it, each in a session
+        # of its own: at most one per wallet, and at most half the sessions
+        # the batches leave, so deposits, releases and other wallets' holds
+        # always find one.
+        self._waits_for_wallets = Turns(max(1, (db.pool_size - hold_batches) // 2))
 
     async def deposit(self, user_id: str, amount: int, currency: str, key: str, reference: str) -> DepositResult:
         """Credits a wallet from external funding once per idempotency key;
@@ -125,8 +130,11 @@ class Payments:
         async def attempt() -> EscrowRow:
             tried = await self.hold_batches.submit(terms)
             if tried.busy:
-                async with self.db.single_statement("hold_escrow_when_wallet_free") as uow:
-                    [tried] = await holds.attempt(uow, [terms], wait_for_wallet=True)
+                # A session waiting for a wallet is one no other move can use:
+                # one at a time per wallet, and a few in all.
+                async with self._waits_for_wallets.turn((terms.advertiser_id, terms.currency)):
+                    async with self.db.single_statement("hold_escrow_when_wallet_free") as uow:
+                        [tried] = await holds.attempt(uow, [terms], wait_for_wallet=True)
             if not tried.locked and tried.recorded is None and tried.escrow is None:
                 async with self.db.unit_of_work("hold_escrow_after_wait") as uow:
                     await holds.wait_for_target(uow, terms.target_id)

@@ -16,6 +16,7 @@ from common.db import Database, ValueOutOfRange
 from services.payments import domain
 from services.payments.store import holds
 from services.payments.usecases import Payments
+from tests.harness import eventually
 from tests.integration.payments.conftest import new_id
 
 
@@ -101,11 +102,11 @@ async def test_a_value_the_statement_refuses_fails_only_the_hold_that_sent_it(pa
     real_attempt = holds.attempt
     batch_sizes = []
 
-    async def attempt(uow, asked):
+    async def attempt(uow, asked, **kwargs):
         batch_sizes.append(len(asked))
         if any(terms.target_id == poisoned for terms in asked):
             raise ValueOutOfRange("a value given is not one that can be stored (22003)")
-        return await real_attempt(uow, asked)
+        return await real_attempt(uow, asked, **kwargs)
 
     monkeypatch.setattr(holds, "attempt", attempt)
     advertisers = [new_id() for _ in range(6)]
@@ -190,9 +191,80 @@ async def test_a_caller_that_stops_waiting_after_its_hold_left_gets_it_held_once
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
-    await asyncio.sleep(0.4)  # the statement it sent went on and committed
-    assert (await payments.wallet(advertiser)).balance == 600
+    # The statement it sent went on and commits.
+    async def debited():
+        return (await payments.wallet(advertiser)).balance == 600
+
+    await eventually(debited, timeout=5)
     escrow = await payments_in_process.hold_escrow(terms)
     assert (escrow.target_id, escrow.amount, escrow.status) == (terms.target_id, 400, "held")
     assert (await payments.wallet(advertiser)).balance == 600
+    await payments.assert_reconciled()
+
+
+def mover_dsn(payments) -> str:
+    return payments.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def lock_wallet(mover: asyncpg.Connection, user_id: str) -> None:
+    """Another move's lock on a wallet, held until `mover`'s transaction ends."""
+    await mover.execute("SELECT 1 FROM accounts WHERE kind = 'wallet' AND user_id = $1 FOR UPDATE", user_id)
+
+
+async def test_in_one_statement_a_hold_of_a_busy_wallet_is_skipped_and_the_others_are_decided(
+        payments, payments_in_process):
+    """One statement at a time (hold_batches=1), carrying a hold of a wallet
+    another move holds and holds of free wallets: the free ones are decided
+    at once; for the busy one nothing is written until its wallet is free."""
+    busy, free = new_id(), [new_id() for _ in range(3)]
+    for advertiser in (busy, *free):
+        await payments.deposit(advertiser, 1_000)
+    busy_terms = domain.HoldTerms(new_id(), new_id(), busy, new_id(), 100, "USD")
+    mover = await asyncpg.connect(mover_dsn(payments))
+    try:
+        async with mover.transaction():
+            await lock_wallet(mover, busy)
+            waiting = asyncio.ensure_future(payments_in_process.hold_escrow(busy_terms))
+            held = await asyncio.wait_for(asyncio.gather(*(payments_in_process.hold_escrow(
+                domain.HoldTerms(new_id(), new_id(), advertiser, new_id(), 100, "USD")) for advertiser in free)), 3)
+            assert {escrow.status for escrow in held} == {"held"}
+            assert not waiting.done()
+            for table, column in (("escrows", "target_id"), ("saga_steps", "target_id")):
+                assert await payments.scalar(f"SELECT count(*) FROM {table} WHERE {column} = CAST(:t AS uuid)",
+                                             t=busy_terms.target_id) == 0
+        assert (await asyncio.wait_for(waiting, 5)).status == "held"
+    finally:
+        await mover.close()
+    assert (await payments.wallet(busy)).balance == 900
+    await payments.assert_reconciled()
+
+
+async def test_holds_waiting_for_one_busy_wallet_never_take_the_sessions_other_moves_need(payments):
+    """Four sessions in all, one statement of holds at a time; ten holds of
+    one wallet that another move keeps locked wait for it. Holds of other
+    wallets and a deposit still go through at once; the ten, once the
+    wallet is free, each hold once."""
+    db = Database(payments.engine.url.render_as_string(hide_password=False), pool_size=4)
+    small = Payments(db, 1000, hold_batch_size=32, hold_batches=1)
+    busy, other = new_id(), new_id()
+    await payments.deposit(busy, 1_000)
+    await payments.deposit(other, 1_000)
+    mover = await asyncpg.connect(mover_dsn(payments))
+    try:
+        async with mover.transaction():
+            await lock_wallet(mover, busy)
+            waiting = [asyncio.ensure_future(small.hold_escrow(
+                domain.HoldTerms(new_id(), new_id(), busy, new_id(), 50, "USD"))) for _ in range(10)]
+            await asyncio.sleep(0.3)
+            for _ in range(3):
+                escrow = await asyncio.wait_for(small.hold_escrow(
+                    domain.HoldTerms(new_id(), new_id(), other, new_id(), 100, "USD")), 3)
+                assert escrow.status == "held"
+            await asyncio.wait_for(small.deposit(other, 5, "USD", new_id(), ""), 3)
+            assert not any(hold.done() for hold in waiting)
+        assert {escrow.status for escrow in await asyncio.wait_for(asyncio.gather(*waiting), 10)} == {"held"}
+    finally:
+        await mover.close()
+        await db.dispose()
+    assert ((await payments.wallet(busy)).balance, (await payments.wallet(other)).balance) == (500, 705)
     await payments.assert_reconciled()

@@ -8,7 +8,7 @@ import contextvars
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from common.batching import Batcher
+from common.batching import Batcher, Turns
 
 
 class Recorder:
@@ -211,17 +211,50 @@ async def test_a_key_is_never_in_two_running_batches_so_one_slow_key_occupies_on
         keys = [key for key, _ in batch]
         overlaps.extend(k for k in keys if k in running_keys)
         running_keys.extend(keys)
-        await asyncio.sleep(0.05 if "slow" in keys else 0.001)
+        await asyncio.sleep(0.4 if "slow" in keys else 0.001)
         for key in keys:
             running_keys.remove(key)
         return batch
 
     batcher = Batcher(run, max_size=10, max_running=3, keys_of=lambda r: [r[0]])
-    slow = [asyncio.ensure_future(batcher.submit(("slow", n))) for n in range(3)]
+    slow = [asyncio.ensure_future(batcher.submit(("slow", n))) for n in range(2)]
     await asyncio.sleep(0.01)
     started = asyncio.get_running_loop().time()
     quick = await asyncio.gather(*(batcher.submit((f"k{n}", n)) for n in range(20)))
-    # The quick keys went through on the runners the slow key did not take.
-    assert asyncio.get_running_loop().time() - started < 0.05
-    assert len(quick) == 20 and await asyncio.gather(*slow) == [("slow", n) for n in range(3)]
+    # The quick keys went through on the runners the slow key did not take,
+    # long before the slow key's first batch was done.
+    assert asyncio.get_running_loop().time() - started < 0.3
+    assert len(quick) == 20 and await asyncio.gather(*slow) == [("slow", n) for n in range(2)]
     assert overlaps == []
+
+
+async def test_turns_let_one_caller_per_key_and_at_most_so_many_in_all_hold_a_turn():
+    turns = Turns(at_once=2)
+    holding: list[str] = []
+    peak_total, same_key = 0, []
+
+    async def use(key, hold_s):
+        nonlocal peak_total
+        async with turns.turn(key):
+            same_key.extend(k for k in holding if k == key)
+            holding.append(key)
+            peak_total = max(peak_total, len(holding))
+            await asyncio.sleep(hold_s)
+            holding.remove(key)
+
+    await asyncio.gather(*(use(key, 0.005) for key in "aaabbbcccd"))
+    assert (peak_total, same_key) == (2, [])
+    assert turns._keys == {}  # nothing kept once every caller is done
+
+
+async def test_a_turn_given_up_while_waiting_frees_its_place():
+    turns = Turns(at_once=1)
+    async with turns.turn("a"):
+        waiter = asyncio.ensure_future(turns.turn("a").__aenter__())
+        await asyncio.sleep(0)
+        waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    async with turns.turn("a"):
+        pass
+    assert turns._keys == {}
