@@ -68,9 +68,13 @@ class Batcher(Generic[Request, Outcome]):
         self._runners.discard(runner)
         if not started:  # cancelled before its first step (the process is stopping): its `finally` never ran
             self._running -= 1
-            for waiting in self._queue:
-                waiting.future.cancel()
-            self._queue.clear()
+            self._cancel_queued()
+
+    def _cancel_queued(self) -> None:
+        """The process is stopping: nobody is left to run what waits."""
+        for waiting in self._queue:
+            waiting.future.cancel()
+        self._queue.clear()
 
     def _next_batch(self) -> list[_Waiting]:
         """The oldest requests that share no key with each other or with a
@@ -98,10 +102,8 @@ class Batcher(Generic[Request, Outcome]):
         try:
             while batch := self._next_batch():
                 await self._carry_out(batch)
-        except asyncio.CancelledError:  # the process is stopping: nobody is left to run what waits
-            for waiting in self._queue:
-                waiting.future.cancel()
-            self._queue.clear()
+        except asyncio.CancelledError:
+            self._cancel_queued()
             raise
         finally:
             self._running -= 1

@@ -490,4 +490,3 @@ def is_transient(error: BaseException) -> bool:
 
 def is_unique_violation(error: BaseException, constraint: str | None = None) -> bool:
     return sqlstate(error) == UNIQUE_VIOLATION and (constraint is None or constraint_name(error) == constraint)
-

@@ -8,10 +8,11 @@ Starts its own embedded PostgreSQL (pg_stat_statements loaded, room for the
 service's pool and the direct clients) in a temporary directory and a real
 payments server process on a free port, with its default settings (as
 `make run` starts it: its pool, its hold batches); stops both at the end.
-The direct client sends the statement the service sends for a lone hold,
-one hold per statement, on one session per concurrent hold; the service
-carries out the holds asked for meanwhile in one statement (store/holds.py),
-which is where its advantage comes from.
+The direct client sends the service's hold statement for one hold that
+waits for its wallet (what the service sends for a hold alone), one hold
+per statement, on one session per concurrent hold; the service carries out
+the holds asked for meanwhile in one statement (store/holds.py), which is
+where its advantage comes from.
 
 For each run: holds/s, p50/p95/p99, the ratio of the gRPC service to the
 direct SQL (the bar: >= 0.8x throughput), the hold statement's mean

@@ -54,9 +54,7 @@ class Payments:
         # `hold_batch_size` in one, at most `hold_batches` statements at once;
         # never two of one target, decision or wallet in one statement.
         self.hold_batches: Batcher[domain.HoldTerms, holds.HoldAttempt] = Batcher(
-            self._hold_together, max_size=hold_batch_size, max_running=hold_batches,
-            keys_of=lambda t: (("target", t.target_id), ("decision", t.decision_id),
-                               ("wallet", t.advertiser_id, t.currency)))
+            self._hold_together, max_size=hold_batch_size, max_running=hold_batches, keys_of=holds.keys_of)
         # Holds whose wallet another move held wait for it, each in a session
         # of its own: at most one per wallet, and at most half the sessions
         # the batches leave, so deposits, releases and other wallets' holds

@@ -1,20 +1,21 @@
 """HoldEscrow in one statement, for one hold or for a set of holds asked
 for at the same time (Payments.hold_escrow gathers them), each decided as
 if alone: the per-target lock, what the decision and the target already
-have, and, when neither has anything, the whole decision: either the guarded wallet debit, the escrow's own account opened
-holding the amount, the ledger transaction with its entries, the 'held'
-outcome and the escrow row; or the 'insufficient_funds' outcome with the
-balance it was refused on (docs/design.md saga rules 1, 3).
+have, and, when neither has anything, the whole decision: either the
+guarded wallet debit, the escrow's own account opened holding the amount,
+the ledger transaction with its entries, the 'held' outcome and the escrow
+row; or the 'insufficient_funds' outcome with the balance it was refused
+on (docs/design.md saga rules 1, 3).
 
 Lock order (store/ledger.py): the targets (try-locks: this statement never
 waits for them), then the advertisers' wallets in (owner, currency) order
 (skipped when another move holds one: the hold is `busy`, and runs again
-alone, waiting), then rows only these targets' moves ever touch (their escrow accounts and
-escrow rows). No shared row: holds of different targets on different
-wallets never wait for each other. The
-CTEs read each other's output (the debit needs the locked wallet, the
-account needs the debit, the inserts need the transaction), which is what
-makes PostgreSQL run them in that order.
+alone, waiting), then rows only these targets' moves ever touch (their
+escrow accounts and escrow rows). No shared row: holds of different
+targets on different wallets never wait for each other. The CTEs read each
+other's output (the debit needs the locked wallet, the account needs the
+debit, the inserts need the transaction), which is what makes PostgreSQL
+run them in that order.
 
 The lock is tried in the statement that reads, so the read's snapshot may
 predate a hold of the same target that committed just before the lock was
@@ -38,8 +39,8 @@ _FIELDS = [field.name for field in dataclasses.fields(EscrowRow)]
 _ESCROW = ", ".join(f"e.{name}" for name in _FIELDS)
 _KNOWN_ESCROW = ", ".join(["k.n"] + [f"k.{name}" for name in _FIELDS])
 
-# The holds asked for, in the order asked (`n`). A batch never asks twice
-# for one target, decision or wallet (Payments.hold_escrow sees to it).
+# The holds asked for, in the order asked (`n`); never two that share a
+# key (`keys_of`: `attempt` refuses such a set).
 #
 # Every lookup is a LATERAL subquery per hold, fenced (OFFSET 0) so the
 # planner keeps it a probe of the unique index: the plan is built once per
@@ -168,15 +169,20 @@ def hold_params(asked: list[domain.HoldTerms], escrow_ids: list[str], txs: list[
             "refusal_code": domain.InsufficientFunds.code}
 
 
+def keys_of(terms: domain.HoldTerms) -> tuple:
+    """What no two holds of one statement may share: two debits of one
+    wallet in one UPDATE would be one, two records of one decision or two
+    escrows of one target a unique violation."""
+    return ("target", terms.target_id), ("decision", terms.decision_id), ("wallet", terms.advertiser_id, terms.currency)
+
+
 async def attempt(uow: UnitOfWork, asked: list[domain.HoldTerms], *, wait_for_wallet: bool = False) -> list[HoldAttempt]:
     """Runs the hold statement for `asked`; one attempt per hold, in order.
     Without `wait_for_wallet` a hold whose wallet another move holds comes
     back `busy`; with it (one hold alone) it waits for the wallet."""
-    for key in (lambda t: t.target_id, lambda t: t.decision_id, lambda t: (t.advertiser_id, t.currency)):
-        if len({key(terms) for terms in asked}) != len(asked):
-            # Two debits of one wallet in one UPDATE would be one; two records
-            # of one decision a unique violation: never send them together.
-            raise ValueError("a hold statement takes at most one hold per target, decision and wallet")
+    keys = [key for terms in asked for key in keys_of(terms)]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a hold statement takes at most one hold per target, decision and wallet")
     if wait_for_wallet and len(asked) != 1:
         raise ValueError("only a hold alone waits for its wallet")
     params = hold_params(asked, [str(uuid.uuid4()) for _ in asked], [ledger.new_transaction_id() for _ in asked])

@@ -45,9 +45,10 @@ async def test_forty_holds_on_forty_wallets_asked_together_each_hold_once_in_few
 
 async def test_holds_on_shared_wallets_in_any_order_hold_exactly_what_each_wallet_covers(payments, caplog):
     """Six wallets, each covering 4 holds of 100, get 10 holds each, asked
-    for all at once in a shuffled order: batches share wallets and take them
-    in every order. Exactly 4 per wallet are held, the rest are refused
-    stating the balance they met, and no statement ever deadlocked."""
+    for all at once in a shuffled order: batches carry holds of several
+    wallets, asked in every order. Exactly 4 per wallet are held, the rest
+    are refused stating the balance they met, and no statement ever
+    deadlocked."""
     caplog.set_level(logging.INFO, logger="common.db")
     advertisers = [new_id() for _ in range(6)]
     for advertiser in advertisers:
