@@ -141,15 +141,18 @@ def validation_message(errors) -> str:
         if kind == "json_invalid":
             parts.append("request body is not valid JSON")
             continue
-        if loc == ["body"]:  # not an object: not JSON, or another JSON value, or none at all
-            parts.append(JSON_OBJECT_EXPECTED)
+        msg = str(item.get("msg", "is not valid")).removeprefix("Value error, ")
+        if loc == ["body"]:
+            # A rule of the whole body (at least one field to change) says
+            # what it wants; else it is not an object: not JSON, or another
+            # JSON value, or none at all.
+            parts.append(msg if kind == "value_error" else JSON_OBJECT_EXPECTED)
             continue
         where, name = (loc[0], ".".join(loc[1:])) if loc else ("", "")
         if where == "body":
             label = name
         else:
             label = f"{where} parameter {name}".strip()
-        msg = str(item.get("msg", "is not valid")).removeprefix("Value error, ")
         if kind == "string_pattern_mismatch":
             msg = PATTERN_MEANINGS.get(item.get("ctx", {}).get("pattern"), msg)
         parts.append(f"{label}: {msg}")

@@ -155,3 +155,13 @@ def test_validation_message_names_the_field():
 def test_validation_message_for_bad_json():
     assert validation_message([{"type": "json_invalid", "loc": ("body", 1), "msg": "JSON decode error"}]) \
         == "request body is not valid JSON"
+
+
+def test_validation_message_of_a_rule_of_the_whole_body_says_the_rule():
+    message = validation_message([{"type": "value_error", "loc": ("body",), "msg": "Value error, give at least one"}])
+    assert message == "give at least one"
+
+
+def test_validation_message_of_a_missing_body_asks_for_a_json_object():
+    assert validation_message([{"type": "missing", "loc": ("body",), "msg": "Field required"}]) == \
+        "request body must be a JSON object, sent with Content-Type: application/json"
