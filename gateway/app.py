@@ -12,7 +12,8 @@ from gateway.docs import install_docs
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContext
 from gateway.openapi import openapi_document, operation_id
-from gateway.routes import campaigns, channels, health, moderation, outbox, payments, publication, targets
+from gateway.routes import (campaigns, channels, health, moderation, outbox, payments, publication, targets,
+                            telegram)
 from gateway.settings import Settings
 
 
@@ -38,13 +39,14 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="AdTech gateway", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   swagger_ui_oauth2_redirect_url=None, openapi_url="/api/openapi.json",
                   generate_unique_id_function=operation_id,
-                  description="HTTP/JSON API of the ad marketplace: channels, campaigns, targets, "
-                              "moderation and payments. Bearer JWT (HS256) on every route but health. "
+                  description="HTTP/JSON API of the ad marketplace: Telegram accounts, channels, campaigns, "
+                              "targets, moderation, publication and payments. Bearer JWT (HS256) on every "
+                              "route but health. "
                               "Every error answers `{\"error\": {\"code\", \"message\"}}`; each "
                               "operation lists the statuses and codes it can answer.")
     app.state.settings = settings
     app.state.jwt_secret = jwt_secret
-    for module in (health, channels, campaigns, targets, moderation, payments, publication, outbox):
+    for module in (health, telegram, channels, campaigns, targets, moderation, payments, publication, outbox):
         app.include_router(module.router)
     install_docs(app, "/api/docs")
     install_console(app)

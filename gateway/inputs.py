@@ -107,12 +107,16 @@ MediaUrl = _text(MEDIA_URL_MAX, HTTP_URL, "An http(s) URL; none when empty")
 MessageUrl = _text(MEDIA_URL_MAX, r"^https://t\.me/(?:c/)?[A-Za-z0-9_]+/[0-9]{1,18}$",
                    "The post's link, https://t.me/<channel>/<message id>")
 RejectionReason = _text(REASON_MAX, NOT_BLANK, "Why, for the owner; not blank")
+DeclineReason = _text(REASON_MAX, NOT_BLANK, "Why the channel's owner will not publish it, for the advertiser; "
+                                             "not blank")
 Reference = _text(REFERENCE_MAX, NO_NUL, "Free text kept on the ledger entry")
 Destination = _text(DESTINATION_MAX, NOT_BLANK, "Where to pay the withdrawal (e.g. an IBAN); not blank")
 ExternalReference = _text(EXTERNAL_REFERENCE_MAX, NOT_BLANK, "The payment's reference at the bank or processor; "
                                                              "not blank")
 Money = Annotated[int, Field(strict=True, ge=1, le=10**MONEY_DIGITS - 1,
                              description=f"Minor units, at most {MONEY_DIGITS} digits"), BeforeValidator(_integral)]
+# A JSON true or false only: 1, "true" or "yes" are refused, as the document says.
+Flag = Annotated[bool, Field(strict=True)]
 Instant = Annotated[Timestamp, PlainValidator(_instant),
                     WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339,
                                     "description": "RFC 3339 with a time zone, in the years 2001 to 9998"})]

@@ -61,6 +61,30 @@ SCHEDULING = (
     by_service(S.INVALID_ARGUMENT, Reason.INVALID_TIME, "scheduledAt is not a time a post can be booked at"),
 )
 TARGET_CANCELLED = by_service(S.FAILED_PRECONDITION, Reason.TARGET_CANCELLED, "The target was cancelled")
+CHANNEL_CANNOT_POST = by_service(
+    S.FAILED_PRECONDITION, Reason.CHANNEL_CANNOT_POST,
+    "The bot cannot post in the channel (not found, not an administrator that can post, or blocked)")
+NOT_CHANNEL_OWNER = by_service(S.PERMISSION_DENIED, Reason.FORBIDDEN, "Not the channel's owner")
+NOT_JOB_OWNER = by_service(S.PERMISSION_DENIED, Reason.FORBIDDEN, "Not the owner of the job's channel")
+
+# Listing a channel, resubmitting or approving one asks Telegram who owns
+# the chat (docs/design.md "Listing a channel").
+PROVING_OWNERSHIP = (
+    by_service(S.FAILED_PRECONDITION, Reason.TELEGRAM_NOT_LINKED,
+               "The channel's owner has no Telegram account bound (POST /api/me/telegram/link)"),
+    by_service(S.FAILED_PRECONDITION, Reason.CHANNEL_NOT_FOUND, "Telegram knows no chat by the channel's handle"),
+    by_service(S.PERMISSION_DENIED, Reason.NOT_CHANNEL_ADMIN,
+               "The owner's Telegram account is not the chat's creator or an administrator"),
+    CHANNEL_CANNOT_POST,
+)
+ALREADY_LISTED = by_service(S.ALREADY_EXISTS, Reason.CHANNEL_ALREADY_LISTED,
+                            "A live listing (pending, approved or suspended) of the same chat, or of the same handle "
+                            "in any case, exists")
+
+# The channel owner's answer to a post job awaiting it.
+_ANSWER = (INPUT, TOKEN, ROLE, NOT_JOB_OWNER, NOT_FOUND, by_service(
+    S.ABORTED, Reason.POST_JOB_NOT_AWAITING, "The post job is not awaiting its owner's answer"), by_service(
+    S.ABORTED, Reason.ANSWER_DEADLINE_PASSED, "The answer came after acceptBy; the job expires"), *SERVICE_DOWN)
 
 _CAMPAIGN_MOVE = (INPUT, TOKEN, ROLE, NOT_OWNER, NOT_FOUND, INVALID_TRANSITION, CONCURRENT_CHANGE, *SERVICE_DOWN)
 _AN_ADMINS_READ = (INPUT, TOKEN, ROLE, *SERVICE_DOWN)
@@ -88,14 +112,23 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
     # health
     "live": (),
     "ready": (INPUT, TOKEN, ROLE),  # with ?details=true only; a service down answers 503 with the Ready body
+    # Telegram accounts
+    "create_telegram_link": (TOKEN, *SERVICE_DOWN),
+    "telegram_account": (TOKEN, *SERVICE_DOWN),
+    "unlink_telegram_account": (TOKEN, *SERVICE_DOWN),
     # channels
-    "create_channel": (INPUT, TOKEN, ROLE, *SERVICE_DOWN),
+    "create_channel": (INPUT, TOKEN, ROLE, by_service(
+        S.INVALID_ARGUMENT, Reason.INVALID_INPUT, "A currency other than the platform's"), *PROVING_OWNERSHIP,
+        ALREADY_LISTED, *SERVICE_DOWN),
     "list_channels": (INPUT, TOKEN, *SERVICE_DOWN),
     "get_channel": (INPUT, TOKEN, NOT_FOUND, *SERVICE_DOWN),
+    "update_channel": (INPUT, TOKEN, ROLE, NOT_CHANNEL_OWNER, NOT_FOUND, *SERVICE_DOWN),
+    "resubmit_channel": (INPUT, TOKEN, ROLE, NOT_CHANNEL_OWNER, NOT_FOUND, by_service(
+        S.FAILED_PRECONDITION, Reason.INVALID_TRANSITION, "The channel is neither rejected nor suspended"),
+        *PROVING_OWNERSHIP, ALREADY_LISTED, CONCURRENT_CHANGE, *SERVICE_DOWN),
     "approve_channel": (INPUT, TOKEN, ROLE, NOT_FOUND, INVALID_TRANSITION, by_service(
-        S.FAILED_PRECONDITION, Reason.CHANNEL_CANNOT_POST,
-        "The bot cannot post in the channel (not found, not an administrator that can post, or blocked)"),
-        *SERVICE_DOWN),
+        S.FAILED_PRECONDITION, Reason.INVALID_TRANSITION, "The handle names another chat now than when it was listed"),
+        *PROVING_OWNERSHIP, *SERVICE_DOWN),
     "reject_channel": (INPUT, TOKEN, ROLE, NOT_FOUND, INVALID_TRANSITION, *SERVICE_DOWN),
     # campaigns
     "create_campaign": (INPUT, TOKEN, ROLE, *SERVICE_DOWN),
@@ -136,6 +169,8 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
     "resolve_post_job": (INPUT, TOKEN, ROLE, NOT_FOUND, by_service(
         S.ABORTED, Reason.POST_JOB_NOT_IN_REVIEW, "The post job is not in needs_review"), by_service(
         S.ABORTED, Reason.POST_ALREADY_OUT, "A retry of a job whose post is known to be out"), *SERVICE_DOWN),
+    "accept_post_job": _ANSWER,
+    "decline_post_job": _ANSWER,
     # outbox
     "dead_letters": _AN_ADMINS_READ,
     "retry_dead_letter": (INPUT, TOKEN, ROLE, Refusal(404, Reason.NOT_FOUND, "That outbox has no dead letter with this "

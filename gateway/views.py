@@ -1,6 +1,8 @@
 """The JSON shapes of API.md and their translation from protos. camelCase
 on the wire; RFC 3339 UTC timestamps ending in `Z`; empty proto strings and
 unset timestamps of optional fields become null."""
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -30,9 +32,13 @@ class Channel(ApiModel):
     owner_id: str
     title: str
     handle: str
+    telegram_chat_id: int | None  # the Telegram chat, known from listing; null for a listing never verified
     price_per_post: int
     currency: str
-    status: str
+    auto_accept: bool  # approved posts are queued without the owner's answer
+    status: str  # pending | approved | rejected | suspended
+    rejection_reason: str | None  # why it was rejected or suspended
+    verified_at: str | None  # when the owner's Telegram account was last proven an administrator of the chat
     created_at: str
 
 
@@ -41,8 +47,10 @@ class ChannelPage(Page):
 
 
 def channel(c) -> Channel:
-    return Channel(id=c.id, owner_id=c.owner_id, title=c.title, handle=c.handle, price_per_post=c.price_per_post,
-                   currency=c.currency, status=c.status, created_at=_at(c, "created_at"))
+    return Channel(id=c.id, owner_id=c.owner_id, title=c.title, handle=c.handle, telegram_chat_id=c.chat_id or None,
+                   price_per_post=c.price_per_post, currency=c.currency, auto_accept=c.auto_accept, status=c.status,
+                   rejection_reason=c.rejection_reason or None, verified_at=_ts(c, "verified_at"),
+                   created_at=_at(c, "created_at"))
 
 
 class Creative(ApiModel):
@@ -81,7 +89,12 @@ def campaign(c) -> Campaign:
 class PostJob(ApiModel):
     id: str
     execute_at: str
-    status: str  # queued | publishing | published | verified | cancelled | failed | needs_review
+    # awaiting_publisher | queued | publishing | published | verified | cancelled | failed | needs_review |
+    # declined | expired
+    status: str
+    accept_by: str | None  # the owner answers before this, or the job expires; null for an auto-accepted job
+    answered_at: str | None  # when the owner accepted or declined
+    decline_reason: str | None  # the owner's reason, once declined
     message_url: str | None
     published_at: str | None
     verified_at: str | None
@@ -89,9 +102,10 @@ class PostJob(ApiModel):
 
 
 def post_job(j) -> PostJob:
-    return PostJob(id=j.id, execute_at=_at(j, "execute_at"), status=j.status, message_url=j.message_url or None,
-                   published_at=_ts(j, "published_at"), verified_at=_ts(j, "verified_at"),
-                   failure_reason=j.failure_reason or None)
+    return PostJob(id=j.id, execute_at=_at(j, "execute_at"), status=j.status, accept_by=_ts(j, "accept_by"),
+                   answered_at=_ts(j, "answered_at"), decline_reason=j.decline_reason or None,
+                   message_url=j.message_url or None, published_at=_ts(j, "published_at"),
+                   verified_at=_ts(j, "verified_at"), failure_reason=j.failure_reason or None)
 
 
 class PostJobItem(ApiModel):
@@ -205,6 +219,37 @@ class Approving(ApiModel):
     target_id: str
     status: str = "approving"
     decision_id: str
+
+
+class TelegramLink(ApiModel):
+    code: str  # single use; the bot binds it to the Telegram user who sends /start <code>
+    start_link: str  # https://t.me/<bot username>?start=<code>
+    expires_at: str
+
+
+def telegram_link(reply) -> TelegramLink:
+    return TelegramLink(code=reply.code, start_link=reply.start_link, expires_at=_at(reply, "expires_at"))
+
+
+class LinkedTelegramAccount(ApiModel):
+    """The Telegram account bound to the caller."""
+    linked: Literal[True]
+    telegram_user_id: int
+    username: str | None  # without @; null when the account has none
+    linked_at: str
+
+
+class UnlinkedTelegramAccount(ApiModel):
+    """No Telegram account is bound to the caller: exactly `{"linked": false}`."""
+    model_config = ConfigDict(extra="forbid")
+    linked: Literal[False]
+
+
+def telegram_account(reply) -> LinkedTelegramAccount | UnlinkedTelegramAccount:
+    if not reply.linked:
+        return UnlinkedTelegramAccount(linked=False)
+    return LinkedTelegramAccount(linked=True, telegram_user_id=reply.telegram_user_id,
+                                 username=reply.username or None, linked_at=_at(reply, "linked_at"))
 
 
 class Wallet(ApiModel):

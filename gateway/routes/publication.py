@@ -1,5 +1,6 @@
 """Publication, seen from outside: a channel's posts (its publisher, admins),
-every post job (admins), and an admin's verdict on a job in needs_review."""
+every post job (admins), the channel owner's answer to a job awaiting it,
+and an admin's verdict on a job in needs_review."""
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -7,13 +8,14 @@ from pydantic import Field
 
 from adtech.campaigns.v1 import campaigns_pb2 as pb
 from gateway import views
-from gateway.deps import Admin, CampaignsApi, CurrentUser, Page
-from gateway.inputs import ChannelId, InputModel, MessageUrl, PostJobId, RejectionReason
+from gateway.deps import Admin, CampaignsApi, CurrentUser, Page, Publisher
+from gateway.inputs import ChannelId, DeclineReason, InputModel, MessageUrl, PostJobId, RejectionReason
 
 router = APIRouter(tags=["publication"])
 
 JobStatus = Annotated[
-    Literal["", "queued", "publishing", "published", "verified", "cancelled", "failed", "needs_review"],
+    Literal["", "awaiting_publisher", "queued", "publishing", "published", "verified", "cancelled", "failed",
+            "needs_review", "declined", "expired"],
     Query(description="Only post jobs of this status; all when empty")]
 
 
@@ -32,6 +34,10 @@ class FailedOutcome(InputModel):
     """It will not be published: the job and the target fail, the advertiser is refunded."""
     outcome: Literal["failed"]
     reason: RejectionReason
+
+
+class Declination(InputModel):
+    reason: DeclineReason
 
 
 Resolution = Annotated[PublishedOutcome | RetryOutcome | FailedOutcome, Field(discriminator="outcome")]
@@ -60,4 +66,21 @@ async def resolve_post_job(post_job_id: PostJobId, body: Resolution, user: Admin
     reply = await campaigns.ResolvePostJob(pb.ResolvePostJobRequest(
         post_job_id=str(post_job_id), outcome=body.outcome, message_url=getattr(body, "message_url", ""),
         reason=getattr(body, "reason", "")))
+    return views.post_job(reply.post_job)
+
+
+@router.post("/api/post-jobs/{postJobId}/accept", response_model=views.PostJob)
+async def accept_post_job(post_job_id: PostJobId, user: Publisher, campaigns: CampaignsApi) -> views.PostJob:
+    """The channel's owner agrees to publish a job awaiting the answer
+    (`awaiting_publisher` → `queued`), before its `acceptBy`."""
+    reply = await campaigns.AcceptPostJob(pb.AcceptPostJobRequest(post_job_id=str(post_job_id)))
+    return views.post_job(reply.post_job)
+
+
+@router.post("/api/post-jobs/{postJobId}/decline", response_model=views.PostJob)
+async def decline_post_job(post_job_id: PostJobId, body: Declination, user: Publisher,
+                           campaigns: CampaignsApi) -> views.PostJob:
+    """The channel's owner refuses a job awaiting the answer, with a reason
+    (`declined`): the target is declined and the advertiser refunded."""
+    reply = await campaigns.DeclinePostJob(pb.DeclinePostJobRequest(post_job_id=str(post_job_id), reason=body.reason))
     return views.post_job(reply.post_job)
