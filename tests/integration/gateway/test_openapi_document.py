@@ -70,6 +70,15 @@ def test_readiness_takes_a_token_only_for_details(document):
     ("GET /api/channels/{channelId}/posts", {"200", "400", "401", "403", "404", "503"}),
     ("GET /api/post-jobs", {"200", "400", "401", "403", "503"}),
     ("POST /api/post-jobs/{postJobId}/resolve", {"200", "400", "401", "403", "404", "409", "503"}),
+    ("POST /api/me/telegram/link", {"201", "401", "503"}),
+    ("GET /api/me/telegram", {"200", "401", "503"}),
+    ("DELETE /api/me/telegram", {"204", "401", "503"}),
+    ("POST /api/channels", {"201", "400", "401", "403", "409", "503"}),
+    ("PATCH /api/channels/{channelId}", {"200", "400", "401", "403", "404", "503"}),
+    ("POST /api/channels/{channelId}/approve", {"200", "400", "401", "403", "404", "503"}),
+    ("POST /api/channels/{channelId}/resubmit", {"200", "400", "401", "403", "404", "409", "503"}),
+    ("POST /api/post-jobs/{postJobId}/accept", {"200", "400", "401", "403", "404", "409", "503"}),
+    ("POST /api/post-jobs/{postJobId}/decline", {"200", "400", "401", "403", "404", "409", "503"}),
 ])
 def test_each_operation_lists_every_status_it_can_answer(document, name, statuses):
     assert set(dict(operations(document))[name]["responses"]) == statuses
@@ -89,6 +98,25 @@ def test_each_operation_lists_every_status_it_can_answer(document, name, statuse
     ("POST /api/wallet/withdrawals", "409", "idempotency_key_reused"),
     ("POST /api/withdrawals/{withdrawalId}/complete", "409", "withdrawal_not_pending"),
     ("POST /api/withdrawals/{withdrawalId}/reject", "404", "withdrawal_not_found"),
+    ("POST /api/channels", "400", "telegram_not_linked"),
+    ("POST /api/channels", "400", "channel_not_found"),
+    ("POST /api/channels", "400", "channel_cannot_post"),
+    ("POST /api/channels", "403", "not_channel_admin"),
+    ("POST /api/channels", "409", "channel_already_listed"),
+    ("PATCH /api/channels/{channelId}", "403", "forbidden"),
+    ("PATCH /api/channels/{channelId}", "404", "not_found"),
+    ("POST /api/channels/{channelId}/resubmit", "400", "invalid_transition"),
+    ("POST /api/channels/{channelId}/resubmit", "400", "telegram_not_linked"),
+    ("POST /api/channels/{channelId}/resubmit", "400", "channel_cannot_post"),
+    ("POST /api/channels/{channelId}/resubmit", "403", "not_channel_admin"),
+    ("POST /api/channels/{channelId}/resubmit", "409", "channel_already_listed"),
+    ("POST /api/channels/{channelId}/approve", "400", "telegram_not_linked"),
+    ("POST /api/channels/{channelId}/approve", "403", "not_channel_admin"),
+    ("POST /api/post-jobs/{postJobId}/accept", "403", "forbidden"),
+    ("POST /api/post-jobs/{postJobId}/accept", "409", "post_job_not_awaiting"),
+    ("POST /api/post-jobs/{postJobId}/accept", "409", "answer_deadline_passed"),
+    ("POST /api/post-jobs/{postJobId}/decline", "409", "post_job_not_awaiting"),
+    ("POST /api/post-jobs/{postJobId}/decline", "409", "answer_deadline_passed"),
 ])
 def test_each_status_names_its_codes(document, name, status, code):
     assert f"`{code}`" in dict(operations(document))[name]["responses"][status]["description"]
@@ -102,9 +130,11 @@ def test_the_documented_limits_are_the_services(document):
         return next(s for s in schema.get("anyOf", [schema]) if s.get("type") == "string")["maxLength"]
 
     assert (limit("NewCampaign", "name"), limit("NewChannel", "title"), limit("Rejection", "reason")) == (200, 200, 1000)
+    assert (limit("ChannelChanges", "title"), limit("Declination", "reason")) == (200, 1000)
     assert (limit("NewCreative", "text"), limit("NewCreative", "mediaUrl"), limit("NewDeposit", "reference")) == \
         (4096, 2048, 500)
     assert schemas["NewChannel"]["properties"]["pricePerPost"]["maximum"] == 10**12 - 1
+    assert schemas["ChannelChanges"]["properties"]["pricePerPost"]["anyOf"][0]["maximum"] == 10**12 - 1
     assert schemas["NewCampaign"]["properties"]["creatives"]["maxItems"] == 50
     assert "100000" not in str(document)
 
@@ -116,6 +146,61 @@ def test_parameters_are_camel_case_and_deposits_need_an_idempotency_key(document
     for path in ("/api/wallets/{userId}/deposits", "/api/wallet/withdrawals"):
         key = next(p for p in document["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key")
         assert (key["in"], key["required"], key["schema"]["maxLength"]) == ("header", True, 200)
+
+
+def test_a_channel_change_must_name_a_field_to_change(document):
+    """A client's validator refuses what the gateway refuses: `{}` or only nulls."""
+    schema = document["components"]["schemas"]["ChannelChanges"]
+    assert schema["anyOf"] == [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                               for name in ("title", "pricePerPost", "autoAccept")]
+
+
+def test_auto_accept_is_a_json_boolean_false_by_default(document):
+    new_channel = document["components"]["schemas"]["NewChannel"]
+    assert new_channel["properties"]["autoAccept"] == {"type": "boolean", "title": "Autoaccept", "default": False}
+    assert "autoAccept" not in new_channel["required"]
+
+
+def test_the_telegram_account_is_either_bound_or_exactly_not_linked(document):
+    schemas = document["components"]["schemas"]
+    answer = document["paths"]["/api/me/telegram"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert answer["schema"]["anyOf"] == [{"$ref": "#/components/schemas/LinkedTelegramAccount"},
+                                         {"$ref": "#/components/schemas/UnlinkedTelegramAccount"}]
+    assert schemas["UnlinkedTelegramAccount"]["properties"] == {"linked": {"type": "boolean", "const": False,
+                                                                           "title": "Linked"}}
+    assert schemas["UnlinkedTelegramAccount"]["additionalProperties"] is False
+    assert set(schemas["LinkedTelegramAccount"]["required"]) == {"linked", "telegramUserId", "username", "linkedAt"}
+    assert schemas["TelegramLink"]["required"] == ["code", "startLink", "expiresAt"]
+
+
+def test_unlinking_answers_204_without_a_body(document):
+    assert document["paths"]["/api/me/telegram"]["delete"]["responses"]["204"] == {
+        "description": "Successful Response"}
+
+
+def test_the_new_fields_are_in_the_channel_and_post_job(document):
+    schemas = document["components"]["schemas"]
+    assert list(schemas["Channel"]["properties"]) == [
+        "id", "ownerId", "title", "handle", "telegramChatId", "pricePerPost", "currency", "autoAccept", "status",
+        "rejectionReason", "verifiedAt", "createdAt"]
+    assert list(schemas["PostJob"]["properties"]) == [
+        "id", "executeAt", "status", "acceptBy", "answeredAt", "declineReason", "messageUrl", "publishedAt",
+        "verifiedAt", "failureReason"]
+    assert set(schemas["Channel"]["required"]) == set(schemas["Channel"]["properties"])
+    assert set(schemas["PostJob"]["required"]) == set(schemas["PostJob"]["properties"])
+
+
+def _status_filter(document: dict, path: str) -> list[str]:
+    parameter = next(p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "status")
+    return parameter["schema"]["enum"]
+
+
+def test_status_filters_take_the_new_statuses(document):
+    assert _status_filter(document, "/api/channels") == ["", "pending", "approved", "rejected", "suspended"]
+    for path in ("/api/post-jobs", "/api/channels/{channelId}/posts"):
+        assert _status_filter(document, path) == [
+            "", "awaiting_publisher", "queued", "publishing", "published", "verified", "cancelled", "failed",
+            "needs_review", "declined", "expired"]
 
 
 @pytest.mark.parametrize("content, headers", [

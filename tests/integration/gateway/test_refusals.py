@@ -138,6 +138,47 @@ async def test_deposit_without_idempotency_key_is_400(gateway_down):
     assert "Idempotency-Key" in error["message"]
 
 
+# The services are down here: each of these answers without calling one (a call would be 503).
+@pytest.mark.parametrize("method, path, body, role", [
+    ("PATCH", f"/api/channels/{ANY_ID}", {}, "publisher"),
+    ("PATCH", f"/api/channels/{ANY_ID}", {"title": None, "pricePerPost": None, "autoAccept": None}, "publisher"),
+    ("PATCH", f"/api/channels/{ANY_ID}", {"autoAccept": "yes"}, "publisher"),
+    ("PATCH", "/api/channels/not-a-uuid", {"title": "News"}, "publisher"),
+    ("POST", "/api/channels/not-a-uuid/resubmit", None, "publisher"),
+    ("POST", "/api/channels", {"title": "t", "handle": "@abc", "pricePerPost": 100, "autoAccept": 1}, "publisher"),
+    ("POST", f"/api/post-jobs/{ANY_ID}/decline", {}, "publisher"),
+    ("POST", f"/api/post-jobs/{ANY_ID}/decline", {"reason": "   "}, "publisher"),
+    ("POST", "/api/post-jobs/not-a-uuid/accept", None, "publisher"),
+    ("GET", "/api/post-jobs", {"status": "awaiting"}, "admin"),
+])
+async def test_malformed_input_to_the_ownership_routes_is_400(gateway_down, method, path, body, role):
+    kwargs = {"params": body} if method == "GET" else {"json": body}
+    assert_error(await gateway_down.request(method, path, headers=bearer(role), **kwargs), 400, "invalid_input")
+
+
+async def test_a_decline_that_is_not_json_is_400(gateway_down):
+    response = await gateway_down.post(f"/api/post-jobs/{ANY_ID}/decline", content=b"{reason",
+                                       headers={**bearer("publisher"), "content-type": "application/json"})
+    assert assert_error(response, 400, "invalid_input")["message"] == "request body is not valid JSON"
+
+
+@pytest.mark.parametrize("method, path, role", [
+    ("PATCH", f"/api/channels/{ANY_ID}", "advertiser"),
+    ("POST", f"/api/channels/{ANY_ID}/resubmit", "admin"),
+    ("POST", f"/api/post-jobs/{ANY_ID}/accept", "advertiser"),
+    ("POST", f"/api/post-jobs/{ANY_ID}/decline", "admin"),
+])
+async def test_only_publishers_change_channels_and_answer_orders(gateway_down, method, path, role):
+    response = await gateway_down.request(method, path, json={"title": "News", "reason": "no"}, headers=bearer(role))
+    assert_error(response, 403, "forbidden")
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/api/me"), ("POST", "/api/me/telegram/unlink"),
+                                          ("POST", f"/api/post-jobs/{ANY_ID}/answer")])
+async def test_routes_near_the_new_ones_do_not_exist(gateway_down, method, path):
+    assert_error(await gateway_down.request(method, path, headers=bearer("publisher")), 404, "not_found")
+
+
 async def test_service_down_is_503(gateway_down):
     assert_error(await gateway_down.get("/api/channels", headers=bearer("admin")), 503, "unavailable")
 
