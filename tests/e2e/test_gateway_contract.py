@@ -14,12 +14,16 @@ from tests.harness import eventually, free_slot
 from tests.stack import Stack
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
-CHANNEL = {"id", "ownerId", "title", "handle", "pricePerPost", "currency", "status", "createdAt"}
+CHANNEL = {"id", "ownerId", "title", "handle", "telegramChatId", "pricePerPost", "currency", "autoAccept", "status",
+           "rejectionReason", "verifiedAt", "createdAt"}
 CAMPAIGN = {"id", "advertiserId", "name", "status", "startAt", "endAt", "creatives", "createdAt", "updatedAt"}
 CREATIVE = {"id", "text", "mediaUrl"}
 TARGET = {"id", "campaignId", "channelId", "scheduledAt", "price", "currency", "status", "moderatedBy",
           "moderatedAt", "moderationReason", "postJob"}
-POST_JOB = {"id", "executeAt", "status", "messageUrl", "publishedAt", "verifiedAt", "failureReason"}
+POST_JOB = {"id", "executeAt", "status", "acceptBy", "answeredAt", "declineReason", "messageUrl", "publishedAt",
+            "verifiedAt", "failureReason"}
+TELEGRAM_LINK = {"code", "startLink", "expiresAt"}
+LINK_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 QUEUE_ITEM = TARGET | {"channel", "creatives", "campaignName", "advertiserId"}
 DECISION = {"targetId", "decisionId", "decision", "status", "reason", "postJobId", "escrowId"}
 APPROVED = {"ok", "targetId", "status", "postJobId", "escrowId", "alreadyApproved"}
@@ -134,6 +138,27 @@ async def test_ready_reports_every_service_serving(http):
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "services": {
         "campaigns": "SERVING", "moderation": "SERVING", "payments": "SERVING"}}
+
+
+@pytest.mark.parametrize("role", ["advertiser", "publisher", "admin"])
+async def test_a_user_without_a_telegram_account_is_exactly_not_linked(api, role):
+    assert await api.call(User(role), "GET", "/api/me/telegram", 200) == {"linked": False}
+
+
+async def test_a_telegram_link_is_a_single_use_code_in_the_bots_start_link(api):
+    user = User("publisher")
+    link = await api.call(user, "POST", "/api/me/telegram/link", 201)
+    assert set(link) == TELEGRAM_LINK and LINK_CODE.match(link["code"])
+    assert re.fullmatch(r"https://t\.me/[A-Za-z0-9_]+\?start=" + re.escape(link["code"]), link["startLink"])
+    assert_timestamps(link, "expiresAt")
+    assert (await api.call(user, "POST", "/api/me/telegram/link", 201))["code"] != link["code"]
+
+
+async def test_unlinking_without_an_account_is_204_and_changes_nothing(api):
+    user = User("advertiser")
+    response = await api.http.delete("/api/me/telegram", headers=user.auth)
+    assert (response.status_code, response.content) == (204, b"")
+    assert await api.call(user, "GET", "/api/me/telegram", 200) == {"linked": False}
 
 
 async def test_publisher_creates_a_pending_channel(api):
