@@ -12,8 +12,10 @@ from operations.settings import CliSettings
 COMPOSE_FILES = ("docker-compose.yml", "tests/compose/docker-compose.test.yml")
 APP_IMAGE = "adtech:local"
 # Required by docker-compose.yml; the bot token is the one its Bot API
-# sandbox accepts, unless the caller brings a real bot's.
-COMPOSE_SECRETS = ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "POSTGRES_PASSWORD", "TELEGRAM_BOT_TOKEN")
+# sandbox accepts, unless the caller brings a real bot's; the control token
+# is what the e2e suite shows the sandbox's control API.
+COMPOSE_SECRETS = ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "POSTGRES_PASSWORD", "TELEGRAM_BOT_TOKEN",
+                   "TELEGRAM_SANDBOX_CONTROL_TOKEN")
 # Host ports the stack is published on (tests/compose/docker-compose.test.yml),
 # free ones picked per run: nothing holds 4002 or 8081 on a shared machine.
 PUBLISHED_PORTS = ("GATEWAY_PUBLISHED_PORT", "TELEGRAM_SANDBOX_PUBLISHED_PORT", "CAMPAIGNS_PUBLISHED_PORT",
@@ -46,7 +48,9 @@ def compose_plan(env: dict[str, str], compose: list[str] | None = None
     compose = [*(compose or ["docker", "compose"]), *(arg for f in COMPOSE_FILES for arg in ("-f", f))]
     env["ADTECH_COMPOSE"] = shlex.join(compose)  # how tests/compose drives the stack
     env["BASE_URL"] = env.get("BASE_URL") or f"http://127.0.0.1:{env['GATEWAY_PUBLISHED_PORT']}"
-    env["TELEGRAM_SANDBOX_URL"] = f"http://127.0.0.1:{env['TELEGRAM_SANDBOX_PUBLISHED_PORT']}"
+    # The e2e suite drives the stack's sandbox through its control API (tests/e2e/conftest.py).
+    env["E2E_SANDBOX_URL"] = f"http://127.0.0.1:{env['TELEGRAM_SANDBOX_PUBLISHED_PORT']}"
+    env["E2E_SANDBOX_CONTROL_TOKEN"] = env["TELEGRAM_SANDBOX_CONTROL_TOKEN"]
     for context in ("campaigns", "moderation", "payments"):  # `adtech verify` from this machine
         env[f"{context.upper()}_ADDR"] = f"127.0.0.1:{env[f'{context.upper()}_PUBLISHED_PORT']}"
     commands = [

@@ -12,6 +12,7 @@ CONTEXTS = ("payments", "campaigns", "moderation")  # migration and start order
 OUTBOX_CONTEXTS = ("campaigns", "moderation")
 ROLES = ("admin", "advertiser", "publisher")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # listen on every interface
+CONTROL_TOKEN = "TELEGRAM_SANDBOX_CONTROL_TOKEN"
 
 
 class CommandFailed(Exception):
@@ -32,6 +33,7 @@ class CliSettings(CommonSettings):
     adtech_replicas: int = Field(default=1, ge=1, le=8, description="`adtech run`: processes of each service, replica i listening on its `*_PORT` + i; callers spread their calls over them")
     telegram_bot_token: str | None = Field(default=None, description="The bot's token (a secret, no default); `adtech run` without it starts the local Bot API sandbox and points the stack at it")
     telegram_sandbox_port: int = Field(default=TELEGRAM_SANDBOX_PORT, ge=1, le=65535, description="`adtech run` without TELEGRAM_BOT_TOKEN: HTTP port of the Bot API sandbox (its page lists each channel's posts)")
+    telegram_sandbox_control_token: str | None = Field(default=None, description="Bearer token of the Bot API sandbox's control API (a secret, no default; `adtech run` generates it into the data directory when unset)")
     adtech_stop_grace_seconds: float = Field(default=10.0, gt=0, le=300, description="`adtech run`: how long a stopping process may take before it is killed")
 
     def sandbox_token(self) -> str:
@@ -40,6 +42,17 @@ class CliSettings(CommonSettings):
         from sandbox import new_token
 
         return resolve_secret("TELEGRAM_SANDBOX_TOKEN", None, self.data_dir(), generate=new_token)
+
+    def sandbox_control_token(self) -> str:
+        """The bearer token of the sandbox's control API: the one set, else
+        the one generated into the data directory once and reused."""
+        return resolve_secret(CONTROL_TOKEN, self.telegram_sandbox_control_token, self.data_dir())
+
+    def sandbox_control_token_source(self) -> str:
+        """Where an operator reads that token."""
+        if self.telegram_sandbox_control_token:
+            return f"${CONTROL_TOKEN}"
+        return str(self.data_dir() / "secrets" / CONTROL_TOKEN)
 
     def jwt_secret(self) -> str:
         return resolve_secret("ADTECH_JWT_SECRET", self.adtech_jwt_secret, self.data_dir())

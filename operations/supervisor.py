@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from operations.settings import CONTEXTS, reachable_host
+from operations.settings import CONTEXTS, CONTROL_TOKEN, reachable_host
 
 PR_SET_PDEATHSIG = 1
 
@@ -197,6 +197,8 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
     say = lambda text: print(f"[supervisor] {text}", flush=True)  # noqa: E731
     check_ports_free(stack_ports(settings, port_flags))  # before anything starts: every busy port is named
     jwt_secret, internal_token = settings.jwt_secret(), settings.internal_token()
+    if uses_sandbox(settings):
+        settings.sandbox_control_token()  # a placeholder stops the command here, before anything starts
     embedded = not settings.database_url
     reaper = start_reaper(settings.data_dir()) if embedded else None
     supervisor = None
@@ -237,7 +239,9 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
 def stack_children(settings) -> list[Child]:
     """STACK, with ADTECH_REPLICAS processes of each service: replica i
     (named `<service>-<i+1>` when there are several) on `*_PORT` + i."""
-    children = [dataclasses.replace(SANDBOX)] if uses_sandbox(settings) else []
+    # Only the sandbox gets its control token.
+    children = ([dataclasses.replace(SANDBOX, env={CONTROL_TOKEN: settings.sandbox_control_token()})]
+                if uses_sandbox(settings) else [])
     for child in STACK:
         if child.name not in REPLICATED or settings.adtech_replicas == 1:
             children.append(dataclasses.replace(child))
@@ -317,7 +321,9 @@ def banner(settings) -> list[str]:
     return [f"ready: API {url}", f"docs: {url}/docs", f"console: {url.removesuffix('/api')}/console (paste an admin token)",
             "token: .venv/bin/adtech token --role admin   (or: make token ROLE=advertiser)",
             f"try: curl -H \"Authorization: Bearer $(.venv/bin/adtech token --role admin 2>/dev/null)\" {url}/channels",
-            *([f"telegram: posts go to the local Bot API sandbox; its page: {sandbox_url(settings)}/"]
+            *([f"telegram: posts go to the local Bot API sandbox; its page: {sandbox_url(settings)}/",
+               f"telegram: the sandbox's control API (docs/sandbox.md) takes the bearer token in "
+               f"{settings.sandbox_control_token_source()}"]
               if uses_sandbox(settings) else ["telegram: posts go to the Bot API at TELEGRAM_API_URL"]),
             "Ctrl-C stops everything"]
 

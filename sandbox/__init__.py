@@ -1,16 +1,18 @@
-"""A local stand-in for the Telegram Bot API: the methods the channel adapter
-(services/campaigns/telegram.py) calls, its own storage, a page listing each
-channel's posts with a delete button, and a control API for people and
-tests. Run it with `python -m sandbox` (docs/sandbox.md).
+"""A local stand-in for the Telegram Bot API: the methods the platform's
+processes call (the channel adapter, services/campaigns/telegram.py, and
+the bot), its own storage, a page listing each channel's posts with a delete
+button, and a control API for people and tests. Run it with `python -m
+sandbox` (docs/sandbox.md).
 
 The Bot API, at /bot<token>/<method> (GET or POST; the query string, a JSON
-body or a urlencoded form as python-telegram-bot sends it): getMe, getChat,
-getChatMember, getChatAdministrators, sendMessage, sendPhoto (photo by URL),
-editMessageReplyMarkup, deleteMessage, logOut, close. Answers are
-Telegram's: {"ok": true, "result": ...} or {"ok": false, "error_code": N,
-"description": "...", "parameters": {"retry_after": N}} with the same HTTP
-status. Only the configured token is accepted (401 Unauthorized otherwise);
-an unknown method is 404 Not Found.
+body or a urlencoded form as python-telegram-bot sends it; any Host): getMe,
+getChat, getChatMember, getChatAdministrators, sendMessage, sendPhoto (photo
+by URL), editMessageText, editMessageReplyMarkup, deleteMessage,
+answerCallbackQuery, getUpdates, deleteWebhook, getWebhookInfo, logOut,
+close. Answers are Telegram's: {"ok": true, "result": ...} or {"ok": false,
+"error_code": N, "description": "...", "parameters": {"retry_after": N}}
+with the same HTTP status. Only the configured token is accepted (401
+Unauthorized otherwise); an unknown method is 404 Not Found.
 
 Channels: any @handle is a channel that exists, with the bot an
 administrator that can post, unless told to refuse. Its chat id is stable
@@ -26,27 +28,53 @@ editMessageReplyMarkup without buttons on a live post answers 400 "message
 is not modified" (the adapter's proof probe); on a deleted one 400 "message
 to edit not found".
 
-Control API (JSON; no credentials: it listens on 127.0.0.1 by default):
-  GET    /sandbox/channels                              every channel with its posts
-  GET    /sandbox/channels/{handle}                     one channel with its posts
+Users (sandbox/people.py, sandbox/private.py): created through the control
+API, each with a positive id; a user's status in a channel (creator,
+administrator, member; left unless set) is what getChatMember answers, in
+Telegram's ChatMember shapes, and creators and administrators are listed by
+getChatAdministrators with the bot. A user writes to the bot and presses its
+buttons through the control API; the bot receives those as `message` and
+`callback_query` updates (getUpdates, sandbox/updates.py: ids kept across a
+restart, an offset confirms, long polling, 409 Conflict for the waiting
+poll when another starts). The bot may write to a user only once the user
+has written to it (403 "Forbidden: bot can't initiate conversation with a
+user" before), edits its messages there (editMessageText,
+editMessageReplyMarkup) and answers presses (answerCallbackQuery).
+
+Control API (JSON only; every call needs `Authorization: Bearer
+<TELEGRAM_SANDBOX_CONTROL_TOKEN>` and a loopback Host, else 401 or 403; a
+body that is not application/json is 415; sandbox/guard.py):
+  GET    /sandbox/channels                              every channel with its members and posts
+  GET    /sandbox/channels/{handle}                     one channel with its members and posts
   GET    /sandbox/channels/{handle}/posts               its posts, newest first:
          message_id, text, media_url, photo, date, deleted, deleted_at (unix seconds)
   DELETE /sandbox/channels/{handle}/posts/{message_id}  delete a post (404 if none is live)
-  POST   /sandbox/channels/{handle}/posts/{message_id}/delete
-                                                        the same from the page's form; 303 to /
   POST   /sandbox/channels/{handle}/refuse              {"mode": "not_found" | "not_admin" | "blocked" | "off"}
+  PUT    /sandbox/channels/{handle}/members/{user_id}   {"status": "creator" | "administrator" | "member" | "left"}
   GET    /sandbox/faults                                the armed faults
   POST   /sandbox/faults                                {"method": "sendMessage" (or "*"), "kind": "429" |
          "500" | "502" | "stall_after_post", "count": 1, "retry_after": 5, "stall_s": 30}
   DELETE /sandbox/faults                                disarm every fault
-  POST   /sandbox/reset                                 forget every channel, post and fault
+  GET    /sandbox/users                                 every user
+  POST   /sandbox/users                                 {"username"?, "first_name"?} -> 201 {"id", "username", "first_name"}
+  POST   /sandbox/users/{id}/messages                   {"text"}: the user writes to the bot -> 201 {"update_id", "message_id"}
+  GET    /sandbox/users/{id}/messages                   what the bot sent the user, newest first
+  POST   /sandbox/users/{id}/callbacks                  {"message_id", "data"}: a button press -> 201
+                                                        {"update_id", "callback_query_id"}
+  GET    /sandbox/users/{id}/callbacks                  the user's presses and the bot's answers
+  GET    /sandbox/updates                               the bot's pending updates and allowed_updates
+  POST   /sandbox/reset                                 forget every channel, post, user, message,
+                                                        update and fault
+The page (a loopback Host, no token):
   GET    /                                              the page
+  POST   /sandbox/channels/{handle}/posts/{message_id}/delete
+                                                        its Delete button, with the page's form token; 303 to /
 {handle} is the username with or without its @. A fault fails the next
 `count` calls of the method: 429 with parameters.retry_after, 500 with a
 Telegram body, 502 with a proxy's HTML page; stall_after_post does the call
 (stores the post) and then holds the answer for stall_s seconds, so a test
 can kill a worker after the post is out but before it records it. Faults
-live in memory; channels and posts in <data dir>/telegram-sandbox/."""
+live in memory; everything else in <data dir>/telegram-sandbox/ (0600)."""
 import secrets
 import string
 

@@ -1,5 +1,6 @@
 """`python -m sandbox`: the Telegram Bot API sandbox on TELEGRAM_SANDBOX_HOST:
-TELEGRAM_SANDBOX_PORT, accepting TELEGRAM_BOT_TOKEN, storing under
+TELEGRAM_SANDBOX_PORT, accepting TELEGRAM_BOT_TOKEN on the Bot API and
+TELEGRAM_SANDBOX_CONTROL_TOKEN on its control API, storing under
 ADTECH_DATA_DIR/telegram-sandbox/."""
 import logging
 import re
@@ -22,6 +23,9 @@ class Settings(CommonSettings):
     telegram_sandbox_host: str = Field(default="127.0.0.1", description="Address the Bot API sandbox listens on")
     telegram_sandbox_port: int = Field(default=8081, ge=0, le=65535, description="Port of the Bot API sandbox (0: any free one)")
     telegram_bot_token: str = Field(description="The one bot token the sandbox accepts, `<digits>:<secret>`; required")
+    telegram_sandbox_control_token: str = Field(
+        description="Bearer token of the Bot API sandbox's control API (a secret, no default; `adtech run` generates it"
+                    " into the data directory when unset)")
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -32,6 +36,13 @@ class Settings(CommonSettings):
         secret = match.group(2)
         if secret.lower() in PLACEHOLDERS or len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"is a placeholder or its secret is shorter than {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("telegram_sandbox_control_token")
+    @classmethod
+    def _real_control_token(cls, value: str) -> str:
+        if value.lower() in PLACEHOLDERS or len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"is a placeholder or shorter than {MIN_SECRET_LENGTH} characters")
         return value
 
 
@@ -45,8 +56,8 @@ def main() -> None:
     shown = f"[{host}]" if ":" in host else host
     page_url = f"http://{shown}:{port}/"
     # The access log stays off: every Bot API path carries the token.
-    config = uvicorn.Config(create_app(store, settings.telegram_bot_token), log_config=None, access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=1)
+    app = create_app(store, settings.telegram_bot_token, settings.telegram_sandbox_control_token)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     log.info("Telegram Bot API sandbox: page %s, Bot API at %s", page_url, page_url.rstrip("/"),
              extra={"fields": {"page_url": page_url, "api_url": page_url.rstrip("/"), "data": str(folder)}})
     try:

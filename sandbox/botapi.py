@@ -1,87 +1,48 @@
-"""The Bot API methods the channel adapter uses, answered as Telegram
+"""The Bot API methods the platform's processes call, answered as Telegram
 answers them: `{"ok": true, "result": ...}` or `{"ok": false, "error_code":
 N, "description": "...", "parameters": {...}}` with the same HTTP status,
-so python-telegram-bot raises its real exception types."""
+so python-telegram-bot raises its real exception types. Channels and their
+posts are here; private chats with users in sandbox/private.py, the update
+queue behind getUpdates in sandbox/updates.py."""
 import asyncio
-import dataclasses
+import inspect
 import json
 import logging
 
+from sandbox.answers import CHAT_NOT_FOUND, KICKED, NO_RIGHTS, NOT_MODIFIED, USER_NOT_FOUND, Refusal
+from sandbox.faults import BAD_GATEWAY, Faults
+from sandbox.people import People
+from sandbox.private import TEXT_LIMIT, PrivateChats
 from sandbox.store import Channel, Post, Store
+from sandbox.updates import LIMIT_MAX, Updates
 
 log = logging.getLogger(__name__)
 
-TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
-FAULT_KINDS = ("429", "500", "502", "stall_after_post")
-
-# Telegram's words for each refusal, per kind of call.
-KICKED = (403, "Forbidden: bot was kicked from the channel chat")
-NOT_FOUND = (400, "Bad Request: chat not found")
-NO_RIGHTS = (400, "Bad Request: need administrator rights in the channel chat")
-NOT_MODIFIED = (400, "Bad Request: message is not modified: specified new message content and reply markup are"
-                     " exactly the same as a current content and reply markup of the message")
-BAD_GATEWAY = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
-
-
-class Refusal(Exception):
-    """An error answer: Telegram's status code and description."""
-
-    def __init__(self, code: int, description: str, parameters: dict | None = None):
-        super().__init__(description)
-        self.code, self.description, self.parameters = code, description, parameters
-
-
-@dataclasses.dataclass
-class Fault:
-    kind: str  # one of FAULT_KINDS
-    count: int  # calls left to fail
-    retry_after: int = 5  # 429's retry_after, seconds
-    stall_s: float = 30.0  # stall_after_post: how long the answer is held
-
-    def as_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-class Faults:
-    """Faults armed for the next calls of a method ("*": any method), in the
-    order they were armed; kept in memory, gone on restart or reset."""
-
-    def __init__(self):
-        self.armed: dict[str, list[Fault]] = {}
-
-    def arm(self, method: str, fault: Fault) -> None:
-        self.armed.setdefault(method, []).append(fault)
-
-    def take(self, method: str) -> Fault | None:
-        for key in (method, "*"):
-            queue = self.armed.get(key)
-            if queue:
-                fault = queue[0]
-                fault.count -= 1
-                if fault.count <= 0:
-                    queue.pop(0)
-                return fault
-        return None
-
-    def as_json(self) -> dict:
-        return {method: [fault.as_json() for fault in queue] for method, queue in self.armed.items() if queue}
-
-    def clear(self) -> None:
-        self.armed.clear()
+# An administrator's rights in a channel, as the real server sends them
+# (can_manage_voice_chats too, the old name of can_manage_video_chats).
+CHANNEL_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+                  "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
+                  "can_edit_stories", "can_delete_stories", "can_post_messages", "can_edit_messages",
+                  "can_manage_direct_messages", "can_manage_voice_chats")
+METHODS = ("getMe", "logOut", "close", "getChat", "getChatMember", "getChatAdministrators", "sendMessage",
+           "sendPhoto", "editMessageText", "editMessageReplyMarkup", "deleteMessage", "answerCallbackQuery",
+           "getUpdates", "deleteWebhook", "getWebhookInfo")
 
 
 class BotApi:
-    """One bot (the token's owner) in channels that exist on first mention."""
+    """One bot (the token's owner) in channels that exist on first mention,
+    and in private chats with the sandbox's users."""
 
     def __init__(self, store: Store, token: str):
         self.store = store
         self.token = token
         self.bot_id = int(token.split(":", 1)[0])
         self.faults = Faults()
-        self.methods = {name.lower(): getattr(self, "m_" + name) for name in
-                        ("getMe", "logOut", "close", "getChat", "getChatMember", "getChatAdministrators",
-                         "sendMessage", "sendPhoto", "editMessageReplyMarkup", "deleteMessage")}
+        self.people = People(store.db)
+        self.updates = Updates(store.db)
+        self.private = PrivateChats(self.people, self.updates, self.me())
+        self.methods = {name.lower(): getattr(self, "m_" + name) for name in METHODS}
 
     def me(self) -> dict:
         return {"id": self.bot_id, "is_bot": True, "first_name": "Sandbox bot", "username": "adtech_sandbox_bot",
@@ -101,7 +62,10 @@ class BotApi:
         if fault and fault.kind == "502":
             return 502, BAD_GATEWAY  # what the proxy in front of the Bot API sends: HTML
         try:
-            status, answer = 200, {"ok": True, "result": handler(params)}
+            result = handler(params)
+            if inspect.isawaitable(result):  # getUpdates may wait
+                result = await result
+            status, answer = 200, {"ok": True, "result": result}
         except Refusal as refusal:
             status, answer = refusal.code, {"ok": False, "error_code": refusal.code, "description": refusal.description}
             if refusal.parameters:
@@ -123,9 +87,9 @@ class BotApi:
             try:
                 channel = self.store.channel_by_id(int(raw))
             except ValueError:
-                raise Refusal(*NOT_FOUND) from None
+                raise Refusal(*CHAT_NOT_FOUND) from None
         if channel is None or channel.refuse == "not_found":
-            raise Refusal(*NOT_FOUND)
+            raise Refusal(*CHAT_NOT_FOUND)
         if channel.refuse == "blocked":
             raise Refusal(*KICKED)
         if channel.refuse == "not_admin" and action == "post":
@@ -146,18 +110,24 @@ class BotApi:
         return True
 
     def m_getChat(self, params: dict) -> dict:
-        channel = self._chat(params)
-        return {**self._chat_json(channel), "accent_color_id": 0, "max_reaction_count": 11,
+        user = self.private.chat(params.get("chat_id", ""))
+        chat = self.private.chat_json(user) if user else self._chat_json(self._chat(params))
+        return {**chat, "accent_color_id": 0, "max_reaction_count": 11,
                 "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
                                         "premium_subscription": False, "gifts_from_channels": False}}
 
-    def _admin(self, channel: Channel) -> dict:
-        rights = dict.fromkeys(("can_manage_chat", "can_delete_messages", "can_manage_video_chats",
-                                "can_restrict_members", "can_promote_members", "can_change_info",
-                                "can_invite_users", "can_post_stories", "can_edit_stories", "can_delete_stories",
-                                "can_post_messages", "can_edit_messages"), True)
-        return {"status": "administrator", "user": self.me(), "can_be_edited": False, "is_anonymous": False,
-                **rights, "can_promote_members": False}
+    @staticmethod
+    def _administrator(user: dict) -> dict:
+        return {"status": "administrator", "user": user, "can_be_edited": False, "is_anonymous": False,
+                **dict.fromkeys(CHANNEL_RIGHTS, True), "can_promote_members": False}
+
+    @classmethod
+    def _member_json(cls, user: dict, status: str) -> dict:
+        if status == "administrator":
+            return cls._administrator(user)
+        if status == "creator":
+            return {"status": "creator", "user": user, "is_anonymous": False}
+        return {"status": status, "user": user}  # member, left
 
     def m_getChatMember(self, params: dict) -> dict:
         channel = self._chat(params)
@@ -165,15 +135,18 @@ class BotApi:
             user_id = int(params.get("user_id", ""))
         except ValueError:
             raise Refusal(400, "Bad Request: invalid user_id specified") from None
-        if user_id != self.bot_id:
-            raise Refusal(400, "Bad Request: user not found")
-        if channel.refuse == "not_admin":
-            return {"status": "left", "user": self.me()}
-        return self._admin(channel)
+        if user_id == self.bot_id:
+            return self._member_json(self.me(), "left" if channel.refuse == "not_admin" else "administrator")
+        user = self.people.user(user_id)
+        if user is None:
+            raise Refusal(*USER_NOT_FOUND)
+        return self._member_json(self.private.user_json(user), self.people.status(channel.chat_id, user.id))
 
     def m_getChatAdministrators(self, params: dict) -> list:
         channel = self._chat(params)
-        return [] if channel.refuse == "not_admin" else [self._admin(channel)]
+        users = [self._member_json(self.private.user_json(user), status)
+                 for user, status in self.people.members(channel.chat_id) if status in ("creator", "administrator")]
+        return users if channel.refuse == "not_admin" else [*users, self._administrator(self.me())]
 
     # ---- messages ------------------------------------------------------
     def _message(self, channel: Channel, post: Post) -> dict:
@@ -192,6 +165,9 @@ class BotApi:
         return message
 
     def m_sendMessage(self, params: dict) -> dict:
+        user = self.private.chat(params.get("chat_id", ""), sending=True)
+        if user is not None:
+            return self.private.send_message(user, params)
         channel = self._chat(params, action="post")
         text = str(params.get("text", ""))
         if not text.strip():
@@ -213,7 +189,19 @@ class BotApi:
         post = self.store.add_post(channel.chat_id, caption, photo, photo=True)
         return self._message(channel, post)
 
+    def m_editMessageText(self, params: dict) -> dict:
+        user = self.private.chat(params.get("chat_id", ""))
+        if user is not None:
+            return self.private.edit_text(user, params)
+        if params.get("inline_message_id"):
+            raise Refusal(400, "Bad Request: MESSAGE_ID_INVALID")
+        self._chat(params, action="post")
+        raise Refusal(400, "Bad Request: message can't be edited")  # channel posts keep their text here
+
     def m_editMessageReplyMarkup(self, params: dict) -> dict:
+        user = self.private.chat(params.get("chat_id", ""))
+        if user is not None:
+            return self.private.edit_markup(user, params)
         channel = self._chat(params, action="post")
         post = self._live_post(channel, params, "Bad Request: message to edit not found")
         markup = _json_param(params.get("reply_markup"))
@@ -236,6 +224,42 @@ class BotApi:
         if post is None or post.deleted:
             raise Refusal(400, missing)
         return post
+
+    def m_answerCallbackQuery(self, params: dict) -> bool:
+        return self.private.answer_callback(params)
+
+    # ---- updates -------------------------------------------------------
+    async def m_getUpdates(self, params: dict) -> list:
+        offset = _int_param(params, "offset", 0)
+        limit = min(max(_int_param(params, "limit", LIMIT_MAX), 1), LIMIT_MAX)
+        timeout = max(_int_param(params, "timeout", 0), 0)
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, str):
+            try:
+                allowed = json.loads(allowed) if allowed.strip() else None
+            except ValueError:
+                allowed = 0  # refused below
+        if allowed is not None and not (isinstance(allowed, list) and all(isinstance(k, str) for k in allowed)):
+            raise Refusal(400, "Bad Request: can't parse allowed updates JSON object")
+        return await self.updates.get(offset, limit, timeout, allowed)
+
+    def m_deleteWebhook(self, params: dict) -> bool:
+        if str(params.get("drop_pending_updates", "")).lower() in ("true", "1"):
+            self.updates.forget_all()
+        return True
+
+    def m_getWebhookInfo(self, params: dict) -> dict:
+        return {"url": "", "has_custom_certificate": False, "pending_update_count": self.updates.pending_count()}
+
+
+def _int_param(params: dict, name: str, default: int) -> int:
+    value = params.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Refusal(400, f"Bad Request: field \"{name}\" must be of type Integer") from None
 
 
 def _json_param(value) -> dict | None:

@@ -1,8 +1,14 @@
-"""The sandbox's storage: channels and their posts in one SQLite file, so the
-posts survive a restart. One process, one connection, every call short
-and synchronous on the event loop: no two writes interleave."""
+"""The sandbox's storage: one SQLite file (created 0600), so channels,
+posts, users, the bot's private messages and pending updates survive a
+restart. One process, one connection, every call short and synchronous on
+the event loop: no two writes interleave.
+
+The channels and their posts are here; Telegram users, their memberships
+and private chats are in sandbox/people.py, the bot's update queue in
+sandbox/updates.py, each on this connection. The whole schema is SCHEMA."""
 import dataclasses
 import hashlib
+import os
 import pathlib
 import sqlite3
 import time
@@ -27,7 +33,51 @@ CREATE TABLE IF NOT EXISTS post (
     deleted_at INTEGER,
     PRIMARY KEY (chat_id, message_id)
 );
+CREATE TABLE IF NOT EXISTS telegram_user (
+    id INTEGER PRIMARY KEY CHECK (id > 0),
+    username TEXT UNIQUE COLLATE NOCASE,  -- without the @; NULL: none
+    first_name TEXT NOT NULL,
+    started INTEGER NOT NULL DEFAULT 0,   -- 1 once the user wrote to the bot: the bot may write back
+    last_message_id INTEGER NOT NULL DEFAULT 0  -- the private chat's ids, shared by both sides
+);
+CREATE TABLE IF NOT EXISTS member (
+    chat_id INTEGER NOT NULL REFERENCES channel (chat_id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES telegram_user (id) ON DELETE CASCADE,
+    status TEXT NOT NULL CHECK (status IN ('creator', 'administrator', 'member', 'left')),
+    PRIMARY KEY (chat_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS bot_message (  -- what the bot sent a user, in their private chat
+    user_id INTEGER NOT NULL REFERENCES telegram_user (id) ON DELETE CASCADE,
+    message_id INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    keyboard TEXT,                        -- the inline keyboard's rows of buttons (JSON), or NULL
+    date INTEGER NOT NULL,
+    edit_date INTEGER,
+    PRIMARY KEY (user_id, message_id)
+);
+CREATE TABLE IF NOT EXISTS callback (     -- button presses, and the bot's answers to them
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES telegram_user (id) ON DELETE CASCADE,
+    message_id INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    date INTEGER NOT NULL,
+    answered_at INTEGER,
+    answer_text TEXT,
+    show_alert INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pending_update (  -- updates the bot has not confirmed yet
+    update_id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,                   -- the update's field: message, callback_query
+    body TEXT NOT NULL                    -- the Update object (JSON), update_id included
+);
+CREATE TABLE IF NOT EXISTS bot_state (   -- last_update_id (kept by reset), allowed_updates (JSON)
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+# What a reset forgets, children first; bot_state's last_update_id stays, so
+# update ids keep increasing for a poller that remembers its offset.
+RESET_TABLES = ("callback", "bot_message", "member", "pending_update", "post", "telegram_user", "channel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +113,22 @@ def chat_id_for(username: str) -> int:
     return -(1_000_000_000_000 + digest % 1_000_000_000_000)
 
 
+def open_database(path: pathlib.Path) -> sqlite3.Connection:
+    """The sandbox's database, readable by its owner only (it holds what
+    users wrote to the bot); created with the schema when missing."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)  # a file an older sandbox created
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA journal_mode = WAL")  # its -wal and -shm files take the file's mode
+    db.executescript(SCHEMA)
+    return db
+
+
 class Store:
     def __init__(self, path: pathlib.Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.executescript(SCHEMA)
+        self.db = open_database(path)
 
     def close(self) -> None:
         self.db.close()
@@ -128,10 +187,13 @@ class Store:
         return cursor.rowcount == 1
 
     def reset(self) -> None:
+        """Forgets every channel, post, user, membership, private message
+        and pending update, and the bot's allowed_updates."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("DELETE FROM post")
-            self.db.execute("DELETE FROM channel")
+            for table in RESET_TABLES:
+                self.db.execute(f"DELETE FROM {table}")  # noqa: S608 (names from RESET_TABLES)
+            self.db.execute("DELETE FROM bot_state WHERE key <> 'last_update_id'")
 
 
 def _post(row: tuple) -> Post:

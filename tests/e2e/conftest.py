@@ -4,7 +4,9 @@ processes, embedded PostgreSQL in a data dir of its own, free ports), stopped
 with SIGTERM at the end. With E2E_BASE_URL and E2E_JWT_SECRET set (or
 BASE_URL and ADTECH_JWT_SECRET, as `adtech test-compose` sets them), the
 suite runs against that stack instead and starts nothing; `adtech verify`
-then runs when ADTECH_INTERNAL_TOKEN and the three *_ADDR are set too."""
+then runs when ADTECH_INTERNAL_TOKEN and the three *_ADDR are set too, and
+tests reach its Bot API sandbox when E2E_SANDBOX_URL and
+E2E_SANDBOX_CONTROL_TOKEN are set."""
 import asyncio
 import contextlib
 import dataclasses
@@ -22,6 +24,7 @@ import uuid
 import httpx
 import pytest
 
+from sandbox.testing import SandboxControl, control_headers
 from tests.e2e.client import Api
 from tests.harness import free_port
 
@@ -39,9 +42,21 @@ class E2EStack:
     min_lead_ms: int
     verify_env: dict[str, str] | None  # how `adtech verify` reaches the services; None: it cannot
     log: pathlib.Path | None = None
-    sandbox_url: str | None = None  # the stack's Bot API sandbox; None: external stack
+    sandbox_url: str | None = None  # the stack's Bot API sandbox; None: unknown (an external stack)
+    sandbox_control_token: str | None = None  # the bearer token of its control API
     data_dir: pathlib.Path | None = None
     proc: subprocess.Popen | None = None
+
+    def sandbox(self) -> SandboxControl | None:
+        """A client of the stack's sandbox's control API (close it, or use
+        it as `async with`); None when the suite was not told where it is."""
+        if not (self.sandbox_url and self.sandbox_control_token):
+            return None
+        return SandboxControl(self.sandbox_url, self.sandbox_control_token)
+
+    def sandbox_headers(self) -> dict[str, str]:
+        """What a plain HTTP client sends to the sandbox's control API."""
+        return control_headers(self.sandbox_control_token or "")
 
     def log_tail(self, lines: int = 80) -> str:
         if self.log is None or not self.log.exists():
@@ -59,7 +74,10 @@ def _external() -> E2EStack | None:
     # `adtech verify` talks gRPC to the services: only when told where they are.
     reachable = all(os.environ.get(name) for name in ("ADTECH_INTERNAL_TOKEN", *SERVICE_ADDRS))
     verify_env = dict(os.environ) if reachable else None
-    return E2EStack(base_url.rstrip("/"), secret, int(os.environ.get("E2E_MIN_LEAD_MS", MIN_LEAD_MS)), verify_env)
+    sandbox_url = os.environ.get("E2E_SANDBOX_URL")
+    return E2EStack(base_url.rstrip("/"), secret, int(os.environ.get("E2E_MIN_LEAD_MS", MIN_LEAD_MS)), verify_env,
+                    sandbox_url=sandbox_url.rstrip("/") if sandbox_url else None,
+                    sandbox_control_token=os.environ.get("E2E_SANDBOX_CONTROL_TOKEN"))
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, stack: E2EStack) -> None:
@@ -101,9 +119,11 @@ def run_stack(**settings: str):
     env = {**os.environ, "ADTECH_DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING",
            "ADTECH_JWT_SECRET": secrets.token_urlsafe(32), "ADTECH_INTERNAL_TOKEN": secrets.token_urlsafe(32),
            "CAMPAIGN_TARGET_MIN_LEAD_MS": str(MIN_LEAD_MS), "MODERATION_APPROVE_WAIT_MS": "10000",
-           "TELEGRAM_SANDBOX_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **settings}
+           "TELEGRAM_SANDBOX_PORT": str(free_port()), "TELEGRAM_SANDBOX_CONTROL_TOKEN": secrets.token_urlsafe(32),
+           "PYTHONUNBUFFERED": "1", **settings}
     env.pop("TELEGRAM_BOT_TOKEN", None)  # posts go to the stack's own Bot API sandbox
-    for name in (*SERVICE_ADDRS, "BASE_URL", "E2E_BASE_URL"):  # an external stack's, not this one's
+    for name in (*SERVICE_ADDRS, "BASE_URL", "E2E_BASE_URL", "E2E_SANDBOX_URL", "E2E_SANDBOX_CONTROL_TOKEN"):
+        # an external stack's, not this one's
         env.pop(name, None)
     if env.get("DATABASE_URL"):  # a shared server: databases of our own on it
         suffix = uuid.uuid4().hex[:8]
@@ -112,7 +132,8 @@ def run_stack(**settings: str):
     verify_env = {**env, **{f"{c.upper()}_ADDR": f"127.0.0.1:{ports[c]}" for c in ("campaigns", "moderation", "payments")}}
     stack = E2EStack(f"http://127.0.0.1:{ports['gateway']}", env["ADTECH_JWT_SECRET"],
                      int(env["CAMPAIGN_TARGET_MIN_LEAD_MS"]), verify_env, log=data_dir / "adtech-run.log",
-                     sandbox_url=f"http://127.0.0.1:{env['TELEGRAM_SANDBOX_PORT']}", data_dir=data_dir)
+                     sandbox_url=f"http://127.0.0.1:{env['TELEGRAM_SANDBOX_PORT']}",
+                     sandbox_control_token=env["TELEGRAM_SANDBOX_CONTROL_TOKEN"], data_dir=data_dir)
     args = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     with open(stack.log, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "operations", "run", *args], cwd=ROOT, env=env,
@@ -146,8 +167,11 @@ def e2e_stack():
 @pytest.fixture(scope="session")
 async def api(e2e_stack):
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    sandbox = e2e_stack.sandbox()
     async with httpx.AsyncClient(base_url=e2e_stack.base_url, timeout=30.0, limits=limits) as http:
-        yield Api(http, e2e_stack.jwt_secret, e2e_stack.min_lead_ms)
+        yield Api(http, e2e_stack.jwt_secret, e2e_stack.min_lead_ms, sandbox)
+    if sandbox is not None:
+        await sandbox.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -328,7 +328,7 @@ def test_the_console_fits_a_phone_without_horizontal_scrolling(browser, stack, a
 
 
 def test_an_operator_resolves_a_post_job_in_review_and_pays_out_a_withdrawal(page, api, stack):
-    sandbox = httpx.Client(base_url=stack.sandbox_url, timeout=10.0)
+    sandbox = httpx.Client(base_url=stack.sandbox_url, timeout=10.0, headers=stack.sandbox_headers())
     try:
         # The Bot API answers after the publisher's timeout: the outcome is unknown, the job needs review.
         sandbox.post("/sandbox/faults", json={"method": "sendMessage", "kind": "stall_after_post", "count": 1,

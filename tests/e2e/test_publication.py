@@ -42,7 +42,7 @@ async def api(stack):
 
 @pytest.fixture(scope="module")
 async def sandbox(stack):
-    async with httpx.AsyncClient(base_url=stack.sandbox_url, timeout=10.0) as http:
+    async with httpx.AsyncClient(base_url=stack.sandbox_url, timeout=10.0, headers=stack.sandbox_headers()) as http:
         yield Sandbox(http)
 
 

@@ -35,11 +35,17 @@ def test_campaigns_and_the_publisher_post_through_the_same_bot_api():
     assert environment("telegram-sandbox")["TELEGRAM_SANDBOX_PORT"] == "8081"
 
 
-def test_the_sandbox_publishes_8081_on_this_machine_only_and_is_healthy_when_its_api_answers():
+def test_the_sandbox_publishes_8081_on_this_machine_only_and_is_healthy_when_its_page_answers():
     sandbox = SERVICES["telegram-sandbox"]
-    # Its control API has no credentials: never on every interface.
+    # A page and a control API for people and tests on this machine: never on every interface.
     assert sandbox["ports"] == ["127.0.0.1:${TELEGRAM_SANDBOX_PUBLISHED_PORT:-8081}:8081"]
-    assert sandbox["healthcheck"]["test"][-1].startswith("http://127.0.0.1:8081/sandbox/")
+    # The page answers a loopback Host without a token; the control API would want one.
+    assert sandbox["healthcheck"]["test"][-1] == "http://127.0.0.1:8081/"
+
+
+def test_the_sandbox_requires_its_control_token():
+    assert environment("telegram-sandbox")["TELEGRAM_SANDBOX_CONTROL_TOKEN"] == \
+        "${TELEGRAM_SANDBOX_CONTROL_TOKEN:?set TELEGRAM_SANDBOX_CONTROL_TOKEN}"
 
 
 def test_the_test_overlay_publishes_only_on_loopback_and_only_services_of_the_stack():

@@ -17,7 +17,7 @@ import operations as cli
 from operations.compose import COMPOSE_SECRETS, compose_plan
 from operations.ops import reconcile_report
 from operations.settings import CONTEXTS, CliSettings
-from operations.supervisor import BusyPort, check_ports_free, child_env, stack_ports
+from operations.supervisor import BusyPort, banner, check_ports_free, child_env, stack_children, stack_ports
 from tests.harness import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -179,6 +179,14 @@ def test_compose_plan_publishes_on_ports_it_picks_and_points_verify_at_them():
     assert env["MODERATION_ADDR"] == f"127.0.0.1:{env['MODERATION_PUBLISHED_PORT']}"
 
 
+def test_compose_plan_gives_the_e2e_suite_the_sandboxs_published_url_and_control_token():
+    env, _, _ = compose_plan({"PATH": "/bin", "TELEGRAM_SANDBOX_PUBLISHED_PORT": "18081"})
+    assert env["E2E_SANDBOX_URL"] == "http://127.0.0.1:18081"
+    assert env["E2E_SANDBOX_CONTROL_TOKEN"] == env["TELEGRAM_SANDBOX_CONTROL_TOKEN"]
+    assert len(env["TELEGRAM_SANDBOX_CONTROL_TOKEN"]) >= 32
+    assert compose_plan({"TELEGRAM_SANDBOX_CONTROL_TOKEN": SECRET})[0]["E2E_SANDBOX_CONTROL_TOKEN"] == SECRET
+
+
 def test_compose_plan_generates_missing_secrets_and_keeps_given_ones():
     env, _, _ = compose_plan({"ADTECH_JWT_SECRET": SECRET})
     assert env["ADTECH_JWT_SECRET"] == SECRET
@@ -225,3 +233,39 @@ def test_reconcile_report_fails_on_any_violation():
 
 def test_reconcile_report_with_no_checks_is_not_a_pass():
     assert reconcile_report(pb.ReconcileResponse(ok=True))[1] is False
+
+
+@pytest.fixture
+def sandbox_env(no_addresses, monkeypatch):
+    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_SANDBOX_CONTROL_TOKEN", "ADTECH_REPLICAS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_run_generates_the_sandboxs_control_token_once_and_gives_it_to_the_sandbox_alone(sandbox_env, cli_env):
+    children = {child.name: child for child in stack_children(CliSettings())}
+    stored = (cli_env / "secrets" / "TELEGRAM_SANDBOX_CONTROL_TOKEN").read_text().strip()
+    assert len(stored) >= 32 and oct((cli_env / "secrets" / "TELEGRAM_SANDBOX_CONTROL_TOKEN").stat().st_mode)[-3:] == "600"
+    assert children["telegram-sandbox"].env == {"TELEGRAM_SANDBOX_CONTROL_TOKEN": stored}
+    assert all(not child.env for name, child in children.items() if name != "telegram-sandbox")
+    assert stack_children(CliSettings())[0].env["TELEGRAM_SANDBOX_CONTROL_TOKEN"] == stored  # reused
+    lines = banner(CliSettings())
+    assert f"telegram: the sandbox's control API (docs/sandbox.md) takes the bearer token in " \
+           f"{cli_env / 'secrets' / 'TELEGRAM_SANDBOX_CONTROL_TOKEN'}" in lines
+
+
+def test_a_given_control_token_is_used_and_the_banner_names_its_variable(sandbox_env, monkeypatch):
+    monkeypatch.setenv("TELEGRAM_SANDBOX_CONTROL_TOKEN", SECRET)
+    [sandbox] = [child for child in stack_children(CliSettings()) if child.name == "telegram-sandbox"]
+    assert sandbox.env == {"TELEGRAM_SANDBOX_CONTROL_TOKEN": SECRET}
+    assert any(line.endswith("takes the bearer token in $TELEGRAM_SANDBOX_CONTROL_TOKEN") for line in banner(CliSettings()))
+
+
+def test_a_placeholder_control_token_stops_run_before_anything_starts(tmp_path):
+    done = adtech("run", env={"ADTECH_DATA_DIR": str(tmp_path), "TELEGRAM_SANDBOX_CONTROL_TOKEN": "changeme",
+                              "TELEGRAM_SANDBOX_PORT": str(free_port()), "TELEGRAM_BOT_TOKEN": "",
+                              **{f"{name.upper()}_PORT": str(free_port()) for name in (*CONTEXTS, "gateway")}})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "config error: TELEGRAM_SANDBOX_CONTROL_TOKEN is a placeholder or shorter than 16 characters"]
+    assert not (tmp_path / "pg").exists()
+
