@@ -53,7 +53,8 @@ body that is not application/json is 415; sandbox/guard.py):
   PUT    /sandbox/channels/{handle}/members/{user_id}   {"status": "creator" | "administrator" | "member" | "left"}
   GET    /sandbox/faults                                the armed faults
   POST   /sandbox/faults                                {"method": "sendMessage" (or "*"), "kind": "429" |
-         "500" | "502" | "stall_after_post", "count": 1, "retry_after": 5, "stall_s": 30}
+         "500" | "502" | "stall_after_post", "count": 1, "retry_after": 5, "stall_s": 30,
+         "chat_type": "channel" | "private" (only calls naming such a chat; absent: any call)}
   DELETE /sandbox/faults                                disarm every fault
   GET    /sandbox/users                                 every user
   POST   /sandbox/users                                 {"username"?, "first_name"?} -> 201 {"id", "username", "first_name"}

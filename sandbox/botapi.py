@@ -53,7 +53,7 @@ class BotApi:
         handler = self.methods.get(method.lower())
         if handler is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
-        fault = self.faults.take(handler.__name__[2:])
+        fault = self.faults.take(handler.__name__[2:], _chat_type(params))
         if fault and fault.kind == "429":
             return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {fault.retry_after}",
                          "parameters": {"retry_after": fault.retry_after}}
@@ -250,6 +250,15 @@ class BotApi:
 
     def m_getWebhookInfo(self, params: dict) -> dict:
         return {"url": "", "has_custom_certificate": False, "pending_update_count": self.updates.pending_count()}
+
+
+def _chat_type(params: dict) -> str | None:
+    """The type of the chat a call names: a user's id is a private chat, a
+    negative id or an @handle a channel; None when it names none."""
+    raw = str(params.get("chat_id", "")).strip()
+    if not raw:
+        return None
+    return "private" if raw.isdigit() else "channel"
 
 
 def _int_param(params: dict, name: str, default: int) -> int:

@@ -2,6 +2,7 @@
 what people and tests do to the sandbox's Telegram: delete posts, make a
 channel refuse, arm faults, create users, set their status in channels,
 write to the bot and press its buttons, and read what the bot did."""
+import dataclasses
 import json
 import re
 from urllib.parse import parse_qsl
@@ -12,7 +13,7 @@ from starlette.routing import Route
 
 from sandbox.answers import ControlError
 from sandbox.botapi import BotApi
-from sandbox.faults import FAULT_KINDS, Fault
+from sandbox.faults import CHAT_TYPES, FAULT_KINDS, Fault
 from sandbox.guard import Guard, refused
 from sandbox.people import STATUSES, User
 from sandbox.store import REFUSALS, Channel
@@ -177,4 +178,7 @@ def _fault(body: dict) -> tuple[str, Fault]:
         raise ControlError("count and retry_after are integers, stall_s a number") from None
     if fault.count < 1 or fault.retry_after < 1 or fault.stall_s < 0:
         raise ControlError("count and retry_after are at least 1, stall_s at least 0")
-    return method, fault
+    chat_type = body.get("chat_type")
+    if chat_type is not None and chat_type not in CHAT_TYPES:
+        raise ControlError(f"chat_type is one of {', '.join(CHAT_TYPES)}, or absent for any call")
+    return method, dataclasses.replace(fault, chat_type=chat_type)

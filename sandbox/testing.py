@@ -93,10 +93,12 @@ class SandboxControl:
 
     # ---- faults ------------------------------------------------------------
     async def fault(self, method: str, kind: str, count: int = 1, *, retry_after: int = 5,
-                    stall_s: float = 30.0) -> None:
-        """The next `count` calls of `method` fail: kind 429, 500, 502 or stall_after_post."""
-        await self._request("POST", "/sandbox/faults", {"method": method, "kind": kind, "count": count,
-                                                        "retry_after": retry_after, "stall_s": stall_s})
+                    stall_s: float = 30.0, chat_type: str | None = None) -> None:
+        """The next `count` calls of `method` fail: kind 429, 500, 502 or
+        stall_after_post; with `chat_type` ("channel" or "private") only
+        calls naming a chat of that type."""
+        body = {"method": method, "kind": kind, "count": count, "retry_after": retry_after, "stall_s": stall_s}
+        await self._request("POST", "/sandbox/faults", {**body, **({"chat_type": chat_type} if chat_type else {})})
 
     async def faults(self) -> dict:
         return await self._request("GET", "/sandbox/faults")

@@ -231,3 +231,17 @@ async def test_its_database_file_is_readable_by_its_owner_only(sandbox):
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for companion in folder.glob("sandbox.sqlite3-*"):  # the write-ahead log and its index
         assert stat.S_IMODE(companion.stat().st_mode) == 0o600, companion
+
+
+async def test_a_fault_for_one_type_of_chat_lets_the_other_through(sandbox, handle):
+    user = await sandbox.create_user()
+    await sandbox.send_message(user["id"], "hi")
+    await sandbox.fault("sendMessage", "500", chat_type="channel")
+    async with httpx.AsyncClient(base_url=f"{sandbox.api_url}/bot{sandbox.token}") as http:
+        private = await http.post("/sendMessage", json={"chat_id": user["id"], "text": "to the user"})
+        post = await http.post("/sendMessage", json={"chat_id": handle, "text": "to the channel"})
+        again = await http.post("/sendMessage", json={"chat_id": handle, "text": "to the channel"})
+    assert [private.status_code, post.status_code, again.status_code] == [200, 500, 200]
+    async with httpx.AsyncClient(base_url=sandbox.api_url, headers=control_headers(sandbox.control_token)) as http:
+        bad = await http.post("/sandbox/faults", json={"method": "sendMessage", "kind": "500", "chat_type": "group"})
+    assert bad.status_code == 400
