@@ -12,6 +12,7 @@ PROCESSES = {
     "payments": "services.payments.main:Settings",
     "gateway": "gateway.settings:Settings",
     "publisher": "services.campaigns.settings:PublisherSettings",
+    "bot": "services.campaigns.settings:TelegramSettings",
     "telegram-sandbox": "sandbox.__main__:Settings",
     "adtech": "operations.settings:CliSettings",
 }

@@ -173,15 +173,17 @@ class Supervisor:
 
 # What `adtech run` starts; stage = stop order (the gateway stops taking
 # requests first, payments, which the relays call, stops last).
-# The publisher worker runs one process per replica, like the services; the
-# Bot API sandbox runs only when no TELEGRAM_BOT_TOKEN is set, and stops last.
+# The publisher worker and the bot (which talks with users through the Bot
+# API) run one process per replica, like the services; the Bot API sandbox
+# runs only when no TELEGRAM_BOT_TOKEN is set, and stops last.
 STACK = [Child("payments", "services.payments.main", stage=2),
          Child("campaigns", "services.campaigns.main", stage=1),
          Child("moderation", "services.moderation.main", stage=1),
          Child("publisher", "services.campaigns.publisher", stage=1),
+         Child("bot", "services.campaigns.bot", stage=1),
          Child("gateway", "gateway.main", stage=0)]
 SANDBOX = Child("telegram-sandbox", "sandbox", stage=3)
-REPLICATED = (*CONTEXTS, "publisher")
+REPLICATED = (*CONTEXTS, "publisher", "bot")
 READY_WITHIN_S = 30.0
 
 

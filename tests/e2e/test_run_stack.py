@@ -144,7 +144,7 @@ def test_run_serves_ready_reports_a_stopped_service_and_stops_without_orphans(tm
         stack.wait_for_output(f"[supervisor] console: http://127.0.0.1:{stack.ports['gateway']}/console")
         stack.wait_for_output("[supervisor] telegram: posts go to the local Bot API sandbox; its page: http://127.0.0.1:")
         pids = stack.child_pids()
-        assert set(pids) == {"campaigns", "moderation", "payments", "publisher", "gateway", "telegram-sandbox"}
+        assert set(pids) == {"campaigns", "moderation", "payments", "publisher", "bot", "gateway", "telegram-sandbox"}
         database = stack.database_pid()
         assert database is None or not stack.embedded or alive(database)
 

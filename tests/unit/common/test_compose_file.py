@@ -15,6 +15,7 @@ SERVICES = COMPOSE["services"]
 GRPC_PORTS = {"campaigns": 50051, "moderation": 50052, "payments": 50053}
 APP_PROCESSES = {"campaigns": "campaigns", "moderation": "moderation", "payments": "payments",
                  "gateway": "gateway", "migrate": "adtech", "publisher": "publisher",
+                 "bot": "bot",
                  "telegram-sandbox": "telegram-sandbox"}
 SECRET = re.compile(r"SECRET|TOKEN|PASSWORD")
 
@@ -23,13 +24,13 @@ def environment(service: str) -> dict[str, str]:
     return {name: str(value) for name, value in (SERVICES[service].get("environment") or {}).items()}
 
 
-def test_compose_has_postgres_migrate_three_services_the_publisher_the_sandbox_and_gateway():
-    assert set(SERVICES) == {"postgres", "migrate", "campaigns", "moderation", "payments", "publisher",
+def test_compose_has_postgres_migrate_three_services_the_publisher_the_bot_the_sandbox_and_gateway():
+    assert set(SERVICES) == {"postgres", "migrate", "campaigns", "moderation", "payments", "publisher", "bot",
                              "telegram-sandbox", "gateway"}
 
 
-def test_campaigns_and_the_publisher_post_through_the_same_bot_api():
-    for service in ("campaigns", "publisher"):
+def test_campaigns_the_publisher_and_the_bot_talk_to_the_same_bot_api():
+    for service in ("campaigns", "publisher", "bot"):
         assert environment(service)["TELEGRAM_BOT_TOKEN"] == environment("telegram-sandbox")["TELEGRAM_BOT_TOKEN"]
         assert environment(service)["TELEGRAM_API_URL"] == "${TELEGRAM_API_URL:-http://telegram-sandbox:8081}"
     assert environment("telegram-sandbox")["TELEGRAM_SANDBOX_PORT"] == "8081"
@@ -46,6 +47,14 @@ def test_the_sandbox_publishes_8081_on_this_machine_only_and_is_healthy_when_its
 def test_the_sandbox_requires_its_control_token():
     assert environment("telegram-sandbox")["TELEGRAM_SANDBOX_CONTROL_TOKEN"] == \
         "${TELEGRAM_SANDBOX_CONTROL_TOKEN:?set TELEGRAM_SANDBOX_CONTROL_TOKEN}"
+
+
+def test_the_bot_runs_like_the_publisher_on_the_campaigns_database():
+    bot = SERVICES["bot"]
+    assert bot["command"] == ["python", "-m", "services.campaigns.bot"]
+    assert bot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for name in ("DATABASE_URL", "CAMPAIGNS_DATABASE", "TELEGRAM_API_URL", "TELEGRAM_BOT_TOKEN"):
+        assert environment("bot")[name] == environment("publisher")[name], name
 
 
 def test_the_test_overlay_publishes_only_on_loopback_and_only_services_of_the_stack():
@@ -141,5 +150,5 @@ def test_the_image_holds_every_package_the_project_installs():
 
 
 def test_every_app_service_points_at_the_same_database_server():
-    urls = {environment(s)["DATABASE_URL"] for s in ("migrate", "campaigns", "moderation", "payments", "publisher")}
+    urls = {environment(s)["DATABASE_URL"] for s in ("migrate", "campaigns", "moderation", "payments", "publisher", "bot")}
     assert len(urls) == 1 and urls.pop().startswith("postgresql://adtech:${POSTGRES_PASSWORD:?")

@@ -269,3 +269,9 @@ def test_a_placeholder_control_token_stops_run_before_anything_starts(tmp_path):
         "config error: TELEGRAM_SANDBOX_CONTROL_TOKEN is a placeholder or shorter than 16 characters"]
     assert not (tmp_path / "pg").exists()
 
+
+def test_run_starts_one_bot_per_replica_like_the_publisher(sandbox_env):
+    names = [child.name for child in stack_children(CliSettings(adtech_replicas=2, telegram_bot_token="1:" + "x" * 35))]
+    assert {"bot-1", "bot-2", "publisher-1", "publisher-2"} <= set(names) and "bot" not in names
+    [bot] = [child for child in stack_children(CliSettings(telegram_bot_token="1:" + "x" * 35)) if child.name == "bot"]
+    assert (bot.module, bot.stage) == ("services.campaigns.bot", 1)
