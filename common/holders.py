@@ -4,6 +4,7 @@ long as it lives, and names the holder id in the rows it claims. PostgreSQL
 releases the lock the moment the holder's session ends, whatever killed
 the process, so `gone(...)` tells within one statement that a claim's
 holder is dead, without waiting for its lease to run out."""
+import asyncio
 import random
 
 import asyncpg
@@ -68,3 +69,46 @@ class HolderSession:
         if self._session is not None and not self._session.is_closed():
             await self._session.close()
         self._session = None
+
+
+# The one key of each kind of leader lock (pg_locks.classid; objid 0).
+BOT_LEADER = 0x0AD7EE
+
+
+class Leadership:
+    """Exactly one process of a kind leads: the one whose own session holds
+    the advisory lock (kind, 0). PostgreSQL drops it with the session, so
+    when the leader dies another process takes over at its next `ensure`;
+    TCP keepalives end a session whose peer vanished within about a minute."""
+
+    CHECK_TIMEOUT_S = 5.0
+    KEEPALIVES = {"tcp_keepalives_idle": "20", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "4"}
+
+    def __init__(self, dsn: str, kind: int):
+        self.dsn, self.kind = dsn, kind
+        self._session: asyncpg.Connection | None = None
+        self._leads = False
+
+    async def ensure(self) -> bool:
+        """True while this process leads: it still holds the lock, or has just
+        taken it; False while another does, or the database is unreachable.
+        A follower keeps its session and asks again on it."""
+        try:
+            if self._session is None or self._session.is_closed():
+                self._leads = False
+                self._session = await asyncpg.connect(self.dsn, server_settings=self.KEEPALIVES,
+                                                      timeout=self.CHECK_TIMEOUT_S)
+            if self._leads:
+                await self._session.fetchval("SELECT 1", timeout=self.CHECK_TIMEOUT_S)  # the lock lives with it
+            else:
+                self._leads = bool(await self._session.fetchval(
+                    "SELECT pg_try_advisory_lock($1, 0)", self.kind, timeout=self.CHECK_TIMEOUT_S))
+            return self._leads
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await self.close()
+            return False
+
+    async def close(self) -> None:
+        session, self._session, self._leads = self._session, None, False
+        if session is not None and not session.is_closed():
+            session.terminate()  # never waits: the lock goes with the session either way

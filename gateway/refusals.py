@@ -118,8 +118,8 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
     "unlink_telegram_account": (TOKEN, *SERVICE_DOWN),
     # channels
     "create_channel": (INPUT, TOKEN, ROLE, by_service(
-        S.INVALID_ARGUMENT, Reason.INVALID_INPUT, "A currency other than the platform's"), *PROVING_OWNERSHIP,
-        ALREADY_LISTED, *SERVICE_DOWN),
+        S.FAILED_PRECONDITION, Reason.CURRENCY_NOT_SUPPORTED, "A currency other than the platform's"),
+        *PROVING_OWNERSHIP, ALREADY_LISTED, *SERVICE_DOWN),
     "list_channels": (INPUT, TOKEN, *SERVICE_DOWN),
     "get_channel": (INPUT, TOKEN, NOT_FOUND, *SERVICE_DOWN),
     "update_channel": (INPUT, TOKEN, ROLE, NOT_CHANNEL_OWNER, NOT_FOUND, *SERVICE_DOWN),

@@ -5,6 +5,7 @@ control API error."""
 CHAT_NOT_FOUND = (400, "Bad Request: chat not found")
 KICKED = (403, "Forbidden: bot was kicked from the channel chat")
 NO_RIGHTS = (400, "Bad Request: need administrator rights in the channel chat")
+MEMBERS_INACCESSIBLE = (400, "Bad Request: member list is inaccessible")
 NOT_MODIFIED = (400, "Bad Request: message is not modified: specified new message content and reply markup are"
                      " exactly the same as a current content and reply markup of the message")
 CANT_INITIATE = (403, "Forbidden: bot can't initiate conversation with a user")

@@ -9,7 +9,7 @@ import inspect
 import json
 import logging
 
-from sandbox.answers import CHAT_NOT_FOUND, KICKED, NO_RIGHTS, NOT_MODIFIED, USER_NOT_FOUND, Refusal
+from sandbox.answers import CHAT_NOT_FOUND, KICKED, MEMBERS_INACCESSIBLE, NO_RIGHTS, NOT_MODIFIED, USER_NOT_FOUND, Refusal
 from sandbox.faults import BAD_GATEWAY, Faults
 from sandbox.people import People
 from sandbox.private import TEXT_LIMIT, PrivateChats
@@ -137,6 +137,8 @@ class BotApi:
             raise Refusal(400, "Bad Request: invalid user_id specified") from None
         if user_id == self.bot_id:
             return self._member_json(self.me(), "left" if channel.refuse == "not_admin" else "administrator")
+        if channel.refuse == "not_admin":  # a bot that is not an admin of a channel cannot see its members
+            raise Refusal(*MEMBERS_INACCESSIBLE)
         user = self.people.user(user_id)
         if user is None:
             raise Refusal(*USER_NOT_FOUND)

@@ -33,6 +33,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "gen"), str(ROOT / "scripts")]
 from benchstack import Stack, StatStatements  # noqa: E402
 from leanhttp import Connection  # noqa: E402
 import seed_baseline  # noqa: E402
+from sandbox.testing import SandboxControl  # noqa: E402
 
 
 def token(secret: str, role: str, sub: str | None = None) -> str:
@@ -41,8 +42,9 @@ def token(secret: str, role: str, sub: str | None = None) -> str:
 
 
 class Api:
-    def __init__(self, host: str, port: int, secret: str):
+    def __init__(self, host: str, port: int, secret: str, sandbox=None):
         self.host, self.port, self.secret = host, port, secret
+        self.sandbox = sandbox  # the stack's Bot API sandbox (sandbox.testing.SandboxControl)
         self.admin = {"Authorization": f"Bearer {token(secret, 'admin')}"}
 
     def conn(self) -> Connection:
@@ -60,8 +62,10 @@ async def prepare(api: Api, campaigns: int, per_campaign: int, price: int = 100)
     `per_campaign` submitted targets on one approved channel."""
     conn = api.conn()
     publisher = {"Authorization": f"Bearer {token(api.secret, 'publisher')}"}
-    channel = await api.call(conn, "POST", "/api/channels",
-                             {"title": "Bench", "handle": f"@bench_{uuid.uuid4().hex[:10]}", "pricePerPost": price}, publisher)
+    handle = f"@bench_{uuid.uuid4().hex[:10]}"
+    await own_channel(api, conn, publisher, handle)
+    channel = await api.call(conn, "POST", "/api/channels", {"title": "Bench", "handle": handle, "pricePerPost": price,
+                                                             "autoAccept": True}, publisher)
     await api.call(conn, "POST", f"/api/channels/{channel['id']}/approve", None, api.admin)
     # One post per channel slot (CHANNEL_POST_GAP_MINUTES, 60 by default):
     # each target its own, 61 minutes apart, within the 31-day horizon.
@@ -93,6 +97,22 @@ async def prepare(api: Api, campaigns: int, per_campaign: int, price: int = 100)
     for start in range(0, campaigns, 16):
         batches += await asyncio.gather(*(advertiser() for _ in range(start, min(campaigns, start + 16))))
     return batches
+
+
+async def own_channel(api: Api, conn, publisher: dict, handle: str, timeout: float = 15.0) -> None:
+    """The publisher's Telegram account, linked through the stack's bot and
+    made the chat's creator in its sandbox: what a listing requires."""
+    if api.sandbox is None:
+        raise SystemExit("listing a channel needs the stack's Bot API sandbox (run without --base-url)")
+    account = await api.sandbox.create_user()
+    link = await api.call(conn, "POST", "/api/me/telegram/link", None, publisher)
+    await api.sandbox.send_message(account["id"], f"/start {link['code']}")
+    deadline = time.monotonic() + timeout
+    while not (await api.call(conn, "GET", "/api/me/telegram", None, publisher))["linked"]:
+        if time.monotonic() > deadline:
+            raise SystemExit("the stack's bot did not link the publisher's Telegram account")
+        await asyncio.sleep(0.05)
+    await api.sandbox.set_member(handle, account["id"], "creator")
 
 
 def summary(latencies: list[float], wall: float, errors: int) -> dict:
@@ -198,7 +218,8 @@ async def main() -> int:
     try:
         if stack:
             await stack.ready()
-            api = Api("127.0.0.1", stack.ports["gateway"], stack.secret("ADTECH_JWT_SECRET"))
+            api = Api("127.0.0.1", stack.ports["gateway"], stack.secret("ADTECH_JWT_SECRET"), SandboxControl(
+                f"http://127.0.0.1:{stack.ports['telegram_sandbox']}", stack.secret("TELEGRAM_SANDBOX_CONTROL_TOKEN")))
             probe = LagProbe(f"127.0.0.1:{stack.ports['moderation']}", stack.secret("ADTECH_INTERNAL_TOKEN"))
             pg_dsn = stack.server_dsn()
             meter, stats = stack.cpu_meter(), StatStatements(pg_dsn)

@@ -165,7 +165,10 @@ class Stack:
     def __init__(self):
         self.data_dir = pathlib.Path(tempfile.mkdtemp(prefix="adtech-bench-"))
         self.ports = {name: free_port() for name in SERVICES}
-        self.env = {**os.environ, "ADTECH_DATA_DIR": str(self.data_dir), "GATEWAY_PORT": str(self.ports["gateway"])}
+        self.ports["telegram_sandbox"] = free_port()
+        self.env = {**os.environ, "ADTECH_DATA_DIR": str(self.data_dir), "GATEWAY_PORT": str(self.ports["gateway"]),
+                    "TELEGRAM_SANDBOX_PORT": str(self.ports["telegram_sandbox"])}
+        self.env.pop("TELEGRAM_BOT_TOKEN", None)  # channel owners are set up in the stack's own sandbox
         for name in ("campaigns", "moderation", "payments"):
             self.env[f"{name.upper()}_PORT"] = str(self.ports[name])
             self.env[f"{name.upper()}_ADDR"] = f"127.0.0.1:{self.ports[name]}"

@@ -35,6 +35,13 @@ async def _all_pages(method, request_type, field: str) -> list:
             return items
 
 
+def refunded_check(status: str, targets, escrows_of) -> Check:
+    """Every target that ended `status` had its escrow (if any) refunded."""
+    return Check(f"{status}_target_escrow_refunded", [
+        f"{t.target_id}: {status}, escrows {[e.status for e in escrows_of[t.target_id]]}"
+        for t in targets if t.status == status and any(e.status != "refunded" for e in escrows_of[t.target_id])])
+
+
 async def verify(campaigns, payments, moderation, ops: dict, *, max_outbox_age_s: float = 60.0) -> list[Check]:
     """campaigns/payments/moderation are stubs; ops maps a service name to its
     OpsService stub. Returns every check with its violations."""
@@ -73,10 +80,17 @@ async def verify(campaigns, payments, moderation, ops: dict, *, max_outbox_age_s
             f"{e.target_id}: escrow released, target {status_of[e.target_id].status if e.target_id in status_of else 'unknown'}"
             for e in escrows if e.status == "released"
             and (e.target_id not in status_of or status_of[e.target_id].status != "completed")]),
-        Check("failed_target_escrow_refunded", [
-            f"{t.target_id}: failed, escrows {[e.status for e in escrows_of[t.target_id]]}"
-            for t in targets if t.status == "failed"
-            and any(e.status != "refunded" for e in escrows_of[t.target_id])]),
+        refunded_check("failed", targets, escrows_of),
+        # An owner's decline or silence refunds the advertiser.
+        refunded_check("declined", targets, escrows_of),
+        # No post goes to a chat whose listing is not its owner's: every post
+        # since ownership existed had the owner's account proven right before
+        # it, and went to its listing's chat.
+        Check("post_went_to_its_owners_chat", [
+            f"{t.target_id}: posted to chat {t.posted_chat_id} (listing's chat {t.listing_chat_id}),"
+            f" owner's account checked: {t.owner_telegram_user_id or 'none'}"
+            for t in targets if t.posted_since_ownership and (
+                t.posted_chat_id != t.listing_chat_id or not t.owner_telegram_user_id)]),
         Check("no_target_left_approving", [
             f"{t.target_id}: approving without a running saga" for t in targets
             if t.status == "approving" and t.target_id not in live_targets]),

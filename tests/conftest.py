@@ -47,5 +47,7 @@ async def telegram_sandbox(data_dir):
     folder.mkdir(exist_ok=True)
     async with running_sandbox(folder) as sandbox:
         harness.TELEGRAM.update(telegram_api_url=sandbox.api_url, telegram_bot_token=sandbox.token)
+        harness.SANDBOX[:] = [sandbox]
         yield sandbox
         harness.TELEGRAM.clear()
+        harness.SANDBOX.clear()

@@ -21,17 +21,24 @@ def handle() -> str:
 
 @dataclasses.dataclass
 class World:
-    """Stubs of the running services."""
+    """Stubs of the running services, and the publishers' Telegram accounts
+    (`owners`, tests/telegram_owners.py)."""
     campaigns: object
     payments: object
     moderation: object
+    owners: object
     admin: Actor = dataclasses.field(default_factory=lambda: new_actor("admin"))
 
-    async def approved_channel(self, price: int = 1_000, publisher: Actor | None = None):
+    async def approved_channel(self, price: int = 1_000, publisher: Actor | None = None, *,
+                               auto_accept: bool = True):
+        """A channel its publisher owns in Telegram, approved; by default it
+        auto-accepts, so an approve queues its post as before consent existed."""
         publisher = publisher or new_actor("publisher")
+        name = handle()
+        await self.owners.own(publisher, name)
         with acting_as(publisher):
             channel = (await self.campaigns.CreateChannel(campaigns_pb2.CreateChannelRequest(
-                title="Daily news", handle=handle(), price_per_post=price))).channel
+                title="Daily news", handle=name, price_per_post=price, auto_accept=auto_accept))).channel
         with acting_as(self.admin):
             channel = (await self.campaigns.ApproveChannel(campaigns_pb2.ApproveChannelRequest(channel_id=channel.id))).channel
         return channel

@@ -35,6 +35,14 @@ async def fresh_database(server: str, context: str) -> str:
 # Where campaigns reaches the Bot API in tests: the session's sandbox
 # (tests/integration/conftest.py fills it in).
 TELEGRAM: dict[str, str] = {}
+# The session's sandbox itself (its control API), once started.
+SANDBOX: list = []
+
+
+def sandbox():
+    """The session's Bot API sandbox (tests/conftest.py's telegram_sandbox)."""
+    assert SANDBOX, "the telegram_sandbox fixture has not started the session's sandbox"
+    return SANDBOX[0]
 
 
 def settings_for(context: str, server: str, data_dir: pathlib.Path, **overrides):

@@ -14,6 +14,7 @@ from common.bootstrap import start_service
 from common.clients import open_channel
 from tests import harness
 from tests.factories import World
+from tests.telegram_owners import Owners
 
 CONTEXTS = ("payments", "campaigns", "moderation")  # start order: callees first
 FAST_OUTBOX = {"outbox_backoff_base_ms": 20, "outbox_backoff_cap_ms": 300, "outbox_poll_ms": 100, "outbox_lease_ms": 2000}
@@ -76,7 +77,8 @@ class Stack:
         return {ctx: ops_pb2_grpc.OpsServiceStub(self.channels[ctx]) for ctx in ("campaigns", "moderation")}
 
     def world(self) -> World:
-        return World(self.campaigns, self.payments, self.moderation)
+        owners = Owners(self.campaigns, self.servicer("campaigns"), harness.sandbox())
+        return World(self.campaigns, self.payments, self.moderation, owners)
 
     def service_process(self, ctx: str) -> subprocess.Popen:
         """The service as its own OS process (for kill -9 tests)."""

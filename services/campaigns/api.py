@@ -8,7 +8,9 @@ from common.auth import parse_uuid, require_actor
 from common.timestamps import from_timestamp, to_timestamp, utcnow
 from services.campaigns import store
 from services.campaigns import publication
+from services.campaigns.usecases.accounts import TelegramAccounts
 from services.campaigns.usecases.campaigns import Campaigns
+from services.campaigns.usecases.consent import Consent
 from services.campaigns.usecases.publication import Publication
 from services.campaigns.usecases.steps import CampaignSteps
 from services.campaigns.usecases.targets import Targets
@@ -22,7 +24,7 @@ def channel_pb(row) -> pb.Channel:
     return pb.Channel(id=str(row.id), owner_id=str(row.owner_id), title=row.title, handle=row.handle,
                       price_per_post=row.price_per_post, currency=row.currency, status=row.status,
                       created_at=to_timestamp(row.created_at), rejection_reason=_text(row.rejection_reason),
-                      chat_id=row.chat_id or 0)
+                      chat_id=row.chat_id or 0, verified_at=to_timestamp(row.verified_at), auto_accept=row.auto_accept)
 
 
 def queue_channel_pb(row) -> pb.Channel:
@@ -52,7 +54,10 @@ def post_job_pb(row, prefix: str = "") -> pb.PostJob:
                       status=columns[prefix + "status"], message_url=_text(columns.get(prefix + "message_url")),
                       published_at=to_timestamp(columns.get(prefix + "published_at")),
                       verified_at=to_timestamp(columns.get(prefix + "verified_at")),
-                      failure_reason=_text(columns.get(prefix + "failure_reason")))
+                      failure_reason=_text(columns.get(prefix + "failure_reason")),
+                      accept_by=to_timestamp(columns.get(prefix + "accept_by")),
+                      answered_at=to_timestamp(columns.get(prefix + "answered_at")),
+                      decline_reason=_text(columns.get(prefix + "decline_reason")))
 
 
 def post_job_item_pb(row) -> pb.PostJobItem:
@@ -79,19 +84,53 @@ def snapshot_pb(row, refusal: tuple[str, str] | None) -> pb.TargetSnapshot:
 
 
 class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
-    def __init__(self, campaigns: Campaigns, targets: Targets, steps: CampaignSteps, publication: Publication, *,
-                 clock: Callable[[], dt.datetime] = utcnow):
+    def __init__(self, campaigns: Campaigns, targets: Targets, steps: CampaignSteps, publication: Publication,
+                 accounts: TelegramAccounts, consent: Consent, *, clock: Callable[[], dt.datetime] = utcnow):
         self.campaigns = campaigns
         self.targets = targets
         self.steps = steps
         self.publication = publication
+        self.accounts = accounts
+        self.consent = consent
         self.clock = clock
 
     # ---- channels
     async def CreateChannel(self, request, context):
         channel = await self.campaigns.create_channel(require_actor(), title=request.title, handle=request.handle,
-                                                      price=request.price_per_post, currency=request.currency)
+                                                      price=request.price_per_post, currency=request.currency,
+                                                      auto_accept=request.auto_accept, now=self.clock())
         return pb.CreateChannelResponse(channel=channel_pb(channel))
+
+    async def UpdateChannel(self, request, context):
+        channel = await self.campaigns.update_channel(
+            require_actor(), parse_uuid(request.channel_id, "channelId"),
+            title=request.title if request.HasField("title") else None,
+            price=request.price_per_post if request.HasField("price_per_post") else None,
+            auto_accept=request.auto_accept if request.HasField("auto_accept") else None)
+        return pb.UpdateChannelResponse(channel=channel_pb(channel))
+
+    async def ResubmitChannel(self, request, context):
+        channel = await self.campaigns.resubmit_channel(require_actor(), parse_uuid(request.channel_id, "channelId"),
+                                                        now=self.clock())
+        return pb.ResubmitChannelResponse(channel=channel_pb(channel))
+
+    # ---- Telegram accounts
+    async def CreateTelegramLink(self, request, context):
+        link = await self.accounts.create_link(require_actor(), now=self.clock())
+        return pb.CreateTelegramLinkResponse(code=link.code, start_link=link.start_link,
+                                             expires_at=to_timestamp(link.expires_at))
+
+    async def GetTelegramAccount(self, request, context):
+        account = await self.accounts.account(require_actor())
+        if account is None:
+            return pb.GetTelegramAccountResponse(linked=False)
+        return pb.GetTelegramAccountResponse(linked=True, telegram_user_id=account.telegram_user_id,
+                                             username=_text(account.username),
+                                             linked_at=to_timestamp(account.linked_at))
+
+    async def UnlinkTelegramAccount(self, request, context):
+        await self.accounts.unlink(require_actor())
+        return pb.UnlinkTelegramAccountResponse()
 
     async def ListChannels(self, request, context):
         rows, cursor = await self.campaigns.list_channels(require_actor(), status=request.status,
@@ -208,7 +247,9 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         rows, cursor = await self.targets.target_audit(require_actor(), limit=request.limit, cursor=request.cursor)
         return pb.ListTargetAuditResponse(next_cursor=cursor, targets=[pb.TargetAudit(
             target_id=str(r.id), status=r.status, post_jobs=r.post_jobs, advertiser_id=str(r.advertiser_id),
-            reserved_by=_text(r.reserved_by)) for r in rows])
+            reserved_by=_text(r.reserved_by), posted_chat_id=r.posted_chat_id or 0,
+            listing_chat_id=r.listing_chat_id or 0, owner_telegram_user_id=r.owner_telegram_user_id or 0,
+            posted_since_ownership=r.posted_since_ownership) for r in rows])
 
     # ---- publication
     async def ListPostJobs(self, request, context):
@@ -226,3 +267,12 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         resolution = publication.valid_resolution(request.outcome, request.message_url, request.reason)
         row = await self.publication.resolve(require_actor(), parse_uuid(request.post_job_id, "postJobId"), resolution)
         return pb.ResolvePostJobResponse(post_job=post_job_pb(row))
+
+    async def AcceptPostJob(self, request, context):
+        row = await self.consent.accept(require_actor(), parse_uuid(request.post_job_id, "postJobId"), now=self.clock())
+        return pb.AcceptPostJobResponse(post_job=post_job_pb(row))
+
+    async def DeclinePostJob(self, request, context):
+        row = await self.consent.decline(require_actor(), parse_uuid(request.post_job_id, "postJobId"),
+                                         reason=request.reason, now=self.clock())
+        return pb.DeclinePostJobResponse(post_job=post_job_pb(row))

@@ -5,7 +5,7 @@ import dataclasses
 import datetime as dt
 import re
 
-from common.errors import Conflict, DomainError, Forbidden, InvalidInput, PreconditionFailed
+from common.errors import AlreadyExists, Conflict, DomainError, Forbidden, InvalidInput, PreconditionFailed
 from common.fsm import assert_transition
 from common import timestamps
 from common.reasons import Reason
@@ -41,6 +41,7 @@ TARGET_MOVES = {
     ("approved", "failed"): {"system"},  # a no-show or a definite refusal: refunded
     ("published", "completed"): {"system"},  # kept up through the window: released
     ("published", "failed"): {"system"},  # removed early: refunded
+    ("approved", "declined"): {"publisher", "system"},  # the owner declined, or never answered: refunded
 }
 
 # Targets a campaign cancellation sweeps up, read off the table.
@@ -305,7 +306,7 @@ REASON_MAX = 1000
 PRICE_LIMIT = 10**12
 HANDLE = re.compile(r"@[A-Za-z0-9_]{3,64}")
 CURRENCY = re.compile(r"[A-Z]{3}")
-CHANNEL_STATUSES = frozenset({"pending", "approved", "rejected"})
+CHANNEL_STATUSES = ("pending", "approved", "rejected", "suspended")
 
 
 def valid_text(value: str, field: str, limit: int, *, required: bool = True) -> str:
@@ -329,11 +330,15 @@ def valid_price(value: int) -> int:
     return value
 
 
-def valid_currency(value: str) -> str:
+def valid_currency(value: str, platform: str) -> str:
+    """The platform trades in one currency: empty means it, anything else is refused."""
     if not value:
-        return "USD"
+        return platform
     if not CURRENCY.fullmatch(value):
         raise InvalidInput("currency must be 3 upper-case letters (ISO 4217)")
+    if value != platform:
+        raise PreconditionFailed(f"currency must be {platform}: the platform trades in {platform} only",
+                                 code=Reason.CURRENCY_NOT_SUPPORTED)
     return value
 
 
@@ -349,5 +354,65 @@ def valid_channel_status_filter(value: str) -> str | None:
     if not value:
         return None
     if value not in CHANNEL_STATUSES:
-        raise InvalidInput("status must be one of pending, approved, rejected")
+        raise InvalidInput(f"status must be one of {', '.join(CHANNEL_STATUSES)}")
     return value
+
+
+# ---- channel ownership (docs/design.md, "Who owns a channel, and who agrees")
+# A channel's moves and who makes them: an admin moderates a pending
+# listing; its owner sends a rejected or suspended one back (proving
+# ownership again); the publisher worker suspends one whose owner lost the
+# chat, and an admin may reject it then.
+CHANNEL_MOVES = {
+    ("pending", "approved"): {"admin"},
+    ("pending", "rejected"): {"admin"},
+    ("rejected", "pending"): {"publisher"},
+    ("suspended", "pending"): {"publisher"},
+    ("approved", "suspended"): {"system"},
+    ("suspended", "rejected"): {"admin"},  # frees the chat of an owner who will not prove it again
+}
+# A listing that holds its chat and handle: no second one may be made.
+LIVE_CHANNEL = ("pending", "approved", "suspended")
+# What Telegram calls the members who own a chat for us.
+CHAT_OWNERS = frozenset({"creator", "administrator"})
+
+
+def moved_from(moves: dict, to: str, actor_role: str) -> list[str]:
+    """The statuses `actor_role` may move to `to` from, read off a table."""
+    return sorted(frm for (frm, dest), actors in moves.items() if dest == to and actor_role in actors)
+
+
+def check_channel_owner(actor_id: str, owner_id: str) -> None:
+    if actor_id != owner_id:
+        raise Forbidden("Not the channel's owner")
+
+
+def check_resubmit(status: str) -> None:
+    if (status, "pending") not in CHANNEL_MOVES:
+        raise PreconditionFailed(f"Channel cannot be resubmitted from status {status}",
+                                 code=Reason.INVALID_TRANSITION)
+    assert_transition(CHANNEL_MOVES, status, "pending", "publisher", subject="Channel transition")
+
+
+def not_linked() -> PreconditionFailed:
+    return PreconditionFailed("Link your Telegram account first (POST /api/me/telegram/link, then press Start in"
+                              " the bot)", code=Reason.TELEGRAM_NOT_LINKED)
+
+
+def not_channel_admin(handle: str) -> Forbidden:
+    return Forbidden(f"Your Telegram account is not the creator or an administrator of {handle}",
+                     code=Reason.NOT_CHANNEL_ADMIN)
+
+
+def already_listed(handle: str) -> AlreadyExists:
+    return AlreadyExists(f"{handle} is listed already (a pending, approved or suspended listing of the same chat)",
+                    code=Reason.CHANNEL_ALREADY_LISTED)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsentRules:
+    """How long a channel owner has to answer an approved post, as data:
+    acceptBy = min(approved at + `answer_s`, scheduledAt - `lead_s`).
+    ApproveTarget's statement sets it (steps_store.APPROVE)."""
+    answer_s: int = 86400
+    lead_s: int = 300

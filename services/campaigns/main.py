@@ -19,7 +19,9 @@ from services.campaigns.domain import BookingRules
 from services.campaigns.settings import PublisherSettings
 from services.campaigns.settlements import settlement_handlers
 from services.campaigns.telegram import TokenRejected
+from services.campaigns.usecases.accounts import TelegramAccounts
 from services.campaigns.usecases.campaigns import Campaigns
+from services.campaigns.usecases.consent import Consent
 from services.campaigns.usecases.publication import Publication
 from services.campaigns.usecases.steps import CampaignSteps
 from services.campaigns.usecases.targets import Targets
@@ -37,6 +39,8 @@ class Settings(OutboxSettings, PublisherSettings):
     channel_post_gap_minutes: int = Field(
         default=60, ge=1, le=7 * 24 * 60,
         description="Minimum time between two booked posts of one channel, in minutes (one post per slot)")
+    platform_currency: str = Field(
+        default="USD", pattern=r"^[A-Z]{3}$", description="The one currency channels are priced in (ISO 4217)")
     campaigns_migrate_on_start: bool = Field(
         default=True, description="Apply the campaigns database migrations when the service starts")
 
@@ -59,8 +63,11 @@ async def assemble(settings: Settings) -> bootstrap.Assembly:
     rules = BookingRules(min_lead_ms=settings.campaign_target_min_lead_ms,
                          horizon_days=settings.booking_horizon_days,
                          post_gap_minutes=settings.channel_post_gap_minutes)
-    servicer = CampaignsServicer(Campaigns(db, channels), Targets(db, rules=rules), CampaignSteps(db, rules=rules),
-                                 Publication(db, channels, settings.publication_policy()))
+    servicer = CampaignsServicer(
+        Campaigns(db, channels, currency=settings.platform_currency), Targets(db, rules=rules),
+        CampaignSteps(db, rules=rules, consent=settings.consent_rules()),
+        Publication(db, channels, settings.publication_policy()),
+        TelegramAccounts(db, channels, link_ttl_s=settings.telegram_link_ttl_s), Consent(db))
 
     async def close_peers() -> None:
         await payments_channel.close()

@@ -18,10 +18,15 @@ from services.campaigns import domain
 
 QUEUED, PUBLISHING, PUBLISHED, VERIFIED = "queued", "publishing", "published", "verified"
 CANCELLED, FAILED, NEEDS_REVIEW = "cancelled", "failed", "needs_review"
-JOB_STATUSES = (QUEUED, PUBLISHING, PUBLISHED, VERIFIED, CANCELLED, FAILED, NEEDS_REVIEW)
+AWAITING, DECLINED, EXPIRED = "awaiting_publisher", "declined", "expired"
+JOB_STATUSES = (AWAITING, QUEUED, PUBLISHING, PUBLISHED, VERIFIED, CANCELLED, FAILED, NEEDS_REVIEW, DECLINED, EXPIRED)
 
 # The post job's moves and who makes them (the worker is the system).
 JOB_MOVES = {
+    (AWAITING, QUEUED): {"publisher"},  # the channel's owner accepts before accept_by
+    (AWAITING, DECLINED): {"publisher"},  # the owner declines: the target is declined and refunded
+    (AWAITING, EXPIRED): {"system"},  # no answer by accept_by: the same as a decline
+    (AWAITING, CANCELLED): {"advertiser", "admin"},  # the target is cancelled before an answer
     (QUEUED, PUBLISHING): {"system"},  # claimed, committed before the Bot API call
     (QUEUED, CANCELLED): {"advertiser", "admin"},  # the target is cancelled before publication
     (PUBLISHING, QUEUED): {"system"},  # a transient error: retried with backoff
@@ -43,9 +48,19 @@ RELEASE_TOPIC = "escrow.release"
 NO_SHOW = "not published before the deadline (scheduledAt + {deadline_s} s)"
 REMOVED_EARLY = "the post was removed from the channel before the end of the retention window"
 CAMPAIGN_CANCELLED = "the campaign was cancelled before the post went out"
+# Right before a post, the owner no longer owns the chat (or the listing is
+# no longer approved), or the bot can no longer post: the wire reason leads.
+OWNERSHIP_LOST = (f"{Reason.CHANNEL_OWNERSHIP_LOST}: the channel owner's Telegram account is no longer bound, or no"
+                  " longer the chat's creator or an administrator; the listing is suspended")
+LISTING_NOT_APPROVED = f"{Reason.CHANNEL_OWNERSHIP_LOST}: the listing is no longer approved ({{status}})"
+BOT_CANNOT_POST = f"{Reason.CHANNEL_CANNOT_POST}: {{message}}; the listing is suspended"
+DECLINED_IN_TELEGRAM = "declined in Telegram"
 
 # A cancellation is refused once the job left the queue: the post may be out.
 STARTED = frozenset({PUBLISHING, PUBLISHED, VERIFIED, NEEDS_REVIEW, FAILED})
+NOT_STARTED = frozenset(JOB_STATUSES) - STARTED
+# What a cancelled target's job goes from to cancelled: not out, not ended.
+CANCELLABLE = frozenset({AWAITING, QUEUED})
 
 RESOLUTIONS = ("published", "retry", "failed")
 MESSAGE_URL = re.compile(r"https://t\.me/(?:c/)?[A-Za-z0-9_]+/([0-9]{1,18})")
@@ -130,6 +145,17 @@ def check_retryable(message_url: str | None) -> None:
                        code=Reason.POST_ALREADY_OUT)
 
 
+def check_answerable(status: str, accept_by: dt.datetime | None, now: dt.datetime) -> None:
+    """The owner's accept or decline: only while the job awaits it, and
+    not after its deadline."""
+    if status != AWAITING:
+        raise Conflict(f"The post job is not awaiting the channel owner's answer (status: {status})",
+                       code=Reason.POST_JOB_NOT_AWAITING)
+    if accept_by is not None and now >= accept_by:
+        raise Conflict(f"The answer was due by {accept_by.astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ}; the order"
+                       " expires", code=Reason.ANSWER_DEADLINE_PASSED)
+
+
 def check_in_review(status: str) -> None:
     if status != NEEDS_REVIEW:
         raise Conflict(f"Only a post job in needs_review can be resolved (status: {status})",
@@ -145,5 +171,5 @@ def valid_job_status_filter(value: str) -> str | None:
 
 
 def channel_refusal(message: str) -> PreconditionFailed:
-    """The bot cannot post in the channel: the channel cannot be approved."""
-    return PreconditionFailed(f"The channel cannot be approved: {message}", code=Reason.CHANNEL_CANNOT_POST)
+    """The bot cannot post in the channel: the channel cannot be listed or approved."""
+    return PreconditionFailed(f"The bot cannot post in the channel: {message}", code=Reason.CHANNEL_CANNOT_POST)

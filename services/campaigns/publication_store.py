@@ -26,11 +26,13 @@ _JOB_CONTEXT = """
     SELECT c.id, c.target_id, c.execute_at, c.attempts, c.chat_id AS job_chat_id, c.message_id, c.checks_done,
            c.check_failures,
            cardinality(c.checks_at) AS checks_planned, t.campaign_id, cp.status AS campaign_status,
-           ch.id AS channel_id, ch.handle, COALESCE(c.chat_id, ch.chat_id) AS chat_id, cr.text, cr.media_url
+           ch.id AS channel_id, ch.handle, COALESCE(c.chat_id, ch.chat_id) AS chat_id, cr.text, cr.media_url,
+           ch.status AS channel_status, ch.chat_id AS listing_chat_id, ta.telegram_user_id AS owner_telegram_user_id
       FROM claimed c
       JOIN targets t ON t.id = c.target_id
       JOIN campaigns cp ON cp.id = t.campaign_id
       JOIN channels ch ON ch.id = t.channel_id
+      LEFT JOIN telegram_accounts ta ON ta.user_id = ch.owner_id
       LEFT JOIN LATERAL (SELECT text, media_url FROM creatives WHERE campaign_id = t.campaign_id
                           ORDER BY seq LIMIT 1) cr ON true"""
 
@@ -89,6 +91,12 @@ _NOTE_LATE_MESSAGE = sa.text("""
     UPDATE post_jobs SET chat_id = :chat_id, message_id = :message_id, message_url = :url,
                          last_error = 'the post went out after its worker was presumed dead: ' || :url
      WHERE id = :id AND status = 'needs_review' AND message_id IS NULL""")
+
+# Ownership was proven right before the post: whose account, and the chat
+# the post goes to (adtech verify holds every published job to them).
+_OWNERSHIP_CHECKED = sa.text("""
+    UPDATE post_jobs SET owner_telegram_user_id = :owner, chat_id = :chat_id
+     WHERE id = :id AND status = 'publishing' AND claimed_by = :holder""")
 
 # publishing → queued after a transient failure, due again later.
 _RETRY_LATER = sa.text("""
@@ -155,7 +163,7 @@ _LEAVE_FOR_REVIEW = sa.text("""
 # failureReason: why it failed, or why it waits for an admin.
 _FAILURE_REASON = "COALESCE(p.failure_reason, CASE WHEN p.status = 'needs_review' THEN p.last_error END)"
 _JOB_COLUMNS = f"""p.id, p.target_id, p.execute_at, p.status, p.message_url, p.published_at, p.verified_at,
-                  {_FAILURE_REASON} AS failure_reason, p.message_id"""
+                  {_FAILURE_REASON} AS failure_reason, p.message_id, p.accept_by, p.answered_at, p.decline_reason"""
 
 _LIST = sa.text(f"""
     SELECT {_JOB_COLUMNS}, t.campaign_id, t.price, t.currency, t.channel_id
@@ -193,6 +201,13 @@ async def record_published(uow: UnitOfWork, job_id, *, holder: int | None, expec
     return (await uow.execute(_RECORD_PUBLISHED, {
         "id": str(job_id), "holder": holder, "expected": expected, "chat_id": chat_id, "message_id": message_id,
         "url": url, "now": now, "checks": checks})).one_or_none()
+
+
+async def ownership_checked(uow: UnitOfWork, job_id, *, holder: int, owner_telegram_user_id: int,
+                            chat_id: int) -> bool:
+    result = await uow.execute(_OWNERSHIP_CHECKED, {"id": str(job_id), "holder": holder,
+                                                    "owner": owner_telegram_user_id, "chat_id": chat_id})
+    return result.rowcount == 1
 
 
 async def note_late_message(uow: UnitOfWork, job_id, *, chat_id: int, message_id: int, url: str) -> None:

@@ -21,23 +21,26 @@ from common.settings import ConfigError
 from services.campaigns.publication import PublicationPolicy
 from services.campaigns.settings import PublisherSettings
 from services.campaigns.telegram import TelegramChannels, TokenRejected
+from services.campaigns.usecases.consent import Consent
 from services.campaigns.usecases.publication import Publication
 
 log = logging.getLogger(__name__)
 
 
 class PublisherWorker:
-    def __init__(self, publication: Publication, holder: holders.HolderSession, policy: PublicationPolicy):
-        self.publication, self.holder, self.policy = publication, holder, policy
+    def __init__(self, publication: Publication, holder: holders.HolderSession, policy: PublicationPolicy,
+                 consent: Consent):
+        self.publication, self.holder, self.policy, self.consent = publication, holder, policy, consent
         self.stopping = asyncio.Event()
 
     async def run_once(self) -> int:
-        """One pass: sweep, publish what is due, check what is due. Returns
-        how many jobs it acted on."""
+        """One pass: sweep, expire orders nobody answered in time, publish
+        what is due, check what is due. Returns how many jobs it acted on."""
         holder = await self.holder.ensure()
         if holder is None:
             return 0
         await self.publication.sweep_abandoned()
+        await self.consent.expire_due(now=self.publication.clock())
         posts = await self.publication.claim_posts(holder)
         checks = await self.publication.claim_checks(holder)
         results = await asyncio.gather(*(self.publication.publish(job, holder) for job in posts),
@@ -75,7 +78,7 @@ async def assemble(settings: PublisherSettings) -> tuple[PublisherWorker, Databa
         raise ConfigError(f"TELEGRAM_BOT_TOKEN: the Bot API at {settings.telegram_api_url} refused the token") from None
     policy = settings.publication_policy()
     worker = PublisherWorker(Publication(db, channels, policy), holders.HolderSession(db.dsn, holders.PUBLISHER_HOLDERS),
-                             policy)
+                             policy, Consent(db))
     return worker, db, channels
 
 

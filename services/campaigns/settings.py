@@ -5,6 +5,7 @@ publisher worker, which publishes and proves posts)."""
 from pydantic import Field, model_validator
 
 from common.settings import CAMPAIGNS_DATABASE, CommonSettings, ConfigError, checked_secret
+from services.campaigns.domain import ConsentRules
 from services.campaigns.publication import PublicationPolicy
 from services.campaigns.telegram import TelegramChannels
 
@@ -20,6 +21,10 @@ class TelegramSettings(CommonSettings):
     telegram_bot_token: str | None = Field(
         default=None, description="The bot's token (a secret, no default; `adtech run` without it starts the Bot API sandbox)")
     telegram_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Timeout of each phase (connect, send, read) of one Bot API call, in seconds")
+    telegram_link_ttl_s: int = Field(
+        default=600, ge=30, le=86400, description="How long a Telegram link code (POST /api/me/telegram/link) stays valid, in seconds")
+    bot_poll_timeout_s: int = Field(
+        default=25, ge=0, le=50, description="The bot's long polling: how long one getUpdates waits for an update, in seconds")
 
     def bot_token(self) -> str:
         if not self.telegram_bot_token:
@@ -45,6 +50,12 @@ class PublisherSettings(TelegramSettings):
         default=60_000, ge=100, le=3_600_000, description="How long a worker holds a claimed job without renewing it")
     publisher_backoff_base_ms: int = Field(default=2000, ge=1, description="First retry delay after a transient Bot API error")
     publisher_backoff_cap_ms: int = Field(default=300_000, ge=1, description="Longest retry delay after transient Bot API errors")
+    publisher_answer_s: int = Field(
+        default=86400, ge=1, le=30 * 86400,
+        description="How long a channel owner has to accept or decline an approved post, in seconds after the approval")
+    publisher_answer_lead_s: int = Field(
+        default=300, ge=0, le=86400,
+        description="A channel owner's answer is due at the latest this many seconds before the post's time")
 
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self):
@@ -53,6 +64,9 @@ class PublisherSettings(TelegramSettings):
         if self.publisher_lease_ms < 4 * self.telegram_timeout_s * 1000:
             raise ValueError("PUBLISHER_LEASE_MS must be at least 4 x TELEGRAM_TIMEOUT_S (a call's phases and its record)")
         return self
+
+    def consent_rules(self) -> ConsentRules:
+        return ConsentRules(answer_s=self.publisher_answer_s, lead_s=self.publisher_answer_lead_s)
 
     def publication_policy(self) -> PublicationPolicy:
         return PublicationPolicy(deadline_s=self.publish_deadline_s, checks=self.post_checks,

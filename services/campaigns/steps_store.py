@@ -136,9 +136,14 @@ APPROVE = _statement(f"""
                            moderated_at = :now, moderation_reason = NULL, escrow_id = :escrow, updated_at = now()
          WHERE id = :target_id AND status = 'approving' AND reserved_by = :decision_id AND {steps.NO_PRIOR}
         RETURNING *),
-    job AS (
-        INSERT INTO post_jobs (id, target_id, execute_at, due_at)
-        SELECT CAST(:job AS uuid), id, scheduled_at, scheduled_at FROM moved
+    job AS (  -- a channel that does not auto-accept waits for its owner's answer (domain.ConsentRules)
+        INSERT INTO post_jobs (id, target_id, execute_at, due_at, status, accept_by)
+        SELECT CAST(:job AS uuid), m.id, m.scheduled_at, m.scheduled_at,
+               CASE WHEN ch.auto_accept THEN 'queued' ELSE 'awaiting_publisher' END,
+               CASE WHEN NOT ch.auto_accept
+                    THEN LEAST(CAST(:now AS timestamptz) + make_interval(secs => :answer_s),
+                               m.scheduled_at - make_interval(secs => :answer_lead_s)) END
+          FROM moved m JOIN channels ch ON ch.id = m.channel_id
         RETURNING id, target_id, execute_at, status),
     step_record AS ({steps.record("moved", "'approved'", "jsonb_build_object('post_job_id', CAST(:job AS text))")}),
     audit AS (  -- ORDER BY: the target's row gets the lower id, as when they were two statements
@@ -149,7 +154,7 @@ APPROVE = _statement(f"""
                        'approving' AS from_status, 'approved' AS to_status, CAST(:approved_detail AS jsonb) AS detail
                   FROM moved
                 UNION ALL
-                SELECT 2, 'post_job_created', 'post_job', id, NULL, 'queued',
+                SELECT 2, 'post_job_created', 'post_job', id, NULL, status,
                        jsonb_build_object('target_id', CAST(:target_id AS text)) FROM job) a
          ORDER BY a.n)
     SELECT {steps.RETURNS}, j.id AS job_id, j.execute_at AS job_execute_at, j.status AS job_status, v.* {_ONE}

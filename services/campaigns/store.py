@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from common.db import UnitOfWork
 from common.logs import request_id_var
+from services.campaigns import domain, publication
 
 
 def new_id() -> str:
@@ -17,12 +18,49 @@ def new_id() -> str:
 
 
 # ---- channels -------------------------------------------------------------
-async def insert_channel(uow: UnitOfWork, *, owner_id: str, title: str, handle: str, price: int, currency: str):
+async def insert_channel(uow: UnitOfWork, *, owner_id: str, title: str, handle: str, price: int, currency: str,
+                         chat_id: int, verified_at, auto_accept: bool):
+    """The new listing; a second live listing of its chat or handle is
+    refused by the unique indexes (common.db's unique violation, named
+    LIVE_LISTING_INDEXES)."""
     return (await uow.execute(sa.text("""
-        INSERT INTO channels (id, owner_id, title, handle, price_per_post, currency)
-        VALUES (:id, :owner, :title, :handle, :price, :currency) RETURNING *"""),
+        INSERT INTO channels (id, owner_id, title, handle, price_per_post, currency, chat_id, verified_at, auto_accept)
+        VALUES (:id, :owner, :title, :handle, :price, :currency, :chat_id, :verified_at, :auto_accept) RETURNING *"""),
         {"id": new_id(), "owner": owner_id, "title": title, "handle": handle, "price": price,
-         "currency": currency})).one()
+         "currency": currency, "chat_id": chat_id, "verified_at": verified_at, "auto_accept": auto_accept})).one()
+
+
+# The indexes that keep one live listing per chat and per handle (any case).
+LIVE_LISTING_INDEXES = ("channels_one_live_per_chat", "channels_one_live_per_handle")
+
+
+async def update_channel(uow: UnitOfWork, channel_id: str, *, title: str | None, price: int | None,
+                         auto_accept: bool | None):
+    """The fields given change; None leaves one as it is."""
+    return (await uow.execute(sa.text("""
+        UPDATE channels SET title = COALESCE(CAST(:title AS text), title),
+                            price_per_post = COALESCE(CAST(:price AS bigint), price_per_post),
+                            auto_accept = COALESCE(CAST(:auto_accept AS boolean), auto_accept), updated_at = now()
+         WHERE id = :id RETURNING *"""),
+        {"id": channel_id, "title": title, "price": price, "auto_accept": auto_accept})).one_or_none()
+
+
+async def resubmit_channel(uow: UnitOfWork, channel_id: str, *, expected: str, chat_id: int, verified_at):
+    """expected → pending with ownership proven again now; None when the
+    channel is no longer `expected`."""
+    return (await uow.execute(sa.text("""
+        UPDATE channels SET status = 'pending', chat_id = :chat_id, verified_at = :verified_at,
+                            rejection_reason = NULL, updated_at = now()
+         WHERE id = :id AND status = :expected RETURNING *"""),
+        {"id": channel_id, "expected": expected, "chat_id": chat_id, "verified_at": verified_at})).one_or_none()
+
+
+async def suspend_channel(uow: UnitOfWork, channel_id, *, reason: str) -> bool:
+    """approved → suspended (its owner lost the chat, or the bot cannot post)."""
+    result = await uow.execute(sa.text("""
+        UPDATE channels SET status = 'suspended', rejection_reason = :reason, updated_at = now()
+         WHERE id = :id AND status = 'approved'"""), {"id": str(channel_id), "reason": reason[:domain.REASON_MAX]})
+    return result.rowcount == 1
 
 
 async def get_channel(uow: UnitOfWork, channel_id: str):
@@ -38,15 +76,13 @@ async def list_channels(uow: UnitOfWork, *, status: str | None, after: tuple | N
         {"status": status, **_after(after), "limit": limit})).all()
 
 
-async def moderate_channel(uow: UnitOfWork, channel_id: str, *, expected: str, status: str, reason: str | None,
-                           chat_id: int | None = None):
-    """Guarded: None when the channel is no longer in `expected`. An
-    approval stores the chat id the bot posts to."""
+async def moderate_channel(uow: UnitOfWork, channel_id: str, *, expected: list[str], status: str,
+                           reason: str | None):
+    """Guarded: None when the channel is in none of `expected`."""
     return (await uow.execute(sa.text("""
-        UPDATE channels SET status = :status, rejection_reason = :reason, updated_at = now(),
-                            chat_id = COALESCE(CAST(:chat_id AS bigint), chat_id)
-         WHERE id = :id AND status = :expected RETURNING *"""),
-        {"id": channel_id, "status": status, "reason": reason, "expected": expected, "chat_id": chat_id})).one_or_none()
+        UPDATE channels SET status = :status, rejection_reason = :reason, updated_at = now()
+         WHERE id = :id AND status = ANY(:expected) RETURNING *"""),
+        {"id": channel_id, "status": status, "reason": reason, "expected": expected})).one_or_none()
 
 
 # ---- campaigns and creatives ---------------------------------------------
@@ -109,7 +145,8 @@ _TARGET_VIEW = """
            (SELECT count(*) FROM creatives cr WHERE cr.campaign_id = t.campaign_id) AS creatives_count,
            p.id AS post_job_id, p.execute_at AS post_job_execute_at, p.status AS post_job_status,
            p.message_url AS post_job_message_url, p.published_at AS post_job_published_at,
-           p.verified_at AS post_job_verified_at,
+           p.verified_at AS post_job_verified_at, p.accept_by AS post_job_accept_by,
+           p.answered_at AS post_job_answered_at, p.decline_reason AS post_job_decline_reason,
            COALESCE(p.failure_reason, CASE WHEN p.status = 'needs_review' THEN p.last_error END)
                AS post_job_failure_reason
       FROM targets t
@@ -227,14 +264,14 @@ async def cancel_open_targets(uow: UnitOfWork, campaign_id: str, statuses: list[
             SELECT id, status FROM targets WHERE campaign_id = :c AND status = ANY(:statuses) FOR UPDATE),
         -- A post job that left the queue decides its target's money: that
         -- target is not cancelled (its job row is locked, so no worker
-        -- claims it meanwhile).
-        -- (every job of them is locked, then judged on its latest status).
+        -- claims it meanwhile; every job is judged on its latest status).
         jobs AS (
             SELECT target_id, status FROM post_jobs WHERE target_id IN (SELECT id FROM old) FOR UPDATE)
         UPDATE targets t SET status = 'cancelled', reserved_by = NULL, updated_at = now()
           FROM old WHERE t.id = old.id
-           AND old.id NOT IN (SELECT target_id FROM jobs WHERE status NOT IN ('queued', 'cancelled'))
-        RETURNING t.id, old.status AS previous"""), {"c": campaign_id, "statuses": statuses})).all()
+           AND old.id NOT IN (SELECT target_id FROM jobs WHERE status <> ALL(:not_started))
+        RETURNING t.id, old.status AS previous"""),
+        {"c": campaign_id, "statuses": statuses, "not_started": sorted(publication.NOT_STARTED)})).all()
 
 
 async def get_post_job(uow: UnitOfWork, target_id: str):
@@ -243,17 +280,28 @@ async def get_post_job(uow: UnitOfWork, target_id: str):
 
 
 async def cancel_queued_post_jobs(uow: UnitOfWork, target_ids: list) -> list:
+    """Jobs not yet out (awaiting their owner's answer, or queued) of
+    cancelled targets; (id, target_id, previous status) of each. The
+    callers hold the targets' rows, so `old` (this statement's snapshot)
+    is the status each job is moved from."""
     return (await uow.execute(sa.text("""
-        UPDATE post_jobs SET status = 'cancelled', updated_at = now()
-         WHERE target_id = ANY(CAST(:ids AS uuid[])) AND status = 'queued' RETURNING id, target_id"""),
-        {"ids": [str(i) for i in target_ids]})).all()
+        UPDATE post_jobs p SET status = 'cancelled', updated_at = now()
+          FROM post_jobs old WHERE old.id = p.id
+           AND p.target_id = ANY(CAST(:ids AS uuid[])) AND p.status = ANY(:cancellable)
+        RETURNING p.id, p.target_id, old.status AS previous"""),
+        {"ids": [str(i) for i in target_ids], "cancellable": sorted(publication.CANCELLABLE)})).all()
 
 
 async def target_audit(uow: UnitOfWork, *, after: tuple | None, limit: int):
     return (await uow.execute(sa.text("""
         SELECT t.id, t.status, t.reserved_by, t.created_at, c.advertiser_id,
-               (SELECT count(*) FROM post_jobs p WHERE p.target_id = t.id) AS post_jobs
+               (SELECT count(*) FROM post_jobs p WHERE p.target_id = t.id) AS post_jobs,
+               CASE WHEN p.message_id IS NOT NULL THEN p.chat_id END AS posted_chat_id,
+               ch.chat_id AS listing_chat_id, p.owner_telegram_user_id,
+               COALESCE(p.message_id IS NOT NULL AND NOT p.posted_before_ownership, false) AS posted_since_ownership
           FROM targets t JOIN campaigns c ON c.id = t.campaign_id
+          JOIN channels ch ON ch.id = t.channel_id
+          LEFT JOIN post_jobs p ON p.target_id = t.id
          WHERE CAST(:at AS timestamptz) IS NULL OR (t.created_at, t.id) > (:at, :after_id)
          ORDER BY t.created_at, t.id LIMIT :limit"""), {**_after(after), "limit": limit})).all()
 

@@ -41,7 +41,7 @@ import re
 import warnings
 
 import httpx
-from telegram import Bot, ChatMember, LinkPreviewOptions
+from telegram import Bot, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
 from telegram import error as tg
 from telegram.request import HTTPXRequest
 
@@ -83,6 +83,10 @@ class TransientChannelError(ChannelError):
 class ChannelRefused(ChannelError):
     """Definite: the same call will fail again (chat not found, the bot not
     an admin that can post, the bot kicked or blocked, a bad request)."""
+
+
+class ChatNotFound(ChannelRefused):
+    """Telegram knows no chat by that handle or id."""
 
 
 class TokenRejected(ChannelRefused):
@@ -187,6 +191,7 @@ class TelegramChannels:
         if not token:
             raise ValueError("a bot token is required (TELEGRAM_BOT_TOKEN)")
         self._token = token
+        self._timeout_s = timeout_s
         self._hide = _HideToken(token)
         # Before the Bot exists: its constructor logs the URL at DEBUG.
         for name in URL_LOGGERS:
@@ -226,36 +231,99 @@ class TelegramChannels:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
-    async def chat_for_posting(self, handle: str) -> int:
-        """The chat id of channel `handle` when the bot is an administrator
-        of it that can post messages (getChat, then getChatMember)."""
+    async def chat_of(self, handle: str) -> int:
+        """The chat id of channel `handle` (getChat); ChatNotFound when
+        Telegram knows none, ChannelRefused when it is not a channel."""
         name = username_of(handle)
-        bot_id = await self._ready()
-        not_admin = f"the bot is not an administrator of @{name} that can post messages"
-
-        def refusal(error: ChannelRefused) -> ChannelRefused:
-            if isinstance(error, TokenRejected):
-                return error
-            if _describes(error, _NOT_FOUND):
-                return ChannelRefused(f"channel @{name} not found")
-            # Kicked, blocked, no rights: Telegram's words in brackets.
-            return ChannelRefused(f"{not_admin} ({error.telegram_words})")
-
+        await self._ready()
         try:
             chat = await self._call(self._bot.get_chat, f"@{name}")
         except ChannelRefused as error:
-            raise refusal(error) from None
+            if isinstance(error, TokenRejected):
+                raise
+            if _describes(error, _NOT_FOUND):
+                raise ChatNotFound(f"channel @{name} not found") from None
+            # Kicked, blocked: Telegram's words in brackets.
+            raise ChannelRefused(f"the bot is not an administrator of @{name} that can post messages"
+                                 f" ({error.telegram_words})") from None
         if chat.type != chat.CHANNEL:
             raise ChannelRefused(f"@{name} is a {chat.type} chat, not a channel")
+        return chat.id
+
+    async def member_status(self, chat_id: int, user_id: int) -> str:
+        """What Telegram says user `user_id` is in the chat: creator,
+        administrator, member, restricted, left or kicked (getChatMember).
+        A user Telegram does not know is `left`."""
+        await self._ready()
         try:
-            member = await self._call(self._bot.get_chat_member, chat.id, bot_id)
+            member = await self._call(self._bot.get_chat_member, chat_id, user_id)
         except ChannelRefused as error:
-            raise refusal(error) from None
+            if not isinstance(error, TokenRejected) and _describes(error, ("user not found", "participant_id_invalid")):
+                return ChatMember.LEFT
+            raise
+        return member.status
+
+    async def check_bot_posts(self, chat_id: int, name: str) -> None:
+        """ChannelRefused unless the bot is the chat's creator or an
+        administrator that can post messages."""
+        bot_id = await self._ready()
+        not_admin = f"the bot is not an administrator of @{name} that can post messages"
+        try:
+            member = await self._call(self._bot.get_chat_member, chat_id, bot_id)
+        except ChannelRefused as error:
+            if isinstance(error, TokenRejected):
+                raise
+            if _describes(error, _NOT_FOUND):
+                raise ChatNotFound(f"channel @{name} not found") from None
+            raise ChannelRefused(f"{not_admin} ({error.telegram_words})") from None  # kicked, blocked, no rights
         if member.status == ChatMember.OWNER:
-            return chat.id
+            return
         if member.status != ChatMember.ADMINISTRATOR or not getattr(member, "can_post_messages", False):
             raise ChannelRefused(not_admin)
-        return chat.id
+
+    async def chat_for_posting(self, handle: str) -> int:
+        """The chat id of channel `handle` when the bot is an administrator
+        of it that can post messages (getChat, then getChatMember)."""
+        chat_id = await self.chat_of(handle)
+        await self.check_bot_posts(chat_id, username_of(handle))
+        return chat_id
+
+    async def bot_username(self) -> str:
+        """The bot's username (getMe), for its https://t.me/<username> links."""
+        await self._ready()
+        return self._bot.username
+
+    # ---- the bot's conversations with users (services/campaigns/bot.py)
+    async def updates(self, offset: int | None, timeout_s: int) -> list[Update]:
+        """Long polling: updates from `offset` on (confirming every update
+        before it), waiting up to `timeout_s` for one."""
+        await self._ready()
+        return list(await self._call(self._bot.get_updates, offset=offset, timeout=timeout_s,
+                                     allowed_updates=["message", "callback_query"],
+                                     read_timeout=timeout_s + self._timeout_s))
+
+    async def send_to_user(self, user_id: int, text: str, buttons: list[tuple[str, str]] = ()) -> int:
+        """A message to a user's private chat with the bot, with inline
+        buttons (text, callback data) in one row; its message id."""
+        await self._ready()
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in buttons]]
+                                      ) if buttons else None
+        message = await self._call(self._bot.send_message, user_id, text[:TEXT_LIMIT], reply_markup=markup, sends=True)
+        return message.message_id
+
+    async def edit_user_message(self, user_id: int, message_id: int, text: str) -> None:
+        """Replaces a message the bot sent a user (its buttons go)."""
+        await self._ready()
+        try:
+            await self._call(self._bot.edit_message_text, text[:TEXT_LIMIT], chat_id=user_id, message_id=message_id)
+        except ChannelRefused as error:
+            if not _describes(error, _STILL_THERE):  # shown already: nothing to change
+                raise
+
+    async def answer_button(self, query_id: str, text: str) -> None:
+        """The short notice a user sees after pressing a button."""
+        await self._ready()
+        await self._call(self._bot.answer_callback_query, query_id, text=text[:200])
 
     async def publish(self, chat_id: int, handle: str, text: str, media_url: str | None) -> Posted:
         """Sends the post: sendMessage, or sendPhoto with the text as its

@@ -11,6 +11,7 @@ import sys
 import httpx
 import pytest
 
+from sandbox.testing import SandboxControl
 from tests.e2e.client import Api, from_now
 
 COMPOSE = os.environ.get("ADTECH_COMPOSE")
@@ -29,8 +30,9 @@ def compose(*args: str) -> None:
 
 @pytest.fixture
 async def api():
-    async with httpx.AsyncClient(base_url=os.environ["BASE_URL"], timeout=30.0) as http:
-        yield Api(http, os.environ["ADTECH_JWT_SECRET"], int(os.environ.get("E2E_MIN_LEAD_MS", 30_000)))
+    async with httpx.AsyncClient(base_url=os.environ["BASE_URL"], timeout=30.0) as http, SandboxControl(
+            os.environ["E2E_SANDBOX_URL"], os.environ["E2E_SANDBOX_CONTROL_TOKEN"]) as control:
+        yield Api(http, os.environ["ADTECH_JWT_SECRET"], int(os.environ.get("E2E_MIN_LEAD_MS", 30_000)), control)
 
 
 async def submitted_targets(api: Api, count: int) -> list[dict]:

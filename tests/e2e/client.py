@@ -90,8 +90,10 @@ class Flow:
 class Api:
     """The gateway at `base_url`, as any user we mint a token for."""
 
-    def __init__(self, http: httpx.AsyncClient, secret: str, min_lead_ms: int):
+    def __init__(self, http: httpx.AsyncClient, secret: str, min_lead_ms: int, sandbox=None):
         self.http, self.secret, self.min_lead_ms = http, secret, min_lead_ms
+        self.sandbox = sandbox  # the stack's Bot API sandbox (sandbox.testing.SandboxControl): Telegram
+        self.telegram: dict[str, dict] = {}  # user id -> the Telegram user bound to it
         self.admin = self.user("admin")
         self.advertisers: list[User] = []  # every wallet the suite touched, for the invariants of E.4
         self.approved: dict[str, dict] = {}  # target id -> approve result, for E.4
@@ -116,10 +118,40 @@ class Api:
 
     # ---- the seed's flow, one step per method ---------------------------------
 
-    async def approved_channel(self, price: int = 1_000, publisher: User | None = None) -> tuple[User, dict]:
+    async def link_telegram(self, user: User, timeout: float = 15.0) -> dict:
+        """The user's Telegram account, bound as a person binds it: a link
+        from the API, Start pressed in the bot (the sandbox delivers
+        `/start <code>` to the stack's bot), until the API says linked."""
+        if user.id in self.telegram:
+            return self.telegram[user.id]
+        assert self.sandbox is not None, "this stack's Bot API sandbox is unknown (E2E_SANDBOX_URL)"
+        account = await self.sandbox.create_user()
+        link = await self.ok("POST", "/api/me/telegram/link", user, 201)
+        await self.sandbox.send_message(account["id"], f"/start {link['code']}")
+        deadline = time.monotonic() + timeout
+        while not (await self.ok("GET", "/api/me/telegram", user))["linked"]:
+            assert time.monotonic() < deadline, f"the bot did not link {user.id} within {timeout}s"
+            await asyncio.sleep(0.05)
+        self.telegram[user.id] = account
+        return account
+
+    async def own_channel(self, publisher: User, name: str, status: str = "creator") -> dict:
+        """The publisher's Telegram account made the chat's creator (or
+        `status`), as its real owner would be."""
+        account = await self.link_telegram(publisher)
+        await self.sandbox.set_member(name, account["id"], status)
+        return account
+
+    async def approved_channel(self, price: int = 1_000, publisher: User | None = None, *,
+                               auto_accept: bool = True) -> tuple[User, dict]:
+        """A channel its publisher owns in Telegram, listed and approved;
+        by default it auto-accepts (an approve queues its post at once)."""
         publisher = publisher or self.user("publisher")
+        name = handle()
+        await self.own_channel(publisher, name)
         channel = await self.ok("POST", "/api/channels", publisher, 201,
-                                json={"title": "Daily news", "handle": handle(), "pricePerPost": price})
+                                json={"title": "Daily news", "handle": name, "pricePerPost": price,
+                                      "autoAccept": auto_accept})
         channel = await self.ok("POST", f"/api/channels/{channel['id']}/approve", self.admin)
         return publisher, channel
 

@@ -69,10 +69,30 @@ class Api:
         self.ok("POST", f"/api/wallets/{user[0]}/deposits", self.admin, 201, json={"amount": amount},
                 headers={"Idempotency-Key": uuid.uuid4().hex})
 
+    def own(self, publisher, name: str) -> dict:
+        """The publisher's Telegram account, linked as a person links it
+        (`/start <code>` to the stack's bot, through the stack's Bot API
+        sandbox), made the creator of the chat `name`."""
+        with httpx.Client(base_url=self.stack.sandbox_url, timeout=10.0,
+                          headers=self.stack.sandbox_headers()) as sandbox:
+            created = sandbox.post("/sandbox/users", json={})
+            created.raise_for_status()
+            account = created.json()
+            link = self.ok("POST", "/api/me/telegram/link", publisher, 201)
+            sandbox.post(f"/sandbox/users/{account['id']}/messages",
+                         json={"text": f"/start {link['code']}"}).raise_for_status()
+            self.until(lambda: self.ok("GET", "/api/me/telegram", publisher), lambda me: me["linked"])
+            sandbox.put(f"/sandbox/channels/{name.lstrip('@')}/members/{account['id']}",
+                        json={"status": "creator"}).raise_for_status()
+        return account
+
     def channel(self, title: str = "Morning news") -> dict:
-        publisher = self.token("publisher")
+        """A chat its publisher owns in Telegram, listed (auto-accepting its
+        orders: an approve queues the post) and approved."""
+        publisher, name = self.token("publisher"), handle()
+        self.own(publisher, name)
         channel = self.ok("POST", "/api/channels", publisher, 201,
-                          json={"title": title, "handle": handle(), "pricePerPost": PRICE})
+                          json={"title": title, "handle": name, "pricePerPost": PRICE, "autoAccept": True})
         return self.ok("POST", f"/api/channels/{channel['id']}/approve", self.admin)
 
     def submitted(self, *, funds: int = PRICE, text: str = "Fresh coffee every morning", campaign: str = "Launch",
@@ -331,9 +351,10 @@ def test_an_operator_resolves_a_post_job_in_review_and_pays_out_a_withdrawal(pag
     sandbox = httpx.Client(base_url=stack.sandbox_url, timeout=10.0, headers=stack.sandbox_headers())
     try:
         # The Bot API answers after the publisher's timeout: the outcome is unknown, the job needs review.
-        sandbox.post("/sandbox/faults", json={"method": "sendMessage", "kind": "stall_after_post", "count": 1,
-                                              "stall_s": 3}).raise_for_status()
+        # Only the post in the channel stalls: the bot's messages to people (sendMessage too) go through.
         channel = api.channel("Stalled channel")
+        sandbox.post("/sandbox/faults", json={"method": "sendMessage", "kind": "stall_after_post", "count": 1,
+                                              "stall_s": 3, "chat_type": "channel"}).raise_for_status()
         _, target = api.submitted(channel=channel, media=None,
                                   at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5))
         api.ok("POST", f"/api/moderation/targets/{target['id']}/approve", api.admin)

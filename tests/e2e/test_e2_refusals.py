@@ -131,8 +131,10 @@ async def test_submitting_a_submitted_target_again_is_refused_naming_its_status(
 
 async def test_submitting_a_target_on_a_channel_not_approved_is_refused(api):
     advertiser, publisher = api.user("advertiser"), api.user("publisher")
+    name = f"@e2e_{uuid.uuid4().hex[:12]}"
+    await api.own_channel(publisher, name)
     channel = await api.ok("POST", "/api/channels", publisher, 201,
-                           json={"title": "Unvetted", "handle": f"@e2e_{uuid.uuid4().hex[:12]}", "pricePerPost": 900})
+                           json={"title": "Unvetted", "handle": name, "pricePerPost": 900})
     campaign = await api.campaign(advertiser)
     target = await api.add_target(advertiser, campaign, channel)
 
@@ -319,9 +321,10 @@ async def test_depositing_as_a_non_admin_is_403_and_credits_nothing(api, role):
 
 
 async def test_an_approve_of_channels_by_a_publisher_is_403_and_leaves_it_pending(api):
-    publisher = api.user("publisher")
+    publisher, name = api.user("publisher"), f"@e2e_{uuid.uuid4().hex[:12]}"
+    await api.own_channel(publisher, name)
     channel = await api.ok("POST", "/api/channels", publisher, 201,
-                           json={"title": "Mine", "handle": f"@e2e_{uuid.uuid4().hex[:12]}", "pricePerPost": 10})
+                           json={"title": "Mine", "handle": name, "pricePerPost": 10})
 
     assert_error(await api.call("POST", f"/api/channels/{channel['id']}/approve", publisher), 403)
     assert (await api.ok("GET", f"/api/channels/{channel['id']}", publisher))["status"] == "pending"
@@ -403,7 +406,10 @@ async def test_a_body_that_is_not_a_json_object_is_400(api, content):
     {"title": "x", "handle": "@e2e_ok_handle", "pricePerPost": "10"},
 ])
 async def test_a_channel_with_a_missing_or_bad_field_is_400(api, body):
-    assert_error(await api.call("POST", "/api/channels", api.user("publisher"), json=body), 400)
+    # The publisher is linked and owns the chat: the bad field is the only reason left.
+    publisher = api.user("publisher")
+    await api.own_channel(publisher, "@e2e_ok_handle")
+    assert_error(await api.call("POST", "/api/channels", publisher, json=body), 400)
 
 
 async def test_a_target_with_a_bad_scheduled_at_or_channel_is_400_and_creates_nothing(api):

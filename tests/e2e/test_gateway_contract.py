@@ -9,6 +9,7 @@ import uuid
 import httpx
 import pytest
 
+from common.auth import Actor
 from tests.integration.gateway.running import bearer, gateway_settings, serving
 from tests.harness import eventually, free_slot
 from tests.stack import Stack
@@ -71,11 +72,22 @@ class User:
 
 
 class Api:
-    """Calls as a user and checks the status, returning the JSON."""
+    """Calls as a user and checks the status, returning the JSON; `owners`
+    makes a publisher's Telegram account (linked through the bot's handling
+    of `/start <code>`) the creator of a chat before it is listed."""
 
-    def __init__(self, http: httpx.AsyncClient):
-        self.http = http
+    def __init__(self, http: httpx.AsyncClient, owners):
+        self.http, self.owners = http, owners
         self.admin = User("admin")
+
+    async def own(self, publisher: User, handle: str) -> None:
+        await self.owners.own(Actor(publisher.id, publisher.role), handle)
+
+    async def listed(self, publisher: User, status: int = 201, **fields) -> dict:
+        """A chat `publisher` owns, listed with `fields` (a fresh handle unless given)."""
+        fields.setdefault("handle", f"@ch_{uuid.uuid4().hex[:12]}")
+        await self.own(publisher, fields["handle"])
+        return await self.call(publisher, "POST", "/api/channels", status, json=fields)
 
     async def call(self, user: User, method: str, path: str, status: int, **kwargs):
         response = await self.http.request(method, path, headers={**user.auth, **kwargs.pop("headers", {})}, **kwargs)
@@ -84,8 +96,7 @@ class Api:
 
     async def approved_channel(self, publisher: User | None = None) -> dict:
         publisher = publisher or User("publisher")
-        channel = await self.call(publisher, "POST", "/api/channels", 201, json={
-            "title": "Daily news", "handle": f"@ch_{uuid.uuid4().hex[:12]}", "pricePerPost": PRICE})
+        channel = await self.listed(publisher, title="Daily news", pricePerPost=PRICE, autoAccept=True)
         return await self.call(self.admin, "POST", f"/api/channels/{channel['id']}/approve", 200)
 
     async def active_campaign(self, advertiser: User) -> dict:
@@ -113,9 +124,14 @@ class Api:
         return advertiser, campaign, await self.submitted_target(advertiser, campaign, channel)
 
 
+@pytest.fixture(scope="module")
+def owners(stack):
+    return stack.world().owners
+
+
 @pytest.fixture
-def api(http) -> Api:
-    return Api(http)
+def api(http, owners) -> Api:
+    return Api(http, owners)
 
 
 def in_a_day() -> str:
@@ -163,8 +179,7 @@ async def test_unlinking_without_an_account_is_204_and_changes_nothing(api):
 
 async def test_publisher_creates_a_pending_channel(api):
     publisher = User("publisher")
-    channel = await api.call(publisher, "POST", "/api/channels", 201, json={
-        "title": "Daily news", "handle": f"@ch_{uuid.uuid4().hex[:12]}", "pricePerPost": PRICE, "extra": "ignored"})
+    channel = await api.listed(publisher, title="Daily news", pricePerPost=PRICE, extra="ignored")
     assert set(channel) == CHANNEL
     assert (channel["ownerId"], channel["status"], channel["pricePerPost"], channel["currency"]) == \
         (publisher.id, "pending", PRICE, "USD")
@@ -176,8 +191,7 @@ async def test_admin_approves_and_rejects_channels(api):
     approved = await api.approved_channel()
     assert approved["status"] == "approved"
     publisher = User("publisher")
-    channel = await api.call(publisher, "POST", "/api/channels", 201, json={
-        "title": "Spam", "handle": f"@ch_{uuid.uuid4().hex[:12]}", "pricePerPost": 10})
+    channel = await api.listed(publisher, title="Spam", pricePerPost=10)
     rejected = await api.call(api.admin, "POST", f"/api/channels/{channel['id']}/reject", 200, json={"reason": "spam"})
     assert set(rejected) == CHANNEL and rejected["status"] == "rejected"
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_run_stack import Stack, adtech
-from tests.e2e.test_stop_and_crash import approvable_targets, kill_everything, token
+from tests.e2e.test_stop_and_crash import approvable_targets, kill_everything, sandbox_of, token
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("BASE_URL")), reason="needs to start its own stack")
 
@@ -42,8 +42,9 @@ def test_two_replicas_of_each_service_answer_settled_approves_and_survive_one_ki
         admin = token(secret, "admin")
 
         async def scenario():
-            async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http:
-                targets = await approvable_targets(http, admin, secret, 30)
+            async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http, \
+                    sandbox_of(stack, tmp_path) as sandbox:
+                targets = await approvable_targets(http, admin, secret, 30, sandbox)
                 # Ten moderators, every replica alive: each approve is 200 at once.
                 first = await asyncio.gather(*(http.post(f"/api/moderation/targets/{t}/approve", headers=admin)
                                                for t in targets[:10]))

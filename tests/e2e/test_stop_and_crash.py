@@ -20,6 +20,7 @@ import uuid
 import httpx
 import pytest
 
+from sandbox.testing import SandboxControl
 from tests.e2e.client import mint
 from tests.e2e.test_run_stack import GRACE_S, Stack, adtech, alive, processes_of
 from tests.harness import free_slot
@@ -87,10 +88,38 @@ def token(secret: str, role: str, sub: str | None = None) -> dict:
     return {"Authorization": f"Bearer {mint(secret, role, sub)}"}
 
 
-async def approvable_targets(http: httpx.AsyncClient, admin: dict, secret: str, count: int) -> list[str]:
+def sandbox_of(stack: Stack, data_dir) -> SandboxControl:
+    """The installation's Bot API sandbox: its port from the environment,
+    its control token as `adtech run` generated it into the data dir."""
+    control_token = stack.env.get("TELEGRAM_SANDBOX_CONTROL_TOKEN") or \
+        (data_dir / "secrets" / "TELEGRAM_SANDBOX_CONTROL_TOKEN").read_text().strip()
+    return SandboxControl(f"http://127.0.0.1:{stack.env['TELEGRAM_SANDBOX_PORT']}", control_token)
+
+
+async def owned_chat(http: httpx.AsyncClient, sandbox: SandboxControl, publisher: dict) -> str:
+    """A chat whose creator is the publisher's Telegram account, linked as a
+    person links it (`/start <code>` to the stack's bot)."""
+    account = await sandbox.create_user()
+    link = await http.post("/api/me/telegram/link", headers=publisher)
+    assert link.status_code == 201, link.text
+    await sandbox.send_message(account["id"], f"/start {link.json()['code']}")
+    deadline = time.monotonic() + 15
+    while not (await http.get("/api/me/telegram", headers=publisher)).json()["linked"]:
+        assert time.monotonic() < deadline, "the bot did not link the publisher within 15 s"
+        await asyncio.sleep(0.05)
+    handle = f"@crash_{uuid.uuid4().hex[:10]}"
+    await sandbox.set_member(handle, account["id"], "creator")
+    return handle
+
+
+async def approvable_targets(http: httpx.AsyncClient, admin: dict, secret: str, count: int,
+                             sandbox: SandboxControl) -> list[str]:
     publisher = token(secret, "publisher")
-    channel = (await http.post("/api/channels", headers=publisher, json={
-        "title": "Crash news", "handle": f"@crash_{uuid.uuid4().hex[:10]}", "pricePerPost": 100})).json()
+    handle = await owned_chat(http, sandbox, publisher)
+    listed = await http.post("/api/channels", headers=publisher, json={
+        "title": "Crash news", "handle": handle, "pricePerPost": 100, "autoAccept": True})
+    assert listed.status_code == 201, listed.text
+    channel = listed.json()
     assert (await http.post(f"/api/channels/{channel['id']}/approve", headers=admin)).status_code == 200
     targets = []
     for _ in range(count):
@@ -137,8 +166,9 @@ def test_after_a_whole_installation_crash_mid_approves_every_recorded_decision_e
         admin = token(secret, "admin")
 
         async def before_the_crash():
-            async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http:
-                targets = await approvable_targets(http, admin, secret, 30)
+            async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http, \
+                    sandbox_of(stack, tmp_path) as sandbox:
+                targets = await approvable_targets(http, admin, secret, 30, sandbox)
                 load = asyncio.create_task(approve_until_killed(http, admin, targets[:20]))
                 await asyncio.sleep(0.15)  # approves in flight
                 kill_everything(tmp_path)  # every process of the installation, PostgreSQL included

@@ -1,5 +1,7 @@
 // What needs an operator: post jobs in needs_review (three resolutions),
-// pending withdrawals (complete or reject) and outbox dead letters (retry).
+// pending withdrawals (complete or reject), channels suspended because their
+// owner lost the chat (to know of; the owner resubmits) and outbox dead
+// letters (retry).
 import { call, errorText } from "./api.js";
 import { announce, el, field, link, money, show, time, uniqueId } from "./dom.js";
 
@@ -12,6 +14,8 @@ const LISTS = {
           empty: "No post job waits for review." },
   withdrawals: { path: "/api/withdrawals", query: { status: "pending" }, render: renderWithdrawal,
                  empty: "No withdrawal waits." },
+  suspended: { path: "/api/channels", query: { status: "suspended" }, render: renderSuspended,
+               empty: "No channel is suspended." },
   dead: { path: "/api/outbox/dead-letters", query: {}, render: renderDeadLetter, empty: "No dead letter." },
 };
 
@@ -143,6 +147,15 @@ function renderWithdrawal(w) {
     action({ label: "Reject", danger: true, inputs: [{ name: "reason", label: "Why it is rejected" }],
              run: ({ reason }) => call("POST", `/api/withdrawals/${w.id}/reject`, { body: { reason } }) }),
   ]);
+}
+
+function renderSuspended(c) {
+  return item(`${c.title} (${c.handle})`, [
+    field("Why", c.rejectionReason || "—"),
+    field("Owner", el("code", { text: c.ownerId })),
+    field("Telegram chat", c.telegramChatId === null ? "—" : String(c.telegramChatId)),
+    field("Id", el("code", { text: c.id })),
+  ], []);
 }
 
 function renderDeadLetter(m) {

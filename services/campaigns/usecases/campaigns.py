@@ -4,36 +4,95 @@ from `store`; the clock is read by the caller and passed in."""
 import datetime as dt
 
 from common.auth import Actor
-from common.db import Database
-from common.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, Unavailable
+from common.db import Database, DatabaseError, is_unique_violation
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from common.pagination import page_limit
 from common.reasons import Reason
-from services.campaigns import domain, publication, store
-from services.campaigns.telegram import ChannelRefused, TelegramChannels, TokenRejected, TransientChannelError
+from services.campaigns import domain, store
+from services.campaigns.telegram import TelegramChannels
+from services.campaigns.usecases.ownership import prove_ownership
 from services.campaigns.usecases.shared import campaign_for, cascade_cancellation, cursor_key, paginate
 
 MAX_CREATIVES_PER_REQUEST = 50
 
 
-
-
 class Campaigns:
     """Channels and campaigns as publishers, advertisers and admins act on them."""
 
-    def __init__(self, db: Database, channels: TelegramChannels):
+    def __init__(self, db: Database, channels: TelegramChannels, *, currency: str = "USD"):
         self.db = db
         self.channels = channels
+        self.currency = currency  # the platform's one currency
 
     # ---- channels
-    async def create_channel(self, actor: Actor, *, title: str, handle: str, price: int, currency: str):
-        """A publisher lists a channel; it waits for an admin's approval."""
+    async def create_channel(self, actor: Actor, *, title: str, handle: str, price: int, currency: str,
+                             auto_accept: bool, now: dt.datetime):
+        """A publisher lists a channel it administers in Telegram; it waits
+        for an admin's approval. One live listing per chat and per handle."""
         actor.require("publisher")
         title = domain.valid_text(title, "title", domain.TITLE_MAX)
-        handle, price, currency = domain.valid_handle(handle), domain.valid_price(price), domain.valid_currency(currency)
-        async with self.db.unit_of_work("create_channel") as uow:
-            channel = await store.insert_channel(uow, owner_id=actor.id, title=title, handle=handle, price=price,
-                                                 currency=currency)
-            await store.audit(uow, actor, "channel_created", "channel", channel.id, to_status="pending")
+        handle, price = domain.valid_handle(handle), domain.valid_price(price)
+        currency = domain.valid_currency(currency, self.currency)
+        owned = await prove_ownership(self.db, self.channels, actor.id, handle)
+        async with self.db.unit_of_work("list_channel") as uow:
+            try:
+                channel = await store.insert_channel(uow, owner_id=actor.id, title=title, handle=handle, price=price,
+                                                     currency=currency, chat_id=owned.chat_id, verified_at=now,
+                                                     auto_accept=auto_accept)
+            except DatabaseError as error:
+                if any(is_unique_violation(error, name) for name in store.LIVE_LISTING_INDEXES):
+                    raise domain.already_listed(handle) from None
+                raise
+            await store.audit(uow, actor, "channel_created", "channel", channel.id, to_status="pending",
+                              detail={"chat_id": owned.chat_id, "telegram_user_id": owned.telegram_user_id})
+            await uow.commit()
+        return channel
+
+    async def update_channel(self, actor: Actor, channel_id: str, *, title: str | None, price: int | None,
+                             auto_accept: bool | None):
+        """The owner changes the title, the price (for targets created
+        from now on) or whether approved posts need its answer."""
+        if title is None and price is None and auto_accept is None:
+            raise InvalidInput("nothing to change: give title, pricePerPost or autoAccept")
+        title = None if title is None else domain.valid_text(title, "title", domain.TITLE_MAX)
+        price = None if price is None else domain.valid_price(price)
+        async with self.db.unit_of_work("update_channel") as uow:
+            current = await store.get_channel(uow, channel_id)
+            if current is None:
+                raise NotFound("Channel not found")
+            domain.check_channel_owner(actor.id, str(current.owner_id))
+            channel = await store.update_channel(uow, channel_id, title=title, price=price, auto_accept=auto_accept)
+            await store.audit(uow, actor, "channel_updated", "channel", channel_id, detail={
+                key: value for key, value in (("title", title), ("price_per_post", price),
+                                              ("auto_accept", auto_accept)) if value is not None})
+            await uow.commit()
+        return channel
+
+    async def resubmit_channel(self, actor: Actor, channel_id: str, *, now: dt.datetime):
+        """The owner sends a rejected or suspended listing back to the
+        admins, proving ownership again."""
+        async with self.db.single_statement("read_channel") as uow:
+            found = await store.get_channel(uow, channel_id)
+        if found is None:
+            raise NotFound("Channel not found")
+        domain.check_channel_owner(actor.id, str(found.owner_id))
+        domain.check_resubmit(found.status)
+        owned = await prove_ownership(self.db, self.channels, actor.id, found.handle)
+        async with self.db.unit_of_work("resubmit_channel") as uow:
+            try:
+                channel = await store.resubmit_channel(uow, channel_id, expected=found.status, chat_id=owned.chat_id,
+                                                       verified_at=now)
+            except DatabaseError as error:
+                if any(is_unique_violation(error, name) for name in store.LIVE_LISTING_INDEXES):
+                    raise domain.already_listed(found.handle) from None
+                raise
+            if channel is None:
+                latest = await store.get_channel(uow, channel_id)
+                domain.check_resubmit(latest.status)
+                raise Conflict("Channel was changed concurrently; try again")
+            await store.audit(uow, actor, "channel_resubmitted", "channel", channel_id, from_status=found.status,
+                              to_status="pending", detail={"chat_id": owned.chat_id,
+                                                           "telegram_user_id": owned.telegram_user_id})
             await uow.commit()
         return channel
 
@@ -51,44 +110,38 @@ class Campaigns:
         return channel
 
     async def moderate_channel(self, actor: Actor, channel_id: str, *, approve: bool, reason: str = ""):
-        """An admin approves or rejects a pending channel. Approving checks
-        once, before the change, that the bot can post there (an
-        administrator with the right to post) and stores the chat id."""
+        """An admin approves or rejects a pending channel, or rejects a
+        suspended one (whose owner may never prove the chat theirs again: the
+        rejection frees the chat for a new listing). Approving asks Telegram
+        again, before the change, that the owner still administers the chat
+        and the bot can post there."""
         actor.require("admin")
         status = "approved" if approve else "rejected"
         reason_text = None if approve else domain.valid_text(reason, "reason", domain.REASON_MAX)
-        chat_id = None
         if approve:
             async with self.db.single_statement("read_channel") as uow:
                 found = await store.get_channel(uow, channel_id)
             if found is None:
                 raise NotFound("Channel not found")
             if found.status == "pending":
-                chat_id = await self._chat_for_posting(found.handle)
+                proven = (await prove_ownership(self.db, self.channels, str(found.owner_id), found.handle)).chat_id
+                if proven != found.chat_id:
+                    raise PreconditionFailed(f"{found.handle} is another Telegram chat now than when it was listed;"
+                                             " its owner must list it again", code=Reason.INVALID_TRANSITION)
         async with self.db.unit_of_work("approve_channel" if approve else "reject_channel") as uow:
             current = await store.get_channel(uow, channel_id)
             if current is None:
                 raise NotFound("Channel not found")
-            channel = await store.moderate_channel(uow, channel_id, expected="pending", status=status, reason=reason_text,
-                                                   chat_id=chat_id)
+            sources = domain.moved_from(domain.CHANNEL_MOVES, status, actor.role)
+            channel = await store.moderate_channel(uow, channel_id, expected=sources, status=status,
+                                                   reason=reason_text)
             if channel is None:
-                latest = await store.get_channel(uow, channel_id)
-                raise PreconditionFailed(f"Channel cannot be {status} from status {latest.status}",
+                raise PreconditionFailed(f"Channel cannot be {status} from status {current.status}",
                                          code=Reason.INVALID_TRANSITION)
-            await store.audit(uow, actor, f"channel_{status}", "channel", channel_id, from_status="pending",
-                              to_status=status, detail={"chat_id": chat_id} if chat_id is not None else None)
+            await store.audit(uow, actor, f"channel_{status}", "channel", channel_id, from_status=current.status,
+                              to_status=status)
             await uow.commit()
         return channel
-
-    async def _chat_for_posting(self, handle: str) -> int:
-        try:
-            return await self.channels.chat_for_posting(handle)
-        except TokenRejected:
-            raise Unavailable("Telegram refused the bot's token; an operator must fix TELEGRAM_BOT_TOKEN") from None
-        except ChannelRefused as error:
-            raise publication.channel_refusal(error.message) from None
-        except TransientChannelError as error:
-            raise Unavailable(f"The Telegram Bot API did not answer ({error.message}); try again") from None
 
     # ---- campaigns
     async def create_campaign(self, actor: Actor, *, name: str, start_at, end_at, creatives: list[tuple[str, str]]):

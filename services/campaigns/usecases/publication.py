@@ -17,7 +17,8 @@ from common.timestamps import utcnow
 from services.campaigns import domain, publication, store
 from services.campaigns import publication_store as jobs
 from services.campaigns.publication import PublicationPolicy
-from services.campaigns.telegram import ChannelRefused, TelegramChannels, TokenRejected, TransientChannelError
+from services.campaigns.telegram import (ChannelRefused, TelegramChannels, TokenRejected, TransientChannelError,
+                                         username_of)
 from services.campaigns.usecases.shared import cursor_key, paginate
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,15 @@ class Publication:
             return await self._fail(job, holder, publication.PUBLISHING, self.policy.no_show())
         if job.text is None:
             return await self._fail(job, holder, publication.PUBLISHING, "the campaign has no creative to publish")
-        chat_id = job.chat_id
+        chat_id = job.listing_chat_id  # the chat its owner was proven to own, never an older one
         try:
-            if chat_id is None:
-                chat_id = await self.channels.chat_for_posting(job.handle)
+            lost = await self._ownership_lost(job, chat_id)
+            if lost is not None:
+                return await self._fail(job, holder, publication.PUBLISHING, lost, suspend=True)
+            async with self.db.single_statement("record_ownership_checked") as uow:
+                if not await jobs.ownership_checked(uow, job.id, holder=holder, chat_id=chat_id,
+                                                    owner_telegram_user_id=job.owner_telegram_user_id):
+                    return publication.NEEDS_REVIEW  # swept as abandoned meanwhile: nothing was sent
             posted = await self.channels.publish(chat_id, job.handle, job.text, job.media_url)
         except (TransientChannelError, TokenRejected) as error:
             # A refused token is the operator's to fix, never the channel's
@@ -104,6 +110,25 @@ class Publication:
         except ChannelRefused as error:
             return await self._fail(job, holder, publication.PUBLISHING, error.message)
         return await self._record_published(job, holder, chat_id, posted.message_id, posted.url)
+
+    async def _ownership_lost(self, job, chat_id: int | None) -> str | None:
+        """Why the post must not go out, asked of Telegram right before it:
+        the listing is no longer approved, the owner's bound account is no
+        longer the chat's creator or an administrator (or is unbound), or the
+        bot cannot post there; None when it may go out."""
+        if job.channel_status != "approved":
+            return publication.LISTING_NOT_APPROVED.format(status=job.channel_status)
+        if job.owner_telegram_user_id is None or chat_id is None:
+            return publication.OWNERSHIP_LOST
+        try:
+            # The bot first: one that was removed cannot see the members.
+            await self.channels.check_bot_posts(chat_id, username_of(job.handle))
+            owner = await self.channels.member_status(chat_id, job.owner_telegram_user_id)
+        except TokenRejected:
+            raise
+        except ChannelRefused as error:  # kicked, no rights, the chat gone
+            return publication.BOT_CANNOT_POST.format(message=error.message)
+        return None if owner in domain.CHAT_OWNERS else publication.OWNERSHIP_LOST
 
     async def _record_published(self, job, holder: int | None, chat_id: int | None, message_id: int, url: str,
                                 *, expected: str = publication.PUBLISHING, actor: Actor = SYSTEM) -> str:
@@ -141,12 +166,16 @@ class Publication:
             await uow.commit()
         return publication.NEEDS_REVIEW
 
-    async def _fail(self, job, holder: int | None, expected: str, reason: str, *, actor: Actor = SYSTEM) -> str:
+    async def _fail(self, job, holder: int | None, expected: str, reason: str, *, actor: Actor = SYSTEM,
+                    suspend: bool = False) -> str:
         """The job and its target failed; the advertiser's refund is queued
-        with it."""
+        with it, and with `suspend` the listing is suspended too."""
         async def attempt():
             async with self.db.unit_of_work("fail_post") as uow:
                 failed = await jobs.fail(uow, job.id, expected=[expected], holder=holder, reason=reason)
+                if failed is not None and suspend and await store.suspend_channel(uow, job.channel_id, reason=reason):
+                    await store.audit(uow, actor, "channel_suspended", "channel", job.channel_id,
+                                      from_status="approved", to_status="suspended", detail={"reason": reason})
                 if failed is not None:
                     await _audit_job(uow, actor, "post_job_failed", job.id, expected, publication.FAILED,
                                      reason=reason)

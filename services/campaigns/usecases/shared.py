@@ -45,7 +45,7 @@ async def cancel_consequences(uow: UnitOfWork, actor: Actor, targets: list[tuple
     """Queued post jobs of cancelled targets are cancelled; every target that
     may hold an escrow gets a refund message, committed with the cancel."""
     for job in await store.cancel_queued_post_jobs(uow, [target_id for target_id, _ in targets]):
-        await store.audit(uow, actor, "post_job_cancelled", "post_job", job.id, from_status="queued",
+        await store.audit(uow, actor, "post_job_cancelled", "post_job", job.id, from_status=job.previous,
                           to_status="cancelled", detail={"target_id": str(job.target_id)})
     for target_id, previous in targets:
         if previous in domain.REFUNDABLE:

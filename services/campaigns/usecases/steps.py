@@ -67,10 +67,12 @@ def _require_step_caller(actor: Actor) -> None:
 class CampaignSteps:
     """The steps as use cases: who may call them and what each answers."""
 
-    def __init__(self, db: Database, *, rules: domain.BookingRules):
+    def __init__(self, db: Database, *, rules: domain.BookingRules,
+                 consent: domain.ConsentRules = domain.ConsentRules()):
         self.steps = Participant(db, STEPS, lock_target=_lock_for_step, target_missing=TARGET_NOT_FOUND,
                                  refusal_kinds={domain.TargetBeingApproved.code: domain.TargetBeingApproved})
         self.rules = rules
+        self.consent = consent
 
     async def reserve(self, actor: Actor, target_id: str, decision_id: str, *, now: dt.datetime):
         """submitted → approving for this decision, if the approve
@@ -95,13 +97,15 @@ class CampaignSteps:
 
     async def approve(self, actor: Actor, target_id: str, decision_id: str, *, moderator_id: str,
                       escrow_id: str, now: dt.datetime):
-        """approving → approved with its one post job, only for the decision
+        """approving → approved with its one post job (awaiting the channel
+        owner's answer unless the channel auto-accepts), only for the decision
         holding the target. A repeat returns the same post job even if the
         target was cancelled since, or the same refusal (rule 5)."""
         _require_step_caller(actor)
         job_id = store.new_id()
         done = await self.steps.carry_out("approve", target_id, decision_id, {
             "moderator": moderator_id, "escrow": escrow_id, "now": now, "job": job_id,
+            "answer_s": float(self.consent.answer_s), "answer_lead_s": float(self.consent.lead_s),
             "approved_detail": json.dumps({"decision_id": decision_id, "moderator_id": moderator_id,
                                            "escrow_id": escrow_id, "post_job_id": job_id}),
             **steps_store.actor_params(actor)})

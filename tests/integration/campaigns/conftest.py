@@ -19,6 +19,7 @@ from common.db import database_url_for
 from common.grpc_errors import reason_of
 from common.timestamps import to_timestamp, utcnow
 from tests import harness
+from tests.telegram_owners import Owners
 
 
 def advertiser() -> Actor:
@@ -53,6 +54,7 @@ class CampaignsClient:
     stub: campaigns_pb2_grpc.CampaignsServiceStub
     engine: object  # the service's own database, for asserting effects
     servicer: object  # to steer its clock
+    owners: Owners  # the publishers' Telegram accounts
 
     async def call(self, method: str, request, actor: Actor = SYSTEM):
         with acting_as(actor):
@@ -76,10 +78,14 @@ class CampaignsClient:
 
     # ---- builders
     async def channel(self, owner: Actor | None = None, *, approve: bool = True, price: int = 5000,
-                      currency: str = "USD") -> pb.Channel:
+                      currency: str = "USD", auto_accept: bool = True) -> pb.Channel:
+        """A channel `owner` owns in Telegram (its account linked, the chat's
+        creator), listed, and approved unless told otherwise."""
         owner = owner or publisher()
+        handle = f"@ch_{uuid.uuid4().hex[:12]}"
+        await self.owners.own(owner, handle)
         channel = (await self.call("CreateChannel", pb.CreateChannelRequest(
-            title="Daily deals", handle=f"@ch_{uuid.uuid4().hex[:12]}", price_per_post=price, currency=currency),
+            title="Daily deals", handle=handle, price_per_post=price, currency=currency, auto_accept=auto_accept),
             owner)).channel
         if approve:
             channel = (await self.call("ApproveChannel", pb.ApproveChannelRequest(channel_id=channel.id),
@@ -141,7 +147,8 @@ async def start_campaigns(pg_server, data_dir, **overrides):
     channel = open_channel(f"127.0.0.1:{running.port}", harness.INTERNAL_TOKEN, 10_000)
     engine = create_async_engine(database_url_for(pg_server, name))
     servicer = running.assembly.registrations[0][1]
-    return running, channel, CampaignsClient(campaigns_pb2_grpc.CampaignsServiceStub(channel), engine, servicer)
+    stub = campaigns_pb2_grpc.CampaignsServiceStub(channel)
+    return running, channel, CampaignsClient(stub, engine, servicer, Owners(stub, servicer, harness.sandbox()))
 
 
 @pytest.fixture(scope="module")

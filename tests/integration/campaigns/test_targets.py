@@ -20,10 +20,10 @@ def submit_request(campaign_id, target_id):
 
 async def test_target_takes_the_channels_price_and_currency(campaigns):
     owner = advertiser()
-    channel = await campaigns.channel(price=777, currency="EUR")
+    channel = await campaigns.channel(price=777, currency="USD")
     campaign = await campaigns.campaign(owner)
     target = await campaigns.target(owner, campaign.id, channel.id)
-    assert (target.status, target.price, target.currency) == ("pending", 777, "EUR")
+    assert (target.status, target.price, target.currency) == ("pending", 777, "USD")
     assert not target.HasField("post_job") and not target.HasField("submitted_at")
 
 

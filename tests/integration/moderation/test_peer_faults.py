@@ -103,6 +103,8 @@ async def test_lost_database_connection_answers_unavailable_not_internal(stack, 
 
     from services.campaigns.publication import PublicationPolicy
     from services.campaigns.telegram import TelegramChannels
+    from services.campaigns.usecases.accounts import TelegramAccounts
+    from services.campaigns.usecases.consent import Consent
     from services.campaigns.usecases.publication import Publication
 
     unreachable = Database(database_url_for(f"postgresql://adtech@127.0.0.1:{harness.free_port()}/postgres",
@@ -111,7 +113,8 @@ async def test_lost_database_connection_answers_unavailable_not_internal(stack, 
     channels = TelegramChannels(harness.TELEGRAM["telegram_api_url"], harness.TELEGRAM["telegram_bot_token"])
     servicer = CampaignsServicer(Campaigns(unreachable, channels), Targets(unreachable, rules=rules),
                                  CampaignSteps(unreachable, rules=rules),
-                                 Publication(unreachable, channels, PublicationPolicy()))
+                                 Publication(unreachable, channels, PublicationPolicy()),
+                                 TelegramAccounts(unreachable, channels, link_ttl_s=600), Consent(unreachable))
     running = await start_service("campaigns", stack.settings("campaigns"), Assembly(registrations=[
         (campaigns_pb2_grpc.add_CampaignsServiceServicer_to_server, servicer, "adtech.campaigns.v1.CampaignsService")]),
         "127.0.0.1:0")

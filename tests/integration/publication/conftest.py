@@ -26,6 +26,7 @@ from common.db import Database, database_url_for
 from services.campaigns.publication import PublicationPolicy
 from services.campaigns.publisher import PublisherWorker
 from services.campaigns.telegram import TelegramChannels
+from services.campaigns.usecases.consent import Consent
 from services.campaigns.usecases.publication import Publication
 from tests import harness
 from tests.integration.campaigns.conftest import CampaignsClient, admin, advertiser, new_id, publisher, start_campaigns
@@ -67,13 +68,16 @@ class Market:
     channels: TelegramChannels
 
     # ---- booking
-    async def booked(self, *, price: int = PRICE, funds: int | None = None) -> Booked:
+    async def booked(self, *, price: int = PRICE, funds: int | None = None, auto_accept: bool = True,
+                     at=None) -> Booked:
         """A target approved as the approve saga leaves it: the advertiser
-        deposited `funds` (default: the price) and the price is in escrow."""
+        deposited `funds` (default: the price) and the price is in escrow;
+        its post job queued, or awaiting the channel owner's answer when the
+        channel does not `auto_accept`."""
         owner, owner_of_channel = advertiser(), publisher()
-        channel = await self.campaigns.channel(owner_of_channel, price=price)
+        channel = await self.campaigns.channel(owner_of_channel, price=price, auto_accept=auto_accept)
         campaign = await self.campaigns.campaign(owner)
-        target = await self.campaigns.target(owner, campaign.id, channel.id, submit=True)
+        target = await self.campaigns.target(owner, campaign.id, channel.id, submit=True, at=at)
         decision = new_id()
         snapshot = (await self.campaigns.reserve(target.id, decision)).snapshot
         await self.payments.deposit(owner.id, price if funds is None else funds)
@@ -117,7 +121,7 @@ class Market:
         policy = PublicationPolicy(**{"retention_s": RETENTION_S, "checks": CHECKS, "poll_s": 0.05,
                                       "backoff_base_s": 0.05, "backoff_cap_s": 0.2, **policy})
         return PublisherWorker(Publication(self.db, self.channels, policy),
-                               holders.HolderSession(self.db.dsn, holders.PUBLISHER_HOLDERS), policy)
+                               holders.HolderSession(self.db.dsn, holders.PUBLISHER_HOLDERS), policy, Consent(self.db))
 
     async def passes(self, worker: PublisherWorker, count: int, pause_s: float = 0.0) -> None:
         for _ in range(count):

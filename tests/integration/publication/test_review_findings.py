@@ -102,20 +102,18 @@ async def test_retry_of_a_job_in_review_whose_post_is_known_to_be_out_never_send
     assert len(await market.posts(booked)) == 1, "a second post of one job went out"
 
 
-async def test_a_timeout_of_the_chat_lookup_before_any_send_queues_the_job_again_instead_of_review(market):
+async def test_a_timeout_of_the_ownership_lookup_before_any_send_queues_the_job_again_instead_of_review(market):
     booked = await market.booked()
     await market.its_time_comes(booked)
-    async with market.campaigns.engine.begin() as conn:  # a channel approved before chat ids were stored
-        await conn.execute(sa.text("UPDATE channels SET chat_id = NULL WHERE id = :c"), {"c": booked.channel.id})
     worker = market.worker()
     holder = await worker.holder.ensure()
     async with TelegramChannels(market.sandbox.api_url, market.sandbox.token, timeout_s=0.5) as channels:
         publication = Publication(market.db, channels, PublicationPolicy(backoff_base_s=0.05))
-        await market.sandbox.fault("getChat", "stall_after_post", stall_s=2)
+        await market.sandbox.fault("getChatMember", "stall_after_post", stall_s=2)
         try:
             [job] = [j for j in await publication.claim_posts(holder) if str(j.target_id) == booked.target.id]
             status = await publication.publish(job, holder)
         finally:
             await worker.holder.close()
     assert await market.posts(booked) == []  # nothing was sent
-    assert status == "queued", f"a getChat timeout left the job in {status}"
+    assert status == "queued", f"a getChatMember timeout left the job in {status}"

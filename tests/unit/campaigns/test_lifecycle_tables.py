@@ -12,7 +12,8 @@ from services.campaigns.domain import CAMPAIGN_CANCELLATION, CAMPAIGN_MOVES, CAS
 ACTORS = ["advertiser", "publisher", "admin", "system", CAMPAIGN_CANCELLATION]
 CAMPAIGN_STATUSES = ["draft", "active", "paused", "completed", "cancelled"]
 TARGET_STATUSES = ["pending", "submitted", "approving", "approved", "rejected", "cancelled", "published", "failed",
-                   "completed"]
+                   "completed", "declined"]
+CHANNEL_STATUSES = ["pending", "approved", "rejected", "suspended"]
 
 # The seed's campaign table and DESIGN.md's target table, written out again
 # so a change to either table has to change this test too.
@@ -41,6 +42,16 @@ TARGET_EXPECTED = {
     ("published", "completed"): {"system"},
     ("published", "failed"): {"system"},
     ("approved", "failed"): {"system"},
+    ("approved", "declined"): {"publisher", "system"},  # the owner declined, or never answered
+}
+# docs/design.md "Who owns a channel, and who agrees".
+CHANNEL_EXPECTED = {
+    ("pending", "approved"): {"admin"},
+    ("pending", "rejected"): {"admin"},
+    ("rejected", "pending"): {"publisher"},
+    ("suspended", "pending"): {"publisher"},
+    ("approved", "suspended"): {"system"},
+    ("suspended", "rejected"): {"admin"},
 }
 
 
@@ -64,6 +75,11 @@ def test_target_move(frm, to, actor, allowed):
     check(TARGET_MOVES, frm, to, actor, allowed)
 
 
+@pytest.mark.parametrize("frm,to,actor,allowed", cases(CHANNEL_STATUSES, CHANNEL_EXPECTED))
+def test_channel_move(frm, to, actor, allowed):
+    check(domain.CHANNEL_MOVES, frm, to, actor, allowed)
+
+
 def check(moves, frm, to, actor, allowed):
     if allowed is None:
         with pytest.raises(PreconditionFailed):
@@ -78,6 +94,7 @@ def check(moves, frm, to, actor, allowed):
 def test_tables_are_exactly_the_designed_ones():
     assert {k: set(v) for k, v in CAMPAIGN_MOVES.items()} == CAMPAIGN_EXPECTED
     assert {k: set(v) for k, v in TARGET_MOVES.items()} == TARGET_EXPECTED
+    assert {k: set(v) for k, v in domain.CHANNEL_MOVES.items()} == CHANNEL_EXPECTED
 
 
 def test_campaign_cancellation_sweeps_every_open_target():
@@ -109,4 +126,5 @@ def test_the_status_sets_read_off_the_lifecycle_are_exactly_the_designed_ones():
     assert domain.REFUNDABLE == {"approving", "approved"}  # may hold money in escrow when cancelled
     assert domain.CREATIVE_EDITABLE == {"draft", "paused"}
     assert domain.CLOSED_CAMPAIGN == {"cancelled", "completed"}
-    assert domain.CHANNEL_STATUSES == {"pending", "approved", "rejected"}
+    assert set(domain.CHANNEL_STATUSES) == set(CHANNEL_STATUSES)
+    assert set(domain.LIVE_CHANNEL) == {"pending", "approved", "suspended"}  # hold their chat and handle

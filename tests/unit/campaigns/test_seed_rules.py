@@ -171,7 +171,8 @@ def test_another_advertiser_is_not_the_owner_but_an_admin_may_act():
 @pytest.mark.parametrize("check,value", [
     (domain.valid_handle, "channel"), (domain.valid_handle, "@ab"), (domain.valid_handle, "@" + "a" * 65),
     (domain.valid_handle, "@bad-handle"), (domain.valid_price, 0), (domain.valid_price, -5),
-    (domain.valid_price, 10**12), (domain.valid_currency, "usd"), (domain.valid_currency, "USDX"),
+    (domain.valid_price, 10**12), (lambda v: domain.valid_currency(v, "USD"), "usd"),
+    (lambda v: domain.valid_currency(v, "USD"), "USDX"),
     (domain.valid_media_url, "javascript:alert(1)"), (domain.valid_channel_status_filter, "gone"),
 ])
 def test_bad_input_is_invalid(check, value):
@@ -193,4 +194,10 @@ def test_text_limits():
 def test_limits_at_the_edges_pass():
     assert domain.valid_handle("@abc") == "@abc"
     assert domain.valid_price(1) == 1 and domain.valid_price(10**12 - 1) == 10**12 - 1
-    assert domain.valid_currency("") == "USD"
+    assert domain.valid_currency("", "USD") == "USD" and domain.valid_currency("EUR", "EUR") == "EUR"
+
+
+def test_a_currency_other_than_the_platforms_is_not_supported():
+    with pytest.raises(PreconditionFailed) as refused:
+        domain.valid_currency("EUR", "USD")
+    assert refused.value.code == "currency_not_supported"

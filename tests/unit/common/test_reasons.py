@@ -32,7 +32,7 @@ WIRE_STRINGS = {
     "withdrawal_not_pending", "withdrawal_not_found",
     "post_job_started", "post_job_not_in_review", "channel_cannot_post", "post_already_out",
     "telegram_not_linked", "channel_not_found", "not_channel_admin", "channel_already_listed",
-    "channel_ownership_lost", "post_job_not_awaiting", "answer_deadline_passed",
+    "channel_ownership_lost", "post_job_not_awaiting", "answer_deadline_passed", "currency_not_supported",
 }
 
 # Strings that equal a reason but are not one.
