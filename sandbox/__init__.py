@@ -76,10 +76,14 @@ Telegram body, 502 with a proxy's HTML page; stall_after_post does the call
 (stores the post) and then holds the answer for stall_s seconds, so a test
 can kill a worker after the post is out but before it records it. Faults
 live in memory; everything else in <data dir>/telegram-sandbox/ (0600)."""
+import re
 import secrets
 import string
 
 ALPHABET = string.ascii_letters + string.digits + "-_"
+# A bot token's shape: `<bot id>:<secret>`. Telegram answers 404 Not Found
+# to a path with anything else, 401 Unauthorized to a wrong token of it.
+TOKEN = re.compile(r"(\d{1,20}):([A-Za-z0-9_-]+)")
 
 
 def new_token() -> str:

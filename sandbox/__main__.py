@@ -3,7 +3,6 @@ TELEGRAM_SANDBOX_PORT, accepting TELEGRAM_BOT_TOKEN on the Bot API and
 TELEGRAM_SANDBOX_CONTROL_TOKEN on its control API, storing under
 ADTECH_DATA_DIR/telegram-sandbox/."""
 import logging
-import re
 
 import uvicorn
 from pydantic import Field, field_validator
@@ -11,12 +10,13 @@ from pydantic import Field, field_validator
 from common.listening import listening_socket
 from common.logs import configure_logging
 from common.settings import MIN_SECRET_LENGTH, PLACEHOLDERS, CommonSettings, load_settings
+from sandbox import TOKEN
 from sandbox.app import create_app
+from sandbox.limits import FloodLimits
 from sandbox.store import Store
 
 log = logging.getLogger("sandbox")
-
-TOKEN = re.compile(r"(\d{1,20}):([A-Za-z0-9_-]+)")
+FLOOD = FloodLimits()
 
 
 class Settings(CommonSettings):
@@ -26,6 +26,21 @@ class Settings(CommonSettings):
     telegram_sandbox_control_token: str = Field(
         description="Bearer token of the Bot API sandbox's control API (a secret, no default; `adtech run` generates it"
                     " into the data directory when unset)")
+    telegram_sandbox_flood_control: bool = Field(
+        default=FLOOD.enabled, description="Bot API sandbox: flood control on (sends over the limits below answer 429"
+                                           " with retry_after, docs/sandbox.md); false turns every limit off")
+    telegram_sandbox_flood_chat_per_s: float = Field(
+        default=FLOOD.chat_per_s, ge=0, description="Bot API sandbox flood control: messages a second to one chat,"
+                                                    " sustained (0: no per-chat limit)")
+    telegram_sandbox_flood_chat_burst: int = Field(
+        default=FLOOD.chat_burst, ge=0, description="Bot API sandbox flood control: messages to one chat at once"
+                                                    " before the per-second limit applies (0: no per-chat limit)")
+    telegram_sandbox_flood_channel_per_minute: int = Field(
+        default=FLOOD.channel_per_minute, ge=0, description="Bot API sandbox flood control: messages a minute to one"
+                                                            " group or channel (0: no such limit)")
+    telegram_sandbox_flood_global_per_s: int = Field(
+        default=FLOOD.global_per_s, ge=0, description="Bot API sandbox flood control: messages a second to every chat"
+                                                      " together (0: no such limit)")
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -45,6 +60,12 @@ class Settings(CommonSettings):
             raise ValueError(f"is a placeholder or shorter than {MIN_SECRET_LENGTH} characters")
         return value
 
+    def flood(self) -> FloodLimits:
+        return FloodLimits(enabled=self.telegram_sandbox_flood_control, chat_per_s=self.telegram_sandbox_flood_chat_per_s,
+                           chat_burst=self.telegram_sandbox_flood_chat_burst,
+                           channel_per_minute=self.telegram_sandbox_flood_channel_per_minute,
+                           global_per_s=self.telegram_sandbox_flood_global_per_s)
+
 
 def main() -> None:
     settings = load_settings(Settings)
@@ -56,7 +77,7 @@ def main() -> None:
     shown = f"[{host}]" if ":" in host else host
     page_url = f"http://{shown}:{port}/"
     # The access log stays off: every Bot API path carries the token.
-    app = create_app(store, settings.telegram_bot_token, settings.telegram_sandbox_control_token)
+    app = create_app(store, settings.telegram_bot_token, settings.telegram_sandbox_control_token, settings.flood())
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     log.info("Telegram Bot API sandbox: page %s, Bot API at %s", page_url, page_url.rstrip("/"),
              extra={"fields": {"page_url": page_url, "api_url": page_url.rstrip("/"), "data": str(folder)}})

@@ -5,6 +5,8 @@ control API error."""
 CHAT_NOT_FOUND = (400, "Bad Request: chat not found")
 KICKED = (403, "Forbidden: bot was kicked from the channel chat")
 NO_RIGHTS = (400, "Bad Request: need administrator rights in the channel chat")
+NOT_MEMBER = (403, "Forbidden: bot is not a member of the channel chat")
+CANT_DELETE = (400, "Bad Request: message can't be deleted")
 MEMBERS_INACCESSIBLE = (400, "Bad Request: member list is inaccessible")
 NOT_MODIFIED = (400, "Bad Request: message is not modified: specified new message content and reply markup are"
                      " exactly the same as a current content and reply markup of the message")

@@ -9,8 +9,11 @@ import inspect
 import json
 import logging
 
-from sandbox.answers import CHAT_NOT_FOUND, KICKED, MEMBERS_INACCESSIBLE, NO_RIGHTS, NOT_MODIFIED, USER_NOT_FOUND, Refusal
+from sandbox import media
+from sandbox.answers import (CANT_DELETE, CHAT_NOT_FOUND, KICKED, MEMBERS_INACCESSIBLE, NO_RIGHTS, NOT_MEMBER,
+                             NOT_MODIFIED, USER_NOT_FOUND, Refusal)
 from sandbox.faults import BAD_GATEWAY, Faults
+from sandbox.limits import Login
 from sandbox.people import People
 from sandbox.private import TEXT_LIMIT, PrivateChats
 from sandbox.store import Channel, Post, Store
@@ -19,6 +22,7 @@ from sandbox.updates import LIMIT_MAX, Updates
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
+DELETE_WITHIN_S = 48 * 3600  # a bot deletes a message only while it is younger
 # An administrator's rights in a channel, as the real server sends them
 # (can_manage_voice_chats too, the old name of can_manage_video_chats).
 CHANNEL_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
@@ -39,7 +43,9 @@ class BotApi:
         self.token = token
         self.bot_id = int(token.split(":", 1)[0])
         self.faults = Faults()
-        self.people = People(store.db)
+        self.clock = store.clock
+        self.login = Login(store.clock)  # logOut and close
+        self.people = People(store.db, store.clock)
         self.updates = Updates(store.db)
         self.private = PrivateChats(self.people, self.updates, self.me())
         self.methods = {name.lower(): getattr(self, "m_" + name) for name in METHODS}
@@ -77,7 +83,8 @@ class BotApi:
 
     # ---- chats ---------------------------------------------------------
     def _chat(self, params: dict, *, action: str = "read") -> Channel:
-        """The channel `chat_id` names, or the refusal Telegram would give."""
+        """The channel `chat_id` names, or the refusal Telegram would give
+        to `action`: read, post (send) or edit (edit or delete a post)."""
         raw = str(params.get("chat_id", "")).strip()
         if not raw:
             raise Refusal(400, "Bad Request: chat_id is empty")
@@ -92,8 +99,10 @@ class BotApi:
             raise Refusal(*CHAT_NOT_FOUND)
         if channel.refuse == "blocked":
             raise Refusal(*KICKED)
-        if channel.refuse == "not_admin" and action == "post":
-            raise Refusal(*NO_RIGHTS)
+        if channel.refuse == "not_admin" and action != "read":
+            raise Refusal(*NOT_MEMBER)  # a bot dismissed from a channel's administrators is no longer in it
+        if channel.refuse == "no_post_rights" and action == "post":
+            raise Refusal(*NO_RIGHTS)  # edits and deletes go by its other rights, which it has
         return channel
 
     @staticmethod
@@ -104,9 +113,11 @@ class BotApi:
         return self.me()
 
     def m_logOut(self, params: dict) -> bool:
+        self.login.log_out()
         return True
 
     def m_close(self, params: dict) -> bool:
+        self.login.close()
         return True
 
     def m_getChat(self, params: dict) -> dict:
@@ -136,7 +147,7 @@ class BotApi:
         except ValueError:
             raise Refusal(400, "Bad Request: invalid user_id specified") from None
         if user_id == self.bot_id:
-            return self._member_json(self.me(), "left" if channel.refuse == "not_admin" else "administrator")
+            return self._bot_member(channel)
         if channel.refuse == "not_admin":  # a bot that is not an admin of a channel cannot see its members
             raise Refusal(*MEMBERS_INACCESSIBLE)
         user = self.people.user(user_id)
@@ -144,18 +155,29 @@ class BotApi:
             raise Refusal(*USER_NOT_FOUND)
         return self._member_json(self.private.user_json(user), self.people.status(channel.chat_id, user.id))
 
+    def _bot_member(self, channel: Channel) -> dict:
+        """The bot in the channel: left once dismissed (not_admin), an
+        administrator without can_post_messages (no_post_rights), else an
+        administrator that can post."""
+        if channel.refuse == "not_admin":
+            return self._member_json(self.me(), "left")
+        member = self._member_json(self.me(), "administrator")
+        return {**member, "can_post_messages": False} if channel.refuse == "no_post_rights" else member
+
     def m_getChatAdministrators(self, params: dict) -> list:
         channel = self._chat(params)
+        if channel.refuse == "not_admin":  # a bot that is not an admin of a channel cannot see its members
+            raise Refusal(*MEMBERS_INACCESSIBLE)
         users = [self._member_json(self.private.user_json(user), status)
                  for user, status in self.people.members(channel.chat_id) if status in ("creator", "administrator")]
-        return users if channel.refuse == "not_admin" else [*users, self._administrator(self.me())]
+        return [*users, self._bot_member(channel)]
 
     # ---- messages ------------------------------------------------------
     def _message(self, channel: Channel, post: Post) -> dict:
         message = {"message_id": post.message_id, "date": post.date, "chat": self._chat_json(channel),
                    "sender_chat": self._chat_json(channel)}
         if post.photo:
-            message["photo"] = [{"file_id": f"sandbox-{channel.chat_id}-{post.message_id}",
+            message["photo"] = [{"file_id": media.file_id(channel.chat_id, post.message_id),
                                  "file_unique_id": f"s{post.message_id}", "width": 1280, "height": 720}]
             if post.text:
                 message["caption"] = post.text
@@ -182,9 +204,7 @@ class BotApi:
 
     def m_sendPhoto(self, params: dict) -> dict:
         channel = self._chat(params, action="post")
-        photo = params.get("photo")
-        if not isinstance(photo, str) or not photo:
-            photo = "attach://uploaded-file"  # an upload: kept as a marker, its bytes dropped
+        photo = media.photo_url(self.store, params.get("photo"))  # a URL or a file_id the sandbox gave
         caption = str(params.get("caption", ""))
         if len(caption) > CAPTION_LIMIT:
             raise Refusal(400, "Bad Request: message caption is too long")
@@ -197,14 +217,14 @@ class BotApi:
             return self.private.edit_text(user, params)
         if params.get("inline_message_id"):
             raise Refusal(400, "Bad Request: MESSAGE_ID_INVALID")
-        self._chat(params, action="post")
+        self._chat(params, action="edit")
         raise Refusal(400, "Bad Request: message can't be edited")  # channel posts keep their text here
 
     def m_editMessageReplyMarkup(self, params: dict) -> dict:
         user = self.private.chat(params.get("chat_id", ""))
         if user is not None:
             return self.private.edit_markup(user, params)
-        channel = self._chat(params, action="post")
+        channel = self._chat(params, action="edit")
         post = self._live_post(channel, params, "Bad Request: message to edit not found")
         markup = _json_param(params.get("reply_markup"))
         if not markup or not markup.get("inline_keyboard"):
@@ -212,8 +232,10 @@ class BotApi:
         return self._message(channel, post)
 
     def m_deleteMessage(self, params: dict) -> bool:
-        channel = self._chat(params, action="post")
+        channel = self._chat(params, action="edit")
         post = self._live_post(channel, params, "Bad Request: message to delete not found")
+        if self.clock.now() - post.date >= DELETE_WITHIN_S:
+            raise Refusal(*CANT_DELETE)
         self.store.delete_post(channel.chat_id, post.message_id)
         return True
 

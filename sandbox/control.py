@@ -1,7 +1,8 @@
 """The control API under /sandbox/ (JSON; routes in sandbox/__init__.py):
 what people and tests do to the sandbox's Telegram: delete posts, make a
 channel refuse, arm faults, create users, set their status in channels,
-write to the bot and press its buttons, and read what the bot did."""
+write to the bot and press its buttons, read what the bot did, move the
+clock forward and make a media URL unreachable."""
 import dataclasses
 import json
 import re
@@ -13,15 +14,18 @@ from starlette.routing import Route
 
 from sandbox.answers import ControlError
 from sandbox.botapi import BotApi
+from sandbox.clock import ClockError
 from sandbox.faults import CHAT_TYPES, FAULT_KINDS, Fault
 from sandbox.guard import Guard, refused
+from sandbox.limits import Flood
+from sandbox.media import http_url
 from sandbox.people import STATUSES, User
 from sandbox.store import REFUSALS, Channel
 
 HANDLE = re.compile(r"@?([A-Za-z0-9_]{3,64})")
 
 
-def routes(api: BotApi, guard: Guard) -> list[Route]:
+def routes(api: BotApi, guard: Guard, flood: Flood) -> list[Route]:
     store, people, private = api.store, api.people, api.private
 
     async def channels(request: Request) -> Response:
@@ -75,7 +79,36 @@ def routes(api: BotApi, guard: Guard) -> list[Route]:
     async def reset(request: Request) -> Response:
         store.reset()
         api.faults.clear()
+        flood.clear()
+        api.login.reset()
         return JSONResponse({"reset": True})
+
+    async def clock(request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json(request)
+            if set(body) not in ({"advance_s"}, {"now"}):
+                raise ControlError("the body is {\"advance_s\": seconds} or {\"now\": unix seconds}")
+            value = body.get("advance_s", body.get("now"))
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ControlError("advance_s and now are numbers")
+            try:
+                if "advance_s" in body:
+                    api.clock.advance(value)
+                else:
+                    api.clock.set(value)
+            except ClockError as error:
+                raise ControlError(str(error), 409) from None
+        return JSONResponse(api.clock.as_json())
+
+    async def unreachable(request: Request) -> Response:
+        if request.method == "DELETE":
+            store.clear_unreachable()
+        elif request.method == "POST":
+            url = (await _json(request)).get("url")
+            if not isinstance(url, str) or not http_url(url):
+                raise ControlError("url is an http or https URL")
+            store.mark_unreachable(url)
+        return JSONResponse({"unreachable": store.unreachable_urls()})
 
     async def users(request: Request) -> Response:
         if request.method == "GET":
@@ -127,6 +160,8 @@ def routes(api: BotApi, guard: Guard) -> list[Route]:
         Route("/sandbox/channels/{handle}/members/{user_id}", control(member), methods=["PUT"]),
         Route("/sandbox/faults", control(faults), methods=["GET", "POST", "DELETE"]),
         Route("/sandbox/reset", control(reset), methods=["POST"]),
+        Route("/sandbox/clock", control(clock), methods=["GET", "POST"]),
+        Route("/sandbox/media/unreachable", control(unreachable), methods=["GET", "POST", "DELETE"]),
         Route("/sandbox/users", control(users), methods=["GET", "POST"]),
         Route("/sandbox/users/{user_id}/messages", control(messages), methods=["GET", "POST"]),
         Route("/sandbox/users/{user_id}/callbacks", control(callbacks), methods=["GET", "POST"]),

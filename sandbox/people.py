@@ -7,9 +7,9 @@ import json
 import re
 import secrets
 import sqlite3
-import time
 
 from sandbox.answers import ControlError
+from sandbox.clock import Clock
 
 USERNAME = re.compile(r"[A-Za-z0-9_]{3,32}")
 STATUSES = ("creator", "administrator", "member", "left")
@@ -64,8 +64,8 @@ class Callback:
 
 
 class People:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, clock: Clock):
+        self.db, self.clock = db, clock  # every date by the sandbox's clock
 
     # ---- users -----------------------------------------------------------
     def create_user(self, username: str | None, first_name: str | None, *, not_id: int) -> User:
@@ -131,7 +131,7 @@ class People:
 
     # ---- the bot's messages to a user -------------------------------------
     def add_bot_message(self, user_id: int, text: str, keyboard: list | None) -> BotMessage:
-        now = int(time.time())
+        now = self.clock.unix()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             message_id = self.next_message_id(user_id, from_user=False)
@@ -151,7 +151,7 @@ class People:
         return [_message(row) for row in rows]
 
     def edit_bot_message(self, message: BotMessage, text: str, keyboard: list | None) -> BotMessage:
-        now = int(time.time())
+        now = self.clock.unix()
         self.db.execute("UPDATE bot_message SET text = ?, keyboard = ?, edit_date = ? WHERE user_id = ?"
                         " AND message_id = ?", (text, _dump(keyboard), now, message.user_id, message.message_id))
         return dataclasses.replace(message, text=text, keyboard=keyboard, edit_date=now)
@@ -159,7 +159,7 @@ class People:
     # ---- button presses --------------------------------------------------
     def add_callback(self, user_id: int, message_id: int, data: str) -> Callback:
         query_id = str(secrets.randbits(63))  # Telegram's ids are long decimal strings
-        now = int(time.time())
+        now = self.clock.unix()
         self.db.execute("INSERT INTO callback (id, user_id, message_id, data, date) VALUES (?, ?, ?, ?, ?)",
                         (query_id, user_id, message_id, data, now))
         return Callback(query_id, user_id, message_id, data, now, None, None, False)
@@ -168,7 +168,7 @@ class People:
         """False when no unanswered press has that id (Telegram takes one answer)."""
         cursor = self.db.execute("UPDATE callback SET answered_at = ?, answer_text = ?, show_alert = ?"
                                  " WHERE id = ? AND answered_at IS NULL",
-                                 (int(time.time()), text, show_alert, query_id))
+                                 (self.clock.unix(), text, show_alert, query_id))
         return cursor.rowcount == 1
 
     def callbacks(self, user_id: int) -> list[Callback]:

@@ -7,7 +7,6 @@ user who has written to it."""
 import hashlib
 import json
 import re
-import time
 
 from sandbox.answers import (CANT_INITIATE, CHAT_NOT_FOUND, EDIT_NOT_FOUND, NOT_MODIFIED, QUERY_INVALID, TO_BOTS,
                              ControlError, Refusal)
@@ -107,7 +106,7 @@ class PrivateChats:
             raise ControlError(f"text is 1-{TEXT_LIMIT} characters")
         message_id = self.people.next_message_id(user.id, from_user=True)
         message = {"message_id": message_id, "from": self.user_json(user), "chat": self.chat_json(user),
-                   "date": int(time.time()), "text": text}
+                   "date": self.people.clock.unix(), "text": text}
         command = COMMAND.match(text)
         if command:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": command.end()}]

@@ -3,24 +3,27 @@ posts, users, the bot's private messages and pending updates survive a
 restart. One process, one connection, every call short and synchronous on
 the event loop: no two writes interleave.
 
-The channels and their posts are here; Telegram users, their memberships
-and private chats are in sandbox/people.py, the bot's update queue in
-sandbox/updates.py, each on this connection. The whole schema is SCHEMA."""
+The channels and their posts are here, with the media URLs marked
+unreachable; Telegram users, their memberships and private chats are in
+sandbox/people.py, the bot's update queue in sandbox/updates.py, the
+sandbox's clock in sandbox/clock.py, each on this connection. The whole
+schema is SCHEMA; `upgrade` brings a file an older sandbox made up to it."""
 import dataclasses
 import hashlib
 import os
 import pathlib
 import sqlite3
-import time
 
-REFUSALS = ("not_found", "not_admin", "blocked")
+from sandbox.clock import Clock
+
+REFUSALS = ("not_found", "not_admin", "no_post_rights", "blocked")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS channel (
     username TEXT PRIMARY KEY,            -- lower case, without the @
     title TEXT NOT NULL,                  -- the handle as first seen
     chat_id INTEGER NOT NULL UNIQUE,
-    refuse TEXT CHECK (refuse IN ('not_found', 'not_admin', 'blocked')),
+    refuse TEXT CHECK (refuse IN ('not_found', 'not_admin', 'no_post_rights', 'blocked')),
     last_message_id INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS post (
@@ -29,7 +32,7 @@ CREATE TABLE IF NOT EXISTS post (
     text TEXT NOT NULL,
     media_url TEXT,                       -- the photo, or the link preview of a text post
     photo INTEGER NOT NULL DEFAULT 0,     -- 1: sent with sendPhoto, the text its caption
-    date INTEGER NOT NULL,                -- unix seconds, as Telegram gives it
+    date INTEGER NOT NULL,                -- unix seconds by the sandbox's clock, as Telegram gives it
     deleted_at INTEGER,
     PRIMARY KEY (chat_id, message_id)
 );
@@ -70,14 +73,20 @@ CREATE TABLE IF NOT EXISTS pending_update (  -- updates the bot has not confirme
     kind TEXT NOT NULL,                   -- the update's field: message, callback_query
     body TEXT NOT NULL                    -- the Update object (JSON), update_id included
 );
-CREATE TABLE IF NOT EXISTS bot_state (   -- last_update_id (kept by reset), allowed_updates (JSON)
+CREATE TABLE IF NOT EXISTS bot_state (   -- last_update_id and clock_offset (kept by reset), allowed_updates (JSON)
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS unreachable_media (  -- URLs sendPhoto cannot fetch (control API)
+    url TEXT PRIMARY KEY
+);
 """
 # What a reset forgets, children first; bot_state's last_update_id stays, so
-# update ids keep increasing for a poller that remembers its offset.
-RESET_TABLES = ("callback", "bot_message", "member", "pending_update", "post", "telegram_user", "channel")
+# update ids keep increasing for a poller that remembers its offset, and so
+# does the clock's offset: the sandbox's time never runs back.
+RESET_TABLES = ("callback", "bot_message", "member", "pending_update", "post", "telegram_user", "channel",
+                "unreachable_media")
+KEPT_STATE = ("last_update_id", "clock_offset")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,12 +132,41 @@ def open_database(path: pathlib.Path) -> sqlite3.Connection:
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA journal_mode = WAL")  # its -wal and -shm files take the file's mode
     db.executescript(SCHEMA)
+    upgrade(db)
     return db
+
+
+def upgrade(db: sqlite3.Connection) -> None:
+    """A file an older sandbox made, brought up to SCHEMA: a channel's
+    refuse took no no_post_rights. SQLite cannot change a CHECK in place, so
+    the table is made again and its rows copied, with foreign keys off and
+    the legacy rename (the posts and members keep referring to "channel")."""
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'channel'").fetchone()
+    if "no_post_rights" in sql:
+        return
+    create = next(part for part in SCHEMA.split(";") if "EXISTS channel (" in part)
+    db.execute("PRAGMA foreign_keys = OFF")
+    db.execute("PRAGMA legacy_alter_table = ON")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ALTER TABLE channel RENAME TO channel_before_upgrade")
+        db.execute(create)
+        db.execute("INSERT INTO channel (username, title, chat_id, refuse, last_message_id)"
+                   " SELECT username, title, chat_id, refuse, last_message_id FROM channel_before_upgrade")
+        db.execute("DROP TABLE channel_before_upgrade")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    finally:
+        db.execute("PRAGMA legacy_alter_table = OFF")
+        db.execute("PRAGMA foreign_keys = ON")
 
 
 class Store:
     def __init__(self, path: pathlib.Path):
         self.db = open_database(path)
+        self.clock = Clock(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -159,7 +197,7 @@ class Store:
 
     def add_post(self, chat_id: int, text: str, media_url: str | None, *, photo: bool = False) -> Post:
         """Stores a post under the channel's next message id, in one transaction."""
-        now = int(time.time())
+        now = self.clock.unix()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             (message_id,) = self.db.execute(
@@ -183,17 +221,31 @@ class Store:
     def delete_post(self, chat_id: int, message_id: int) -> bool:
         """Marks the post deleted; False when there was no live post."""
         cursor = self.db.execute("UPDATE post SET deleted_at = ? WHERE chat_id = ? AND message_id = ?"
-                                 " AND deleted_at IS NULL", (int(time.time()), chat_id, message_id))
+                                 " AND deleted_at IS NULL", (self.clock.unix(), chat_id, message_id))
         return cursor.rowcount == 1
 
+    # ---- media URLs sendPhoto cannot fetch ----------------------------------
+    def mark_unreachable(self, url: str) -> None:
+        self.db.execute("INSERT INTO unreachable_media (url) VALUES (?) ON CONFLICT DO NOTHING", (url,))
+
+    def unreachable(self, url: str) -> bool:
+        return self.db.execute("SELECT 1 FROM unreachable_media WHERE url = ?", (url,)).fetchone() is not None
+
+    def unreachable_urls(self) -> list[str]:
+        return [url for (url,) in self.db.execute("SELECT url FROM unreachable_media ORDER BY url")]
+
+    def clear_unreachable(self) -> None:
+        self.db.execute("DELETE FROM unreachable_media")
+
     def reset(self) -> None:
-        """Forgets every channel, post, user, membership, private message
-        and pending update, and the bot's allowed_updates."""
+        """Forgets every channel, post, user, membership, private message,
+        pending update and unreachable URL, and the bot's allowed_updates."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for table in RESET_TABLES:
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608 (names from RESET_TABLES)
-            self.db.execute("DELETE FROM bot_state WHERE key <> 'last_update_id'")
+            self.db.execute(f"DELETE FROM bot_state WHERE key NOT IN ({', '.join('?' * len(KEPT_STATE))})",
+                            KEPT_STATE)
 
 
 def _post(row: tuple) -> Post:

@@ -11,6 +11,10 @@ that client alone, for a sandbox running elsewhere (a stack's).
         assert [post["text"] for post in await sandbox.posts("@news")] == [...]
         user = await sandbox.create_user("alice_tg")
         await sandbox.send_message(user["id"], "/start")
+        await sandbox.advance_clock(49 * 3600)  # the sandbox's time, for every date and limit
+
+`running_sandbox(tmp_path, env={"TELEGRAM_SANDBOX_FLOOD_GLOBAL_PER_S": "1000"})`
+starts it with settings of its own (docs/sandbox.md).
 """
 import asyncio
 import contextlib
@@ -88,7 +92,7 @@ class SandboxControl:
         await self._request("DELETE", f"/sandbox/channels/{handle.lstrip('@')}/posts/{message_id}")
 
     async def refuse(self, handle: str, mode: str) -> None:
-        """mode: not_found, not_admin, blocked or off."""
+        """mode: not_found, not_admin, no_post_rights, blocked or off."""
         await self._request("POST", f"/sandbox/channels/{handle.lstrip('@')}/refuse", {"mode": mode})
 
     # ---- faults ------------------------------------------------------------
@@ -108,6 +112,29 @@ class SandboxControl:
 
     async def reset(self) -> None:
         await self._request("POST", "/sandbox/reset")
+
+    # ---- the clock and media -------------------------------------------------
+    async def clock(self) -> dict:
+        """{"now": unix seconds by the sandbox's clock, "offset_s": ahead of this machine's}."""
+        return await self._request("GET", "/sandbox/clock")
+
+    async def advance_clock(self, seconds: float) -> dict:
+        """Moves the sandbox's time `seconds` forward (never back)."""
+        return await self._request("POST", "/sandbox/clock", {"advance_s": seconds})
+
+    async def set_clock(self, now: float) -> dict:
+        """Moves the sandbox's time forward to `now` (unix seconds); 409 if that is in its past."""
+        return await self._request("POST", "/sandbox/clock", {"now": now})
+
+    async def unreachable(self, url: str) -> None:
+        """sendPhoto of `url` answers "failed to get HTTP URL content" from now on."""
+        await self._request("POST", "/sandbox/media/unreachable", {"url": url})
+
+    async def unreachable_media(self) -> list[str]:
+        return (await self._request("GET", "/sandbox/media/unreachable"))["unreachable"]
+
+    async def clear_unreachable(self) -> None:
+        await self._request("DELETE", "/sandbox/media/unreachable")
 
     # ---- users and the bot -------------------------------------------------
     async def create_user(self, username: str | None = None, *, first_name: str | None = None) -> dict:
@@ -155,12 +182,14 @@ class SandboxControl:
 
 class SandboxProcess(SandboxControl):
     """One running sandbox and its control API; `restart()` keeps its port,
-    tokens and data."""
+    tokens, data and `env` (settings of its own on top of this process's
+    environment)."""
 
-    def __init__(self, data_dir: pathlib.Path, token: str, control_token: str):
+    def __init__(self, data_dir: pathlib.Path, token: str, control_token: str, env: dict[str, str] | None = None):
         super().__init__("", control_token)
         self.data_dir = data_dir
         self.token = token
+        self.env = dict(env or {})
         self.port = 0
         self.process: subprocess.Popen | None = None
         self.api_url = self.page_url = ""
@@ -176,7 +205,7 @@ class SandboxProcess(SandboxControl):
         env = {**os.environ, "TELEGRAM_BOT_TOKEN": self.token, "TELEGRAM_SANDBOX_CONTROL_TOKEN": self.control_token,
                "TELEGRAM_SANDBOX_HOST": "127.0.0.1", "TELEGRAM_SANDBOX_PORT": str(self.port),
                "ADTECH_DATA_DIR": str(self.data_dir),
-               "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+               "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))), **self.env}
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "sandbox"], env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + START_S
@@ -223,11 +252,12 @@ class SandboxProcess(SandboxControl):
 
 
 @contextlib.asynccontextmanager
-async def running_sandbox(tmp_path: pathlib.Path, token: str | None = None,
-                          control_token: str | None = None) -> AsyncIterator[SandboxProcess]:
+async def running_sandbox(tmp_path: pathlib.Path, token: str | None = None, control_token: str | None = None,
+                          *, env: dict[str, str] | None = None) -> AsyncIterator[SandboxProcess]:
     """A sandbox serving from `tmp_path` (its data and its log,
-    telegram-sandbox.log), stopped on the way out."""
-    sandbox = SandboxProcess(pathlib.Path(tmp_path), token or new_token(), control_token or secrets.token_urlsafe(32))
+    telegram-sandbox.log) with settings `env` of its own, stopped on the way out."""
+    sandbox = SandboxProcess(pathlib.Path(tmp_path), token or new_token(), control_token or secrets.token_urlsafe(32),
+                             env)
     await sandbox.start()
     try:
         yield sandbox

@@ -77,12 +77,16 @@ async def test_a_text_past_the_caption_limit_goes_as_a_message_previewing_the_ph
     assert (post["text"], post["media_url"], post["photo"]) == (text, "https://example.com/b.jpg", False)
 
 
-async def test_publish_to_a_channel_that_revoked_the_bots_rights_is_refused(channels, sandbox, handle):
+@pytest.mark.parametrize("mode, words", [("not_admin", "bot is not a member of the channel chat"),
+                                          ("no_post_rights", "need administrator rights in the channel chat")])
+async def test_publish_to_a_channel_that_revoked_the_bots_rights_is_refused_definitely(channels, sandbox, handle,
+                                                                                       mode, words):
     chat_id = await channels.chat_for_posting(handle)
-    await sandbox.refuse(handle, "not_admin")
-    with pytest.raises(ChannelRefused) as refused:
-        await channels.publish(chat_id, handle, "hello", None)
-    assert "administrator rights" in refused.value.message
+    await sandbox.refuse(handle, mode)
+    for media_url in (None, "https://example.com/p.jpg"):
+        with pytest.raises(ChannelRefused) as refused:
+            await channels.publish(chat_id, handle, "hello", media_url)
+        assert words in refused.value.telegram_words.lower()
     assert await sandbox.posts(handle) == []
 
 
