@@ -14,21 +14,23 @@ from sandbox.answers import (CANT_DELETE, CHAT_NOT_FOUND, KICKED, MEMBERS_INACCE
                              NOT_MODIFIED, USER_NOT_FOUND, Refusal)
 from sandbox.faults import BAD_GATEWAY, Faults
 from sandbox.limits import Login
-from sandbox.people import People
-from sandbox.private import TEXT_LIMIT, PrivateChats
+from sandbox.content import Content
+from sandbox.people import USERNAME, People
+from sandbox.private import PrivateChats, inline_keyboard
 from sandbox.store import Channel, Post, Store
+from sandbox.text import message_text
 from sandbox.updates import LIMIT_MAX, Updates
 
 log = logging.getLogger(__name__)
 
-CAPTION_LIMIT = 1024
 DELETE_WITHIN_S = 48 * 3600  # a bot deletes a message only while it is younger
 # An administrator's rights in a channel, as the real server sends them
-# (can_manage_voice_chats too, the old name of can_manage_video_chats).
+# (can_manage_voice_chats too, the old name of can_manage_video_chats), the
+# current Bot API's included (tests/integration/telegram/botapi-spec).
 CHANNEL_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
                   "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
                   "can_edit_stories", "can_delete_stories", "can_post_messages", "can_edit_messages",
-                  "can_manage_direct_messages", "can_manage_voice_chats")
+                  "can_manage_direct_messages", "can_send_welcome_messages", "can_manage_voice_chats")
 METHODS = ("getMe", "logOut", "close", "getChat", "getChatMember", "getChatAdministrators", "sendMessage",
            "sendPhoto", "editMessageText", "editMessageReplyMarkup", "deleteMessage", "answerCallbackQuery",
            "getUpdates", "deleteWebhook", "getWebhookInfo")
@@ -47,7 +49,8 @@ class BotApi:
         self.login = Login(store.clock)  # logOut and close
         self.people = People(store.db, store.clock)
         self.updates = Updates(store.db)
-        self.private = PrivateChats(self.people, self.updates, self.me())
+        self.content = Content(store.db, store.clock)  # posts' entities and buttons
+        self.private = PrivateChats(self.people, self.updates, self.me(), self.content)
         self.methods = {name.lower(): getattr(self, "m_" + name) for name in METHODS}
 
     def me(self) -> dict:
@@ -89,7 +92,8 @@ class BotApi:
         if not raw:
             raise Refusal(400, "Bad Request: chat_id is empty")
         if raw.startswith("@"):
-            channel = self.store.channel(raw)
+            # Telegram knows no chat by a name it would never give out.
+            channel = self.store.channel(raw) if USERNAME.fullmatch(raw[1:]) else None
         else:
             try:
                 channel = self.store.channel_by_id(int(raw))
@@ -176,16 +180,25 @@ class BotApi:
     def _message(self, channel: Channel, post: Post) -> dict:
         message = {"message_id": post.message_id, "date": post.date, "chat": self._chat_json(channel),
                    "sender_chat": self._chat_json(channel)}
+        content = self.content.post(channel.chat_id, post.message_id)
+        if content.edit_date is not None:
+            message["edit_date"] = content.edit_date
         if post.photo:
             message["photo"] = [{"file_id": media.file_id(channel.chat_id, post.message_id),
                                  "file_unique_id": f"s{post.message_id}", "width": 1280, "height": 720}]
             if post.text:
                 message["caption"] = post.text
+            if content.entities:
+                message["caption_entities"] = content.entities
         else:
             message["text"] = post.text
+            if content.entities:
+                message["entities"] = content.entities
             if post.media_url:
                 message["link_preview_options"] = {"url": post.media_url, "prefer_large_media": True,
                                                    "show_above_text": True}
+        if content.keyboard:
+            message["reply_markup"] = {"inline_keyboard": content.keyboard}
         return message
 
     def m_sendMessage(self, params: dict) -> dict:
@@ -193,22 +206,18 @@ class BotApi:
         if user is not None:
             return self.private.send_message(user, params)
         channel = self._chat(params, action="post")
-        text = str(params.get("text", ""))
-        if not text.strip():
-            raise Refusal(400, "Bad Request: message text is empty")
-        if len(text) > TEXT_LIMIT:
-            raise Refusal(400, "Bad Request: message is too long")
+        text, keyboard = message_text(params), inline_keyboard(params.get("reply_markup"))
         preview = _json_param(params.get("link_preview_options")) or {}
-        post = self.store.add_post(channel.chat_id, text, preview.get("url") or None)
+        post = self.store.add_post(channel.chat_id, text.text, preview.get("url") or None)
+        self.content.keep_post(channel.chat_id, post.message_id, text.entities, keyboard)
         return self._message(channel, post)
 
     def m_sendPhoto(self, params: dict) -> dict:
         channel = self._chat(params, action="post")
         photo = media.photo_url(self.store, params.get("photo"))  # a URL or a file_id the sandbox gave
-        caption = str(params.get("caption", ""))
-        if len(caption) > CAPTION_LIMIT:
-            raise Refusal(400, "Bad Request: message caption is too long")
-        post = self.store.add_post(channel.chat_id, caption, photo, photo=True)
+        caption, keyboard = message_text(params, "caption"), inline_keyboard(params.get("reply_markup"))
+        post = self.store.add_post(channel.chat_id, caption.text, photo, photo=True)
+        self.content.keep_post(channel.chat_id, post.message_id, caption.entities, keyboard)
         return self._message(channel, post)
 
     def m_editMessageText(self, params: dict) -> dict:
@@ -226,9 +235,10 @@ class BotApi:
             return self.private.edit_markup(user, params)
         channel = self._chat(params, action="edit")
         post = self._live_post(channel, params, "Bad Request: message to edit not found")
-        markup = _json_param(params.get("reply_markup"))
-        if not markup or not markup.get("inline_keyboard"):
-            raise Refusal(*NOT_MODIFIED)  # posts here carry no buttons: removing none changes nothing
+        keyboard = inline_keyboard(params.get("reply_markup"))
+        if keyboard == self.content.post(channel.chat_id, post.message_id).keyboard:
+            raise Refusal(*NOT_MODIFIED)  # no markup on a post without buttons: the adapter's proof probe
+        self.content.edit_keyboard(channel.chat_id, post.message_id, keyboard)  # none: its buttons go
         return self._message(channel, post)
 
     def m_deleteMessage(self, params: dict) -> bool:

@@ -11,7 +11,10 @@ import sqlite3
 from sandbox.answers import ControlError
 from sandbox.clock import Clock
 
-USERNAME = re.compile(r"[A-Za-z0-9_]{3,32}")
+# A public username, a user's or a channel's, as Telegram allows one: 5-32
+# letters, digits and single underscores, starting with a letter and not
+# ending with an underscore.
+USERNAME = re.compile(r"[A-Za-z](?:[A-Za-z0-9]|_(?!_)){3,30}[A-Za-z0-9]")
 STATUSES = ("creator", "administrator", "member", "left")
 USER_IDS = (1_000_000, 8_000_000_000)  # where new user ids are drawn from
 
@@ -71,7 +74,8 @@ class People:
     def create_user(self, username: str | None, first_name: str | None, *, not_id: int) -> User:
         """A new user under a fresh random id (never `not_id`, the bot's)."""
         if username is not None and not USERNAME.fullmatch(username):
-            raise ControlError("a username is 3-32 letters, digits or _")
+            raise ControlError("a username is 5-32 letters, digits or single _, starting with a letter and not"
+                               " ending with _")
         name = first_name or username or "Sandbox user"
         while True:
             user_id = USER_IDS[0] + secrets.randbelow(USER_IDS[1] - USER_IDS[0])

@@ -10,10 +10,11 @@ import re
 
 from sandbox.answers import (CANT_INITIATE, CHAT_NOT_FOUND, EDIT_NOT_FOUND, NOT_MODIFIED, QUERY_INVALID, TO_BOTS,
                              ControlError, Refusal)
+from sandbox.content import Content
 from sandbox.people import BotMessage, People, User
+from sandbox.text import TEXT_LIMIT, message_text
 from sandbox.updates import Updates
 
-TEXT_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64  # bytes
 COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?=\s|$)")
 BUTTON_ACTIONS = ("callback_data", "url", "web_app", "login_url", "switch_inline_query",
@@ -22,8 +23,8 @@ BUTTON_ACTIONS = ("callback_data", "url", "web_app", "login_url", "switch_inline
 
 
 class PrivateChats:
-    def __init__(self, people: People, updates: Updates, bot: dict):
-        self.people, self.updates, self.bot = people, updates, bot
+    def __init__(self, people: People, updates: Updates, bot: dict, content: Content):
+        self.people, self.updates, self.bot, self.content = people, updates, bot, content
 
     # ---- what Telegram shows the bot -------------------------------------
     @staticmethod
@@ -39,6 +40,9 @@ class PrivateChats:
     def message_json(self, user: User, message: BotMessage) -> dict:
         found = {"message_id": message.message_id, "from": self.bot, "chat": self.chat_json(user),
                  "date": message.date, "text": message.text}
+        entities = self.content.message_entities(user.id, message.message_id)
+        if entities:
+            found["entities"] = entities
         if message.edit_date is not None:
             found["edit_date"] = message.edit_date
         if message.keyboard:
@@ -63,20 +67,24 @@ class PrivateChats:
     def send_message(self, user: User, params: dict) -> dict:
         if not user.started:
             raise Refusal(*CANT_INITIATE)
-        text = _text(params)
-        message = self.people.add_bot_message(user.id, text, _keyboard(params.get("reply_markup")))
+        text = message_text(params)
+        message = self.people.add_bot_message(user.id, text.text, inline_keyboard(params.get("reply_markup")))
+        self.content.keep_message_entities(user.id, message.message_id, text.entities)
         return self.message_json(user, message)
 
     def edit_text(self, user: User, params: dict) -> dict:
         message = self._own_message(user, params)
-        text, keyboard = _text(params), _keyboard(params.get("reply_markup"))
-        if (text, keyboard) == (message.text, message.keyboard):
-            raise Refusal(*NOT_MODIFIED)
-        return self.message_json(user, self.people.edit_bot_message(message, text, keyboard))
+        text, keyboard = message_text(params), inline_keyboard(params.get("reply_markup"))
+        entities = self.content.message_entities(user.id, message.message_id)
+        if (text.text, text.entities, keyboard) == (message.text, entities, message.keyboard):
+            raise Refusal(*NOT_MODIFIED)  # as Telegram compares: the text, its formatting and the buttons
+        edited = self.people.edit_bot_message(message, text.text, keyboard)
+        self.content.keep_message_entities(user.id, message.message_id, text.entities)
+        return self.message_json(user, edited)
 
     def edit_markup(self, user: User, params: dict) -> dict:
         message = self._own_message(user, params)
-        keyboard = _keyboard(params.get("reply_markup"))
+        keyboard = inline_keyboard(params.get("reply_markup"))
         if keyboard == message.keyboard:
             raise Refusal(*NOT_MODIFIED)
         return self.message_json(user, self.people.edit_bot_message(message, message.text, keyboard))
@@ -131,16 +139,7 @@ class PrivateChats:
         return str(int.from_bytes(digest, "big", signed=True))
 
 
-def _text(params: dict) -> str:
-    text = str(params.get("text", ""))
-    if not text.strip():
-        raise Refusal(400, "Bad Request: message text is empty")
-    if len(text) > TEXT_LIMIT:
-        raise Refusal(400, "Bad Request: message is too long")
-    return text
-
-
-def _keyboard(value) -> list[list[dict]] | None:
+def inline_keyboard(value) -> list[list[dict]] | None:
     """The inline keyboard of a reply_markup parameter (JSON text in a form,
     an object in JSON): its rows of buttons, or None when there is none."""
     if isinstance(value, str):

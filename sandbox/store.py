@@ -117,9 +117,10 @@ class Post:
 
 
 def chat_id_for(username: str) -> int:
-    """A stable channel id for a username, in Telegram's shape -100xxxxxxxxxx."""
+    """A stable channel id for a username, in Telegram's shape: -100 and ten
+    digits (what follows -100 is the id in a t.me/c/<id>/<message> link)."""
     digest = int.from_bytes(hashlib.sha256(username.lower().encode()).digest()[:8], "big")
-    return -(1_000_000_000_000 + digest % 1_000_000_000_000)
+    return -(1_000_000_000_000 + 1_000_000_000 + digest % 9_000_000_000)
 
 
 def open_database(path: pathlib.Path) -> sqlite3.Connection:

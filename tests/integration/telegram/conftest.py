@@ -18,6 +18,16 @@ async def sandbox(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+async def quiet_sandbox(tmp_path_factory):
+    """A sandbox of the module's own with flood control off, for modules
+    that send more in a second than Telegram lets one bot (a module
+    overrides `sandbox` with it)."""
+    async with running_sandbox(tmp_path_factory.mktemp("telegram"),
+                               env={"TELEGRAM_SANDBOX_FLOOD_CONTROL": "false"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 async def channels(sandbox):
     async with TelegramChannels(sandbox.api_url, sandbox.token, timeout_s=5.0) as adapter:
         yield adapter
