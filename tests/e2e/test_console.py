@@ -53,6 +53,7 @@ class Api:
         self.stack = stack
         self.http = httpx.Client(base_url=stack.base_url, timeout=30.0)
         self.admin = self.token("admin")
+        self.owners: dict[str, dict] = {}  # a listed chat's handle -> its owner's Telegram account
 
     def token(self, role: str, sub: str | None = None, ttl: int = 3600) -> tuple[str, str]:
         sub = sub or str(uuid.uuid4())
@@ -90,7 +91,7 @@ class Api:
         """A chat its publisher owns in Telegram, listed (auto-accepting its
         orders: an approve queues the post) and approved."""
         publisher, name = self.token("publisher"), handle()
-        self.own(publisher, name)
+        self.owners[name] = self.own(publisher, name)
         channel = self.ok("POST", "/api/channels", publisher, 201,
                           json={"title": title, "handle": name, "pricePerPost": PRICE, "autoAccept": True})
         return self.ok("POST", f"/api/channels/{channel['id']}/approve", self.admin)
@@ -389,6 +390,25 @@ def test_an_operator_resolves_a_post_job_in_review_and_pays_out_a_withdrawal(pag
     paid = api.ok("GET", "/api/withdrawals", api.admin, params={"status": "paid", "limit": 200})
     assert [(w["id"], w["externalReference"]) for w in paid["items"] if w["id"] == withdrawal["id"]] == [
         (withdrawal["id"], "bank-tx-42")]
+
+
+def test_a_channel_whose_owner_lost_the_chat_is_listed_as_suspended_for_the_operator(page, api, stack):
+    channel = api.channel("Lost cats")
+    owner = api.owners[channel["handle"]]
+    with httpx.Client(base_url=stack.sandbox_url, timeout=10.0, headers=stack.sandbox_headers()) as sandbox:
+        sandbox.put(f"/sandbox/channels/{channel['handle'].lstrip('@')}/members/{owner['id']}",
+                    json={"status": "member"}).raise_for_status()  # no longer an administrator
+    _, target = api.submitted(channel=channel, media=None,
+                              at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5))
+    api.ok("POST", f"/api/moderation/targets/{target['id']}/approve", api.admin)
+    failed = api.until(lambda: api.target(target), lambda t: t["status"] == "failed")
+    assert failed["postJob"]["failureReason"].startswith("channel_ownership_lost")
+
+    sign_in(page, api.admin[1])
+    page.get_by_role("link", name="Needs an operator").click()
+    item = page.locator("#suspended-list li.item", has_text=channel["handle"])
+    expect(item).to_contain_text("Lost cats")
+    expect(item).to_contain_text("channel_ownership_lost")
 
 
 # ---- a stack whose approves outlast the gateway's wait, and whose outbox gives up fast
