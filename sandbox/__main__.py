@@ -27,8 +27,9 @@ class Settings(CommonSettings):
         description="Bearer token of the Bot API sandbox's control API (a secret, no default; `adtech run` generates it"
                     " into the data directory when unset)")
     telegram_sandbox_flood_control: bool = Field(
-        default=FLOOD.enabled, description="Bot API sandbox: flood control on (sends over the limits below answer 429"
-                                           " with retry_after, docs/sandbox.md); false turns every limit off")
+        default=FLOOD.enabled, description="Bot API sandbox: flood control on (sends over the TELEGRAM_SANDBOX_FLOOD_*"
+                                           " limits answer 429 with retry_after, docs/sandbox.md); false turns every"
+                                           " limit off")
     telegram_sandbox_flood_chat_per_s: float = Field(
         default=FLOOD.chat_per_s, ge=0, description="Bot API sandbox flood control: messages a second to one chat,"
                                                     " sustained (0: no per-chat limit)")
