@@ -26,7 +26,7 @@ import pytest
 
 from sandbox.testing import SandboxControl, control_headers
 from tests.e2e.client import Api
-from tests.harness import free_port
+from tests.harness import MANY_CHATS_AT_ONCE, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MIN_LEAD_MS = 30_000  # the documented default of CAMPAIGN_TARGET_MIN_LEAD_MS
@@ -120,7 +120,8 @@ def run_stack(**settings: str):
            "ADTECH_JWT_SECRET": secrets.token_urlsafe(32), "ADTECH_INTERNAL_TOKEN": secrets.token_urlsafe(32),
            "CAMPAIGN_TARGET_MIN_LEAD_MS": str(MIN_LEAD_MS), "MODERATION_APPROVE_WAIT_MS": "10000",
            "TELEGRAM_SANDBOX_PORT": str(free_port()), "TELEGRAM_SANDBOX_CONTROL_TOKEN": secrets.token_urlsafe(32),
-           "PYTHONUNBUFFERED": "1", **settings}
+           # The load test links E2E_LOAD_N owners at once: the bot answers them all in a burst.
+           "PYTHONUNBUFFERED": "1", **MANY_CHATS_AT_ONCE, **settings}
     env.pop("TELEGRAM_BOT_TOKEN", None)  # posts go to the stack's own Bot API sandbox
     for name in (*SERVICE_ADDRS, "BASE_URL", "E2E_BASE_URL", "E2E_SANDBOX_URL", "E2E_SANDBOX_CONTROL_TOKEN"):
         # an external stack's, not this one's

@@ -52,7 +52,8 @@ class BotWorld:
 
 @pytest.fixture(scope="module")
 async def world(pg_server, data_dir, tmp_path_factory):
-    async with running_sandbox(tmp_path_factory.mktemp("bot-sandbox")) as sandbox:
+    # The bot answers 40 users at once below: over Telegram's global flood limit.
+    async with running_sandbox(tmp_path_factory.mktemp("bot-sandbox"), env=harness.MANY_CHATS_AT_ONCE) as sandbox:
         running, channel, client = await start_campaigns(
             pg_server, data_dir, payments_addr=f"127.0.0.1:{harness.free_port()}", grpc_deadline_ms=300,
             telegram_api_url=sandbox.api_url, telegram_bot_token=sandbox.token)
