@@ -69,13 +69,18 @@ class Market:
 
     # ---- booking
     async def booked(self, *, price: int = PRICE, funds: int | None = None, auto_accept: bool = True,
-                     at=None) -> Booked:
+                     at=None, on: Booked | None = None) -> Booked:
         """A target approved as the approve saga leaves it: the advertiser
         deposited `funds` (default: the price) and the price is in escrow;
         its post job queued, or awaiting the channel owner's answer when the
-        channel does not `auto_accept`."""
-        owner, owner_of_channel = advertiser(), publisher()
-        channel = await self.campaigns.channel(owner_of_channel, price=price, auto_accept=auto_accept)
+        channel does not `auto_accept`. In a new channel, or `on` the
+        channel of another booking (its price and auto_accept)."""
+        owner = advertiser()
+        if on is None:
+            owner_of_channel = publisher()
+            channel = await self.campaigns.channel(owner_of_channel, price=price, auto_accept=auto_accept)
+        else:
+            owner_of_channel, channel, price = on.publisher, on.channel, on.channel.price_per_post
         campaign = await self.campaigns.campaign(owner)
         target = await self.campaigns.target(owner, campaign.id, channel.id, submit=True, at=at)
         decision = new_id()
