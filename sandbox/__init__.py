@@ -11,22 +11,38 @@ by URL), editMessageText, editMessageReplyMarkup, deleteMessage,
 answerCallbackQuery, getUpdates, deleteWebhook, getWebhookInfo, logOut,
 close. Answers are Telegram's: {"ok": true, "result": ...} or {"ok": false,
 "error_code": N, "description": "...", "parameters": {"retry_after": N}}
-with the same HTTP status. Only the configured token is accepted (401
-Unauthorized otherwise); an unknown method is 404 Not Found.
+with the same HTTP status (and a Retry-After header with retry_after).
+Only the configured token is accepted (401 Unauthorized otherwise; 404 Not
+Found for a path without a token of Telegram's shape); an unknown method is
+404 Not Found. logOut makes every call 401 for ten minutes (or until a
+reset or restart); close is 429 in the bot's first ten minutes.
 
 Channels: any @handle is a channel that exists, with the bot an
 administrator that can post, unless told to refuse. Its chat id is stable
 (-100 and ten digits from a hash of the handle) and its message ids count up
 from 1. Refusals, as Telegram words them:
   not_found  every call naming the chat: 400 "Bad Request: chat not found"
-  not_admin  getChatMember says the bot has left; posting, editing and
-             deleting: 400 "Bad Request: need administrator rights in the
+  not_admin  the bot dismissed, so out of the channel: getChatMember says
+             it has left; other members and getChatAdministrators: 400
+             "Bad Request: member list is inaccessible"; posting, editing
+             and deleting: 403 "Forbidden: bot is not a member of the
              channel chat"
+  no_post_rights  the bot an administrator without can_post_messages:
+             sendMessage, sendPhoto: 400 "Bad Request: need administrator
+             rights in the channel chat"
   blocked    every call naming the chat: 403 "Forbidden: bot was kicked
              from the channel chat"
 editMessageReplyMarkup without buttons on a live post answers 400 "message
 is not modified" (the adapter's proof probe); on a deleted one 400 "message
-to edit not found".
+to edit not found". deleteMessage of a post 48 hours old: 400 "message
+can't be deleted". sendPhoto takes a URL or a file_id it gave
+(sandbox/media.py): none, anything else, or a URL marked unreachable are
+refused in Telegram's words.
+
+Time and limits: every date and limit reads the sandbox's clock
+(sandbox/clock.py), which tests move forward; flood control
+(sandbox/limits.py: per chat, per channel a minute, all chats; the
+TELEGRAM_SANDBOX_FLOOD_* settings) answers 429 with retry_after.
 
 Users (sandbox/people.py, sandbox/private.py): created through the control
 API, each with a positive id; a user's status in a channel (creator,
@@ -49,7 +65,8 @@ body that is not application/json is 415; sandbox/guard.py):
   GET    /sandbox/channels/{handle}/posts               its posts, newest first:
          message_id, text, media_url, photo, date, deleted, deleted_at (unix seconds)
   DELETE /sandbox/channels/{handle}/posts/{message_id}  delete a post (404 if none is live)
-  POST   /sandbox/channels/{handle}/refuse              {"mode": "not_found" | "not_admin" | "blocked" | "off"}
+  POST   /sandbox/channels/{handle}/refuse              {"mode": "not_found" | "not_admin" | "no_post_rights" |
+                                                        "blocked" | "off"}
   PUT    /sandbox/channels/{handle}/members/{user_id}   {"status": "creator" | "administrator" | "member" | "left"}
   GET    /sandbox/faults                                the armed faults
   POST   /sandbox/faults                                {"method": "sendMessage" (or "*"), "kind": "429" |
@@ -64,8 +81,14 @@ body that is not application/json is 415; sandbox/guard.py):
                                                         {"update_id", "callback_query_id"}
   GET    /sandbox/users/{id}/callbacks                  the user's presses and the bot's answers
   GET    /sandbox/updates                               the bot's pending updates and allowed_updates
+  GET    /sandbox/clock                                 {"now", "offset_s"}: the sandbox's time
+  POST   /sandbox/clock                                 {"advance_s": N} or {"now": unix}: forward only (409)
+  GET    /sandbox/media/unreachable                     the URLs sendPhoto cannot fetch
+  POST   /sandbox/media/unreachable                     {"url"}: sendPhoto of it fails from now on
+  DELETE /sandbox/media/unreachable                     every URL reachable again
   POST   /sandbox/reset                                 forget every channel, post, user, message,
-                                                        update and fault
+                                                        update, fault, unreachable URL, flood count
+                                                        and logOut (the clock stays)
 The page (a loopback Host, no token):
   GET    /                                              the page
   POST   /sandbox/channels/{handle}/posts/{message_id}/delete
@@ -74,8 +97,9 @@ The page (a loopback Host, no token):
 `count` calls of the method: 429 with parameters.retry_after, 500 with a
 Telegram body, 502 with a proxy's HTML page; stall_after_post does the call
 (stores the post) and then holds the answer for stall_s seconds, so a test
-can kill a worker after the post is out but before it records it. Faults
-live in memory; everything else in <data dir>/telegram-sandbox/ (0600)."""
+can kill a worker after the post is out but before it records it. Faults,
+flood counts and logOut live in memory; everything else (the clock's
+offset too) in <data dir>/telegram-sandbox/ (0600)."""
 import re
 import secrets
 import string
