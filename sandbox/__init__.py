@@ -17,10 +17,15 @@ Found for a path without a token of Telegram's shape); an unknown method is
 404 Not Found. logOut makes every call 401 for ten minutes (or until a
 reset or restart); close is 429 in the bot's first ten minutes.
 
-Channels: any @handle is a channel that exists, with the bot an
-administrator that can post, unless told to refuse. Its chat id is stable
-(-100 and ten digits from a hash of the handle) and its message ids count up
-from 1. Refusals, as Telegram words them:
+Channels: any @handle Telegram could give out (5-32 letters, digits and
+single underscores, a letter first, no underscore last) is a channel that
+exists, with the bot an administrator that can post, unless told to
+refuse; any other is "chat not found". Its chat id is stable (-100 and ten
+digits from a hash of the handle) and its message ids count up from 1.
+Text (sandbox/text.py): parse_mode HTML, MarkdownV2 or Markdown read into
+entities ("can't parse entities: ..." for broken markup), trimmed, counted
+in UTF-16 code units; a post keeps its buttons. Refusals, as Telegram
+words them:
   not_found  every call naming the chat: 400 "Bad Request: chat not found"
   not_admin  the bot dismissed, so out of the channel: getChatMember says
              it has left; other members and getChatAdministrators: 400
@@ -32,9 +37,9 @@ from 1. Refusals, as Telegram words them:
              rights in the channel chat"
   blocked    every call naming the chat: 403 "Forbidden: bot was kicked
              from the channel chat"
-editMessageReplyMarkup without buttons on a live post answers 400 "message
-is not modified" (the adapter's proof probe); on a deleted one 400 "message
-to edit not found". deleteMessage of a post 48 hours old: 400 "message
+editMessageReplyMarkup without buttons on a live post without buttons
+answers 400 "message is not modified" (the adapter's proof probe); on a
+deleted one 400 "message to edit not found". deleteMessage of a post 48 hours old: 400 "message
 can't be deleted". sendPhoto takes a URL or a file_id it gave
 (sandbox/media.py): none, anything else, or a URL marked unreachable are
 refused in Telegram's words.
