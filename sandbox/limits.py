@@ -4,18 +4,20 @@
 Flood control, after Telegram's bot FAQ ("My bot is hitting limits, how do
 I avoid this?"): in one chat about one message a second (short bursts
 tolerated), in one group or channel at most 20 messages a minute, and
-about 30 messages a second in all. Each limit is a bucket of messages
-that refills at its rate: a send while a bucket it draws on is empty
-answers 429 "Too Many Requests: retry after N" with parameters.retry_after
-N (and a Retry-After header), N the whole seconds until the bucket holds
-a message again. Sends are sendMessage, sendPhoto, editMessageText and
-editMessageReplyMarkup; only a call that succeeds draws on the buckets (a
-refused one sent nothing), and a call met with 429 did nothing.
+about 30 messages a second in all. One chat is a bucket (a burst of
+messages, refilled at a steady pace); a channel and all chats together
+are windows (at most N messages in any minute, in any second). A send
+that one of them does not allow now answers 429 "Too Many Requests: retry
+after N" with parameters.retry_after N (and a Retry-After header), N the
+whole seconds until it does. Sends are sendMessage, sendPhoto,
+editMessageText and editMessageReplyMarkup; only a call that succeeds
+counts (a refused one sent nothing), and a call met with 429 did nothing.
 
 logOut and close (https://core.telegram.org/bots/api#logout): after logOut
 the cloud Bot API answers 401 Unauthorized for ten minutes; close answers
 429 in the first ten minutes after the bot was launched (here: the
 sandbox's start, a reset, or the first call after a close)."""
+import collections
 import dataclasses
 import math
 
@@ -25,7 +27,7 @@ from sandbox.clock import Clock
 SENDS = frozenset({"sendmessage", "sendphoto", "editmessagetext", "editmessagereplymarkup"})
 LOGGED_OUT_S = 600.0
 CLOSE_AFTER_S = 600.0
-KEEP_BUCKETS = 10_000  # idle per-chat buckets are forgotten past this many
+KEEP_LIMITERS = 10_000  # idle per-chat limits are forgotten past this many
 
 
 def too_many(retry_after: int) -> tuple[int, dict]:
@@ -44,73 +46,91 @@ class FloodLimits:
     channel_per_minute: int = 20  # one group or channel (a negative chat id)
     global_per_s: int = 30  # every chat together
 
-    def as_json(self) -> dict:
-        return dataclasses.asdict(self)
 
-
-@dataclasses.dataclass
 class _Bucket:
-    size: float
-    rate: float  # messages a second
-    level: float
-    at: float
+    """Short bursts, then a steady pace: `size` messages at once, one more
+    back every 1/`rate` seconds."""
 
-    def refill(self, now: float) -> None:
+    def __init__(self, size: int, rate: float, now: float):
+        self.size, self.rate, self.level, self.at = size, rate, float(size), now
+
+    def wait_s(self, now: float) -> float:
         self.level = min(self.size, self.level + max(now - self.at, 0.0) * self.rate)
         self.at = max(now, self.at)
-
-    def wait_s(self) -> float:
         return 0.0 if self.level >= 1 else (1 - self.level) / self.rate
+
+    def take(self, now: float) -> None:
+        self.wait_s(now)
+        self.level -= 1
+
+    def idle(self, now: float) -> bool:
+        self.wait_s(now)
+        return self.level >= self.size
+
+
+class _Window:
+    """At most `count` messages in any `seconds`: Telegram's "20 messages
+    per minute" read strictly (a bucket would let 40 through in the first
+    minute)."""
+
+    def __init__(self, count: int, seconds: float, now: float):
+        self.count, self.seconds, self.times = count, seconds, collections.deque()
+
+    def wait_s(self, now: float) -> float:
+        while self.times and self.times[0] <= now - self.seconds:
+            self.times.popleft()
+        return 0.0 if len(self.times) < self.count else self.times[0] + self.seconds - now
+
+    def take(self, now: float) -> None:
+        self.wait_s(now)
+        self.times.append(now)
+
+    def idle(self, now: float) -> bool:
+        self.wait_s(now)
+        return not self.times
 
 
 class Flood:
     def __init__(self, limits: FloodLimits, clock: Clock):
         self.limits, self.clock = limits, clock
-        self._buckets: dict[tuple[str, int | None], _Bucket] = {}
+        self._limiters: dict[tuple[str, int | None], _Bucket | _Window] = {}
 
     def retry_after(self, method: str, chat_id: int | None) -> int | None:
         """Seconds to wait before this call may send, or None when it may now."""
-        buckets = self._buckets_of(method, chat_id)
-        if not buckets:
-            return None
         now = self.clock.now()
-        for bucket in buckets:
-            bucket.refill(now)
-        wait = max(bucket.wait_s() for bucket in buckets)
+        wait = max((limiter.wait_s(now) for limiter in self._limiters_of(method, chat_id)), default=0.0)
         return max(1, math.ceil(wait)) if wait > 0 else None
 
     def sent(self, method: str, chat_id: int | None) -> None:
-        """A call that sent (or edited) a message draws on its buckets."""
+        """A call that sent (or edited) a message counts against its limits."""
         now = self.clock.now()
-        for bucket in self._buckets_of(method, chat_id):
-            bucket.refill(now)
-            bucket.level -= 1
-        if len(self._buckets) > KEEP_BUCKETS:  # a full bucket is the same as none
-            for key, bucket in list(self._buckets.items()):
-                bucket.refill(now)
-                if bucket.level >= bucket.size:
-                    del self._buckets[key]
+        for limiter in self._limiters_of(method, chat_id):
+            limiter.take(now)
+        if len(self._limiters) > KEEP_LIMITERS:  # an idle one is the same as none
+            for key, limiter in list(self._limiters.items()):
+                if limiter.idle(now):
+                    del self._limiters[key]
 
     def clear(self) -> None:
-        self._buckets.clear()
+        self._limiters.clear()
 
-    def _buckets_of(self, method: str, chat_id: int | None) -> list[_Bucket]:
-        limits = self.limits
+    def _limiters_of(self, method: str, chat_id: int | None) -> list[_Bucket | _Window]:
+        limits, now = self.limits, self.clock.now()
         if not limits.enabled or method.lower() not in SENDS:
             return []
-        wanted = [("all", None, limits.global_per_s, limits.global_per_s)]
-        if chat_id is not None:
-            wanted.append(("chat", chat_id, limits.chat_burst, limits.chat_per_s))
-            if chat_id < 0:
-                wanted.append(("channel", chat_id, limits.channel_per_minute, limits.channel_per_minute / 60))
+        wanted = []
+        if limits.global_per_s > 0:
+            wanted.append((("all", None), lambda: _Window(limits.global_per_s, 1.0, now)))
+        if chat_id is not None and limits.chat_burst > 0 and limits.chat_per_s > 0:
+            wanted.append((("chat", chat_id), lambda: _Bucket(limits.chat_burst, limits.chat_per_s, now)))
+        if chat_id is not None and chat_id < 0 and limits.channel_per_minute > 0:
+            wanted.append((("channel", chat_id), lambda: _Window(limits.channel_per_minute, 60.0, now)))
         found = []
-        for kind, key, size, rate in wanted:
-            if size <= 0 or rate <= 0:
-                continue  # that limit is off
-            bucket = self._buckets.get((kind, key))
-            if bucket is None:
-                bucket = self._buckets[(kind, key)] = _Bucket(size, rate, size, self.clock.now())
-            found.append(bucket)
+        for key, make in wanted:
+            limiter = self._limiters.get(key)
+            if limiter is None:
+                limiter = self._limiters[key] = make()
+            found.append(limiter)
         return found
 
 
