@@ -8,6 +8,9 @@ import sqlite3
 import time
 
 OFFSET_KEY = "clock_offset"
+# How far ahead of this machine the sandbox may run: a century, so every
+# date stays one Python and the clients can turn into a datetime.
+MAX_AHEAD_S = 100 * 365 * 86400
 
 
 class ClockError(ValueError):
@@ -32,6 +35,8 @@ class Clock:
         """Moves the time `seconds` (>= 0) forward; the new time."""
         if not seconds >= 0:  # NaN too
             raise ClockError("the sandbox's time only moves forward: advance_s is at least 0")
+        if not self.offset + seconds <= MAX_AHEAD_S:
+            raise ClockError("the sandbox's time runs at most a hundred years ahead of this machine's")
         self._keep(self.offset + seconds)
         return self.now()
 
