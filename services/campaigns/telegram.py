@@ -151,6 +151,13 @@ def classify(error: Exception) -> ChannelError:
     raise TypeError(f"not a Telegram or network error: {error!r}") from error
 
 
+def telegram_length(text: str) -> int:
+    """A text's length as Telegram counts it against its limits: UTF-16
+    code units of the text without its leading and trailing blanks (an
+    emoji outside the basic plane counts two)."""
+    return len(text.strip().encode("utf-16-le")) // 2
+
+
 def _seconds(error: tg.RetryAfter) -> float:
     with warnings.catch_warnings():  # PTB 22 warns on reading an int retry_after
         warnings.simplefilter("ignore")
@@ -330,10 +337,11 @@ class TelegramChannels:
         caption when there is a photo (a text past the caption limit goes
         as a message with the photo as its link preview, above the text)."""
         name = username_of(handle)
-        if len(text) > TEXT_LIMIT:
+        length = telegram_length(text)
+        if length > TEXT_LIMIT:
             raise ChannelRefused(f"the text is longer than Telegram's {TEXT_LIMIT} characters")
         await self._ready()
-        if media_url and len(text) <= CAPTION_LIMIT:
+        if media_url and length <= CAPTION_LIMIT:
             message = await self._call(self._bot.send_photo, chat_id, media_url, caption=text or None, sends=True)
         elif media_url:
             preview = LinkPreviewOptions(url=media_url, prefer_large_media=True, show_above_text=True)

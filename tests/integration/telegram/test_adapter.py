@@ -211,15 +211,13 @@ async def test_markup_telegram_cannot_read_is_a_definite_refusal(bot, handle, te
 
 async def test_a_text_too_long_in_utf16_code_units_is_a_definite_refusal(channels, sandbox, handle):
     chat_id = await channels.chat_for_posting(handle)
-    text = "😀" * 2049  # 2049 characters, within the adapter's own check; 4098 UTF-16 code units
+    text = "😀" * 2049  # 2049 characters, 4098 UTF-16 code units: the adapter counts as Telegram does
     with pytest.raises(ChannelRefused) as refused:
         await channels.publish(chat_id, handle, text, None)
-    assert "message is too long" in refused.value.message.lower()
+    assert "longer than telegram's 4096" in refused.value.message.lower()
     assert await sandbox.posts(handle) == []
 
 
-@pytest.mark.xfail(strict=True, reason="publish compares len(text), characters, with the caption limit; Telegram"
-                                       " counts UTF-16 code units, so this caption goes to sendPhoto and is refused")
 async def test_a_caption_long_in_utf16_code_units_goes_as_a_message_previewing_the_photo(channels, sandbox, handle):
     chat_id = await channels.chat_for_posting(handle)
     text = "😀" * 600  # 600 characters, 1200 UTF-16 code units: past the caption limit
