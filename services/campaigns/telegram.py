@@ -117,7 +117,7 @@ def classify(error: Exception) -> ChannelError:
     if isinstance(error, ChannelError):
         return error
     if isinstance(error, tg.RetryAfter):
-        return TransientChannelError(f"Telegram's flood control: retry after {_seconds(error)} s",
+        return TransientChannelError(f"Telegram's flood control: retry after {_seconds(error):g} s",
                                      retry_after=_seconds(error))
     if isinstance(error, tg.InvalidToken):
         # Its own text may hold the token (Bot.initialize puts it there).

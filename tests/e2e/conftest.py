@@ -175,15 +175,19 @@ async def api(e2e_stack):
         await sandbox.aclose()
 
 
-@pytest.fixture(scope="session")
-def adtech_verify(e2e_stack):
-    """Runs `adtech verify` against the stack as an operator would: (exit code, stdout, stderr)."""
+def verify_runner(stack: E2EStack):
+    """Runs `adtech verify` against `stack` as an operator would: (exit code, stdout, stderr)."""
     async def run(*args: str) -> tuple[int, str, str]:
-        if e2e_stack.verify_env is None:
+        if stack.verify_env is None:
             pytest.skip("external stack: set ADTECH_INTERNAL_TOKEN and CAMPAIGNS_ADDR, MODERATION_ADDR, PAYMENTS_ADDR to run `adtech verify`")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "operations", "verify", *args, cwd=ROOT, env=e2e_stack.verify_env,
+            sys.executable, "-m", "operations", "verify", *args, cwd=ROOT, env=stack.verify_env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
         return proc.returncode, out.decode(), err.decode()
     return run
+
+
+@pytest.fixture(scope="session")
+def adtech_verify(e2e_stack):
+    return verify_runner(e2e_stack)

@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import random
 import re
-import sys
 import time
 import uuid
 
@@ -23,7 +22,7 @@ import httpx
 import pytest
 
 from tests.e2e.client import Api, User, assert_error, handle, iso, parse_time
-from tests.e2e.conftest import ROOT, run_stack
+from tests.e2e.conftest import run_stack, verify_runner
 from tests.harness import free_slot
 
 PRICE = 2_000
@@ -61,13 +60,7 @@ async def api(stack):
 @pytest.fixture(scope="module")
 def adtech_verify(stack):
     """tests/e2e/conftest.py's adtech_verify, against this module's stack."""
-    async def run(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "operations", "verify", *args, cwd=ROOT, env=stack.verify_env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-        return proc.returncode, out.decode(), err.decode()
-    return run
+    return verify_runner(stack)
 
 
 # ---- helpers ---------------------------------------------------------------------
