@@ -16,13 +16,15 @@ from adtech.campaigns.v1 import campaigns_pb2_grpc
 from adtech.moderation.v1 import moderation_pb2_grpc
 from adtech.ops.v1 import ops_pb2_grpc
 from adtech.payments.v1 import payments_pb2_grpc
-from common.auth import USER_ROLES, Actor, current_actor
+from common.auth import SYSTEM_ID, USER_ROLES, Actor, current_actor
 from common.clients import CallerChannel
 from common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from common.reasons import Reason
 from gateway.errors import ApiError
 
 ALGORITHM = "HS256"
+# How far ahead a token's exp may lie unless configured (ADTECH_JWT_MAX_TTL_S).
+MAX_TTL_S = 86_400
 # The security scheme of every route that takes a token.
 bearer = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="JWT",
                     description="A JWT (HS256) with claims sub (the user's UUID), role (advertiser, publisher, "
@@ -33,18 +35,21 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, Reason.UNAUTHENTICATED, message, {"WWW-Authenticate": "Bearer"})
 
 
-def actor_from_token(token: str, secret: str) -> Actor:
-    """The user a token names, or a 401: HS256 only; sub a UUID, role a user
-    role and exp all required. A token verified once is not verified again
-    (a client sends the same token with every request) until it expires."""
-    actor, expires_at = _verified(token, secret)
+def actor_from_token(token: str, secret: str, max_ttl_s: int = MAX_TTL_S) -> Actor:
+    """The user a token names, or a 401: HS256 only; sub a UUID (never the
+    system's), role a user role, and exp an integer at most `max_ttl_s` ahead
+    (a token that never expires is a stolen token that never expires), all
+    required. A token verified once is not verified again (a client sends the
+    same token with every request) until it expires; its exp only comes
+    closer, so the bound checked at first sight holds for every later use."""
+    actor, expires_at = _verified(token, secret, max_ttl_s)
     if time.time() >= expires_at:
         raise unauthorized("token has expired")
     return actor
 
 
 @functools.lru_cache(maxsize=4096)
-def _verified(token: str, secret: str) -> tuple[Actor, float]:
+def _verified(token: str, secret: str, max_ttl_s: int) -> tuple[Actor, float]:
     """(actor, exp) of a token whose signature and claims are good; a bad
     token raises (and nothing is remembered of it)."""
     try:
@@ -53,21 +58,31 @@ def _verified(token: str, secret: str) -> tuple[Actor, float]:
         raise unauthorized("token has expired") from None
     except jwt.InvalidTokenError:
         raise unauthorized("token is not valid") from None
-    sub, role = claims["sub"], claims["role"]
+    sub, role, exp = claims["sub"], claims["role"], claims["exp"]
+    # PyJWT takes anything int() takes: "123" and 1e308 among them.
+    if type(exp) is not int:
+        raise unauthorized("token exp is not an integer")
+    if exp > time.time() + max_ttl_s:
+        raise unauthorized(f"token exp is more than {max_ttl_s} s ahead")
     try:
         user_id = str(uuid.UUID(sub))
     except (ValueError, TypeError, AttributeError):
         raise unauthorized("token subject is not a UUID") from None
+    if user_id == SYSTEM_ID:
+        # The system acts for itself inside the platform; a user token naming
+        # it would write audit rows in its name.
+        raise unauthorized("token subject is reserved")
     if not isinstance(role, str) or role not in USER_ROLES:
         raise unauthorized("token role is not one of advertiser, publisher, admin")
-    return Actor(user_id, role), float(claims["exp"])
+    return Actor(user_id, role), float(exp)
 
 
 async def current_user(request: Request,
                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
     if credentials is None:
         raise unauthorized("a bearer token is required")
-    actor = actor_from_token(credentials.credentials, request.app.state.jwt_secret)
+    actor = actor_from_token(credentials.credentials, request.app.state.jwt_secret,
+                             request.app.state.settings.adtech_jwt_max_ttl_s)
     # Async dependencies run in the endpoint's context, so the stub calls see it.
     current_actor.set(actor)
     return actor

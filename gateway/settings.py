@@ -14,6 +14,9 @@ class Settings(CommonSettings):
     gateway_port: int = Field(default=GATEWAY_PORT, ge=1, le=65535, description="Port of the HTTP gateway")
     adtech_jwt_secret: str | None = Field(
         default=None, description="HS256 secret of user tokens; generated into the data directory when unset")
+    adtech_jwt_max_ttl_s: int = Field(
+        default=86_400, ge=60, le=31_536_000,
+        description="How far ahead (seconds) a user token's exp may lie; further is 401")
     # At most what moderation accepts as a call's wait (30 s).
     moderation_approve_wait_ms: int = Field(
         default=3000, ge=0, le=30_000,

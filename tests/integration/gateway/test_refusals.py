@@ -191,3 +191,12 @@ async def test_request_id_is_echoed(gateway_down):
 async def test_request_id_is_generated_when_absent(gateway_down):
     response = await gateway_down.get("/api/nothing-here")
     assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_token_that_lasts_longer_than_a_day_is_401(gateway_down):
+    assert_error(await gateway_down.get("/api/wallet", headers=bearer("admin", ttl_s=10**9)), 401, "unauthenticated")
+
+
+async def test_token_naming_the_system_as_an_admin_is_401(gateway_down):
+    headers = bearer("admin", sub="00000000-0000-0000-0000-000000000000")
+    assert_error(await gateway_down.get("/api/wallet", headers=headers), 401, "unauthenticated")

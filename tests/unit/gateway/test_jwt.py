@@ -95,3 +95,28 @@ def test_a_token_accepted_under_one_secret_is_refused_under_another():
     assert actor_from_token(token, SECRET).id == USER
     with pytest.raises(ApiError):
         actor_from_token(token, SECRET + "-rotated")
+
+
+def test_exp_further_ahead_than_the_maximum_lifetime_is_401():
+    assert_401(mint(valid_claims(exp=int(time.time()) + 86_400 + 120)))
+
+
+def test_exp_within_a_configured_lifetime_is_accepted_and_beyond_it_refused():
+    token = mint(valid_claims(exp=int(time.time()) + 7200))
+    assert actor_from_token(token, SECRET, max_ttl_s=7300).id == USER
+    with pytest.raises(ApiError):
+        actor_from_token(token, SECRET, max_ttl_s=3600)
+
+
+@pytest.mark.parametrize("exp", [10**30, 1e308, 4_102_444_800.0])
+def test_huge_or_float_exp_is_401(exp):
+    assert_401(mint(valid_claims(exp=exp)))
+
+
+def test_exp_as_a_string_is_401():
+    assert_401(mint(valid_claims(exp=str(int(time.time()) + 60))))
+
+
+@pytest.mark.parametrize("role", ["advertiser", "admin"])
+def test_subject_of_the_system_is_401_whatever_the_role(role):
+    assert_401(mint(valid_claims(sub="00000000-0000-0000-0000-000000000000", role=role)))
