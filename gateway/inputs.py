@@ -103,7 +103,11 @@ Title = _text(TITLE_MAX, NOT_BLANK, "Not blank")
 Handle = _text(HANDLE_MAX, HANDLE, "@ then 3-64 letters, digits or _")
 Currency = _text(3, CURRENCY, "ISO 4217 code; USD when empty or absent")
 CreativeText = _text(CREATIVE_TEXT_MAX, NOT_BLANK, "Not blank")
-MediaUrl = _text(MEDIA_URL_MAX, HTTP_URL, "An http(s) URL; none when empty")
+# The campaigns service parses it (services/campaigns/domain.py
+# valid_http_url): a hostname or bracketed IPv6 host; no spaces, quotes,
+# angle brackets or control characters.
+MediaUrl = _text(MEDIA_URL_MAX, HTTP_URL, "An http(s) URL with a hostname or a bracketed IPv6 host, without "
+                                          "spaces, quotes, angle brackets or control characters; none when empty")
 MessageUrl = _text(MEDIA_URL_MAX, r"^https://t\.me/(?:c/)?[A-Za-z0-9_]+/[0-9]{1,18}$",
                    "The post's link, https://t.me/<channel>/<message id>")
 RejectionReason = _text(REASON_MAX, NOT_BLANK, "Why, for the owner; not blank")

@@ -3,7 +3,9 @@ with their messages, and input limits. No I/O and no clock: time is an
 argument."""
 import dataclasses
 import datetime as dt
+import ipaddress
 import re
+import urllib.parse
 
 from common.errors import AlreadyExists, Conflict, DomainError, Forbidden, InvalidInput, PreconditionFailed
 from common.fsm import assert_transition
@@ -342,12 +344,58 @@ def valid_currency(value: str, platform: str) -> str:
     return value
 
 
+# What no URL a browser follows contains as written: controls, spaces,
+# quotes, angle brackets, a backslash or a backtick. Stored, such a value
+# breaks whoever parses it later (a client's URL parser, an HTML attribute).
+URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f\"'<>\\`]")
+HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+HOSTNAME_MAX = 253
+
+
+def valid_http_url(value: str, field: str, *, limit: int = MEDIA_URL_MAX) -> str:
+    """An absolute http(s) URL, parsed: a host that is a hostname (IDN
+    allowed) or a bracketed IPv6 literal, a valid port, none of the
+    characters in URL_FORBIDDEN, at most `limit` characters."""
+    meaning = (f"{field} must be an http(s) URL with a valid host (a hostname or a bracketed IPv6 address), "
+               f"without spaces, quotes, angle brackets or control characters, of at most {limit} characters")
+    if len(value) > limit or URL_FORBIDDEN.search(value):
+        raise InvalidInput(meaning)
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # raises on a port that is not a number in range
+    except ValueError:
+        raise InvalidInput(meaning) from None
+    if parts.scheme not in ("http", "https") or not value.lower().startswith(parts.scheme + "://"):
+        raise InvalidInput(meaning)
+    bracketed = parts.netloc.rpartition("@")[2].startswith("[")
+    if not (_valid_ipv6_literal(parts.hostname) if bracketed else _valid_hostname(parts.hostname)):
+        raise InvalidInput(meaning)
+    return value
+
+
+def _valid_ipv6_literal(host: str | None) -> bool:
+    try:
+        ipaddress.IPv6Address(host or "")
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_hostname(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return False
+    labels = ascii_host.removesuffix(".").split(".")
+    return 0 < len(ascii_host) <= HOSTNAME_MAX and all(HOST_LABEL.fullmatch(label) for label in labels)
+
+
 def valid_media_url(value: str) -> str | None:
     if not value:
         return None
-    if len(value) > MEDIA_URL_MAX or not value.startswith(("http://", "https://")):
-        raise InvalidInput(f"mediaUrl must be an http(s) URL of at most {MEDIA_URL_MAX} characters")
-    return value
+    return valid_http_url(value, "mediaUrl")
 
 
 def valid_channel_status_filter(value: str) -> str | None:

@@ -129,7 +129,12 @@ def valid_resolution(outcome: str, message_url: str, reason: str) -> Resolution:
         raise InvalidInput(f"outcome must be one of {', '.join(RESOLUTIONS)}")
     if outcome == "published":
         url = message_url.strip()
-        found = MESSAGE_URL.fullmatch(url) if len(url) <= domain.MEDIA_URL_MAX else None
+        # Parsed as a URL first (the rule every URL the API takes follows),
+        # then matched to the shape of a post's link.
+        try:
+            found = MESSAGE_URL.fullmatch(domain.valid_http_url(url, "messageUrl"))
+        except InvalidInput:
+            found = None
         if not found:
             raise InvalidInput("messageUrl must be the post's link, like https://t.me/<channel>/<message id>")
         return Resolution(outcome, message_url=url, message_id=int(found.group(1)))

@@ -212,3 +212,16 @@ async def all_pages(campaigns, method, request, field, actor) -> list:
         if not response.next_cursor:
             return items
         request.cursor = response.next_cursor
+
+
+@pytest.mark.parametrize("media_url", ['https://cdn.example/"a.png', "https://cdn.example/<a>.png",
+                                       "https:// cdn.example/a.png", "https://[not-ipv6]/x"])
+async def test_a_creative_whose_media_url_does_not_parse_is_invalid_and_not_stored(campaigns, media_url):
+    owner = advertiser()
+    request = pb.CreateCampaignRequest(name="ok", creatives=[pb.NewCreative(text="t", media_url=media_url)])
+    refusal = await campaigns.refusal("CreateCampaign", request, owner)
+    assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT and "mediaUrl must be an http(s) URL" in refusal.message
+    campaign = await campaigns.campaign(owner)
+    await campaigns.change(campaign.id, "pause", owner)
+    adding = pb.AddCreativeRequest(campaign_id=campaign.id, text="More", media_url=media_url)
+    assert (await campaigns.refusal("AddCreative", adding, owner)).code == grpc.StatusCode.INVALID_ARGUMENT

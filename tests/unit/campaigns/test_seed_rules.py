@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from common.errors import Conflict, Forbidden, InvalidInput, PreconditionFailed
-from services.campaigns import domain
+from services.campaigns import domain, publication
 from services.campaigns.domain import CampaignView, TargetView
 
 NOW = dt.datetime(2026, 1, 25, 12, 0, tzinfo=dt.timezone.utc)
@@ -201,3 +201,30 @@ def test_a_currency_other_than_the_platforms_is_not_supported():
     with pytest.raises(PreconditionFailed) as refused:
         domain.valid_currency("EUR", "USD")
     assert refused.value.code == "currency_not_supported"
+
+
+@pytest.mark.parametrize("url", [
+    'https://cdn.example/"a.png', "https://cdn.example/a'b.png", "https://cdn.example/<script>.png",
+    "https:// cdn.example/a.png", "https://[not-ipv6]/x", "https://[::1/x", "https:///a.png", "https:cdn.example",
+    "ftp://cdn.example/a.png", "https://cdn.example:99999/a.png", "https://-cdn.example/a.png",
+    "https://cdn..example/a.png", "https://cdn.example/a\\b.png", "https://cdn.example/a\nb.png",
+    "https://cdn.example/" + "a" * 2048,
+])
+def test_a_media_url_that_does_not_parse_as_an_http_url_is_invalid(url):
+    with pytest.raises(InvalidInput, match="mediaUrl must be an http"):
+        domain.valid_media_url(url)
+
+
+@pytest.mark.parametrize("url", [
+    "https://cdn.example/a.png", "http://cdn.example:8080/a.png?size=2#top", "https://[::1]/a.png",
+    "https://[2001:db8::1]:8443/a.png", "https://пример.рф/a.png", "https://192.0.2.7/a.png",
+])
+def test_a_media_url_with_a_hostname_or_bracketed_ipv6_host_is_kept_as_given(url):
+    assert domain.valid_media_url(url) == url
+
+
+@pytest.mark.parametrize("url", ['https://t.me/chan/"1', "https://t.me/chan/<1>", "https:// t.me/chan/1",
+                                 "https://[not-ipv6]/chan/1"])
+def test_a_message_url_that_is_not_a_posts_link_is_invalid(url):
+    with pytest.raises(InvalidInput, match="messageUrl must be the post's link"):
+        publication.valid_resolution("published", url, "")
