@@ -35,6 +35,11 @@ class PeerChannel:
         where = f"{self.context} at {self.address}: {error.code().name}"
         if error.code() == grpc.StatusCode.UNAVAILABLE:
             return f"{where} (not answering): {self.unanswered_hint}"
+        if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            # Each installation generates its own internal token: the one
+            # that answered here was started from another data directory.
+            return (f"{self.context}: a service answered on {self.address} but refused this installation's "
+                    "credential: another `make run` on this port?")
         return f"{where}: {error.details()}"
 
     def __getattr__(self, name):

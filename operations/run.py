@@ -21,6 +21,7 @@ def _replicas(value: str) -> int:
 
 
 def cmd_run(args, settings: CliSettings) -> int:
+    from operations.installation import AlreadyRunning
     from operations.supervisor import BusyPort, run_stack
 
     given = {name: port for name in (*CONTEXTS, "gateway") if (port := getattr(args, f"{name}_port")) is not None}
@@ -29,5 +30,5 @@ def cmd_run(args, settings: CliSettings) -> int:
         settings = settings.model_copy(update={"adtech_replicas": args.replicas})
     try:
         return run_stack(settings, port_flags=given.keys())
-    except BusyPort as error:
+    except (AlreadyRunning, BusyPort) as error:
         sys.exit("\n".join(f"cannot start: {line}" for line in str(error).splitlines()))

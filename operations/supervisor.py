@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from operations.installation import claim
 from operations.settings import CONTEXTS, CONTROL_TOKEN, reachable_host
 
 PR_SET_PDEATHSIG = 1
@@ -191,12 +192,21 @@ def run_stack(settings, port_flags: Iterable[str] = ()) -> int:
     """`adtech run`: database, secrets, migrations, then every process until
     SIGINT/SIGTERM; then every child and the embedded database stop.
     `port_flags`: the processes whose port was given as `--<name>-port`."""
-    from operations.database import database_server, migrate
-
     stop = StopRequest()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     say = lambda text: print(f"[supervisor] {text}", flush=True)  # noqa: E731
+    # Before the ports: a second run of this installation is named as such.
+    installation = claim(settings.data_dir(), run_ports(settings))
+    try:
+        return _run_claimed(settings, port_flags, stop, say)
+    finally:
+        installation.close()
+
+
+def _run_claimed(settings, port_flags: Iterable[str], stop: StopRequest, say: Callable[[str], None]) -> int:
+    from operations.database import database_server, migrate
+
     check_ports_free(stack_ports(settings, port_flags))  # before anything starts: every busy port is named
     jwt_secret, internal_token = settings.jwt_secret(), settings.internal_token()
     if uses_sandbox(settings):
@@ -262,6 +272,14 @@ def uses_sandbox(settings) -> bool:
 
 def sandbox_url(settings) -> str:
     return f"http://127.0.0.1:{settings.telegram_sandbox_port}"
+
+
+def run_ports(settings) -> dict[str, int]:
+    """Each process's (first) port, as the run lock records them."""
+    ports = {"gateway": settings.gateway_port, **{name: getattr(settings, f"{name}_port") for name in CONTEXTS}}
+    if uses_sandbox(settings):
+        ports[SANDBOX.name] = settings.telegram_sandbox_port
+    return ports
 
 
 def stack_ports(settings, port_flags: Iterable[str] = ()) -> list[tuple[str, str, int]]:

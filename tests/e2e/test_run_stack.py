@@ -211,3 +211,44 @@ def test_run_names_every_busy_port_with_its_variable_and_starts_nothing(tmp_path
             f"cannot start: port {ports['gateway']} (GATEWAY_PORT) is in use; set GATEWAY_PORT to a free port"]
     assert not (tmp_path / "pg").exists()
     assert processes_of(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def running_stack(tmp_path_factory):
+    stack = Stack(tmp_path_factory.mktemp("running"))
+    try:
+        stack.wait_ready_status(200, timeout=30)
+        yield stack
+    finally:
+        stack.kill_leftovers()
+
+
+def test_second_run_in_the_same_data_dir_fails_at_once_naming_the_running_one(running_stack):
+    stack = running_stack
+    other_ports = {name: free_port() for name in ("gateway", "campaigns", "moderation", "payments")}
+    env = {**operator_env(stack.data_dir), **{f"{name.upper()}_PORT": str(port) for name, port in other_ports.items()}}
+
+    started = time.monotonic()
+    done = adtech(env, "run")
+
+    assert time.monotonic() - started < 10, done.stderr  # not the reaper's 30 s
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith(f"cannot start: `adtech run` already runs on this installation ({stack.data_dir}): "
+                               f"pid {stack.proc.pid}, gateway {stack.ports['gateway']}, ")
+    for name in ("campaigns", "moderation", "payments"):
+        assert f"{name} {stack.ports[name]}" in lines[0]
+    assert stack.proc.poll() is None and httpx.get(stack.ready_url, timeout=5).status_code == 200
+
+
+def test_command_of_another_installation_is_told_the_service_refused_its_credential(running_stack, tmp_path):
+    stack = running_stack
+    env = {**operator_env(tmp_path), **{f"{name.upper()}_PORT": str(port) for name, port in stack.ports.items()}}
+
+    done = adtech(env, "outbox", "stats", "--service", "campaigns")
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"error: campaigns: a service answered on 127.0.0.1:{stack.ports['campaigns']} but refused this "
+        "installation's credential: another `make run` on this port?"]

@@ -275,3 +275,44 @@ def test_run_starts_one_bot_per_replica_like_the_publisher(sandbox_env):
     assert {"bot-1", "bot-2", "publisher-1", "publisher-2"} <= set(names) and "bot" not in names
     [bot] = [child for child in stack_children(CliSettings(telegram_bot_token="1:" + "x" * 35)) if child.name == "bot"]
     assert (bot.module, bot.stage) == ("services.campaigns.bot", 1)
+
+
+def test_second_run_of_an_installation_is_refused_at_once_naming_the_running_one(tmp_path):
+    from operations.installation import claim
+
+    running = claim(tmp_path, {"gateway": 24002, "campaigns": 25051})  # as a first `adtech run` holds it
+    try:
+        started = time.monotonic()
+        done = adtech("run", env={"ADTECH_DATA_DIR": str(tmp_path), "GATEWAY_PORT": str(free_port())})
+        took = time.monotonic() - started
+    finally:
+        running.close()
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"cannot start: `adtech run` already runs on this installation ({tmp_path.resolve()}): "
+        f"pid {os.getpid()}, gateway 24002, campaigns 25051; stop it first, or set ADTECH_DATA_DIR to another directory"]
+    assert took < 10  # not the reaper's 30 s wait
+    assert not (tmp_path / "pg").exists()
+
+
+def test_run_lock_is_free_again_once_its_holder_closes_it(tmp_path):
+    from operations.installation import claim
+
+    claim(tmp_path, {"gateway": 1}).close()
+    again = claim(tmp_path, {"gateway": 2})
+    again.close()
+    assert (tmp_path / ".run.lock").read_text() == f"pid {os.getpid()}, gateway 2\n"
+
+
+def test_a_service_refusing_the_credential_is_named_as_another_installation(no_addresses):
+    import grpc
+
+    from operations.peers import PeerChannel
+
+    class Refused(grpc.aio.AioRpcError):
+        def __init__(self):
+            super().__init__(grpc.StatusCode.UNAUTHENTICATED, None, None, "missing or bad internal credential")
+
+    peer = PeerChannel(CliSettings(moderation_port=25052), "moderation")
+    assert peer.failure(Refused()) == ("moderation: a service answered on 127.0.0.1:25052 but refused this "
+                                       "installation's credential: another `make run` on this port?")
