@@ -106,10 +106,9 @@ class Supervisor:
         self._emit([f"[{name}] {text}"])
 
     def start(self) -> None:
-        env = {**self.env, "ADTECH_SUPERVISOR_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
         for child in self.children:
             child.proc = subprocess.Popen(
-                [sys.executable, "-m", "operations.supervisor", child.module], env={**env, **child.env},
+                [sys.executable, "-m", "operations.supervisor", child.module], env=self.env_of(child),
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, bufsize=0)
             self.say("supervisor", f"started {child.name} (pid {child.proc.pid})")
@@ -117,6 +116,10 @@ class Supervisor:
                 thread = threading.Thread(target=target, args=(child,), daemon=True)
                 thread.start()
                 self._threads.append(thread)
+
+    def env_of(self, child: Child) -> dict[str, str]:
+        """The whole environment `child` starts with."""
+        return {**self.env, "ADTECH_SUPERVISOR_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1", **child.env}
 
     def _pump(self, child: Child) -> None:
         """Copies a child's output a chunk at a time (whatever is ready, up
@@ -185,6 +188,17 @@ STACK = [Child("payments", "services.payments.main", stage=2),
          Child("gateway", "gateway.main", stage=0)]
 SANDBOX = Child("telegram-sandbox", "sandbox", stage=3)
 REPLICATED = (*CONTEXTS, "publisher", "bot")
+JWT_SECRET, INTERNAL_TOKEN, BOT_TOKEN = "ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "TELEGRAM_BOT_TOKEN"
+SECRETS = (JWT_SECRET, INTERNAL_TOKEN, BOT_TOKEN, CONTROL_TOKEN)
+# The secrets each process's Settings reads, and nothing else reaches it: the
+# gateway signs nothing but checks user tokens and calls services; services
+# check the internal credential and call each other; the publisher and the bot
+# only talk to Telegram and the database; the sandbox is Telegram.
+SECRETS_OF = {"gateway": (JWT_SECRET, INTERNAL_TOKEN),
+              "payments": (INTERNAL_TOKEN,), "moderation": (INTERNAL_TOKEN,),
+              "campaigns": (INTERNAL_TOKEN, BOT_TOKEN),
+              "publisher": (BOT_TOKEN,), "bot": (BOT_TOKEN,),
+              SANDBOX.name: (BOT_TOKEN, CONTROL_TOKEN)}
 READY_WITHIN_S = 30.0
 
 
@@ -208,10 +222,8 @@ def _run_claimed(settings, port_flags: Iterable[str], stop: StopRequest, say: Ca
     from operations.database import database_server, migrate
 
     check_ports_free(stack_ports(settings, port_flags))  # before anything starts: every busy port is named
-    jwt_secret, internal_token = settings.jwt_secret(), settings.internal_token()
-    if uses_sandbox(settings):
-        settings.sandbox_control_token()  # a placeholder stops the command here, before anything starts
     embedded = not settings.database_url
+    children = stack_children(settings)
     reaper = start_reaper(settings.data_dir()) if embedded else None
     supervisor = None
     try:
@@ -219,8 +231,7 @@ def _run_claimed(settings, port_flags: Iterable[str], stop: StopRequest, say: Ca
         say("database: " + ("embedded PostgreSQL under " + str(settings.data_dir() / "pg") if embedded
                             else "DATABASE_URL"))
         migrate(settings, server, say=say)
-        supervisor = Supervisor(stack_children(settings),
-                                child_env(settings, server, jwt_secret, internal_token),
+        supervisor = Supervisor(children, child_env(settings, server),
                                 grace=settings.adtech_stop_grace_seconds)
         if not stop.is_set():
             supervisor.start()
@@ -250,10 +261,11 @@ def _run_claimed(settings, port_flags: Iterable[str], stop: StopRequest, say: Ca
 
 def stack_children(settings) -> list[Child]:
     """STACK, with ADTECH_REPLICAS processes of each service: replica i
-    (named `<service>-<i+1>` when there are several) on `*_PORT` + i."""
-    # Only the sandbox gets its control token.
-    children = ([dataclasses.replace(SANDBOX, env={CONTROL_TOKEN: settings.sandbox_control_token()})]
-                if uses_sandbox(settings) else [])
+    (named `<service>-<i+1>` when there are several) on `*_PORT` + i; each
+    child carries the secrets it uses (SECRETS_OF), resolved here, so a
+    placeholder stops the command before anything starts."""
+    secrets = stack_secrets(settings)
+    children = [dataclasses.replace(SANDBOX)] if uses_sandbox(settings) else []
     for child in STACK:
         if child.name not in REPLICATED or settings.adtech_replicas == 1:
             children.append(dataclasses.replace(child))
@@ -262,7 +274,20 @@ def stack_children(settings) -> list[Child]:
                          {f"{child.name.upper()}_PORT": str(getattr(settings, f"{child.name}_port") + replica)}
                          if child.name in CONTEXTS else {}))
                      for replica in range(settings.adtech_replicas)]
+    for child in children:
+        base = child.name if child.name in SECRETS_OF else child.name.rsplit("-", 1)[0]
+        child.env = {**{name: secrets[name] for name in SECRETS_OF[base]}, **child.env}
     return children
+
+
+def stack_secrets(settings) -> dict[str, str]:
+    """Every secret of the stack: given, else generated into the data directory."""
+    secrets = {JWT_SECRET: settings.jwt_secret(), INTERNAL_TOKEN: settings.internal_token()}
+    if uses_sandbox(settings):
+        secrets.update({BOT_TOKEN: settings.sandbox_token(), CONTROL_TOKEN: settings.sandbox_control_token()})
+    else:
+        secrets[BOT_TOKEN] = settings.telegram_bot_token
+    return secrets
 
 
 def uses_sandbox(settings) -> bool:
@@ -294,17 +319,19 @@ def stack_ports(settings, port_flags: Iterable[str] = ()) -> list[tuple[str, str
     return [(f"--{name}-port" if name in port_flags else f"{name.upper()}_PORT", host, port) for name, host, port in ports]
 
 
-def child_env(settings, server: str, jwt_secret: str, internal_token: str) -> dict[str, str]:
-    """The environment of every child: ours plus what the supervisor decided.
-    Peers are reached where every `adtech` command reaches them."""
-    env = dict(os.environ)
+def child_env(settings, server: str) -> dict[str, str]:
+    """The environment every child shares: ours without any secret (settings
+    are read case-insensitively, so any spelling), plus what the supervisor
+    decided; each child's secrets are in its Child.env. Peers are reached
+    where every `adtech` command reaches them."""
+    secret = {name.lower() for name in SECRETS}
+    env = {name: value for name, value in os.environ.items() if name.lower() not in secret}
     env.update({
         "DATABASE_URL": server, "ADTECH_DATA_DIR": str(settings.data_dir()),
-        "ADTECH_JWT_SECRET": jwt_secret, "ADTECH_INTERNAL_TOKEN": internal_token,
         "GATEWAY_HOST": settings.gateway_host, "GATEWAY_PORT": str(settings.gateway_port),
     })
     if uses_sandbox(settings):
-        env.update({"TELEGRAM_BOT_TOKEN": settings.sandbox_token(), "TELEGRAM_API_URL": sandbox_url(settings),
+        env.update({"TELEGRAM_API_URL": sandbox_url(settings),
                     "TELEGRAM_SANDBOX_HOST": "127.0.0.1", "TELEGRAM_SANDBOX_PORT": str(settings.telegram_sandbox_port)})
     for context in CONTEXTS:
         env[f"{context.upper()}_PORT"] = str(getattr(settings, f"{context}_port"))

@@ -252,3 +252,15 @@ def test_command_of_another_installation_is_told_the_service_refused_its_credent
     assert done.stderr.splitlines() == [
         f"error: campaigns: a service answered on 127.0.0.1:{stack.ports['campaigns']} but refused this "
         "installation's credential: another `make run` on this port?"]
+
+
+def test_each_running_process_holds_only_the_secrets_it_uses(running_stack):
+    secrets = {"ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "TELEGRAM_BOT_TOKEN", "TELEGRAM_SANDBOX_CONTROL_TOKEN"}
+    held = {name: secrets & {key.upper() for key in psutil.Process(pid).environ()}
+            for name, pid in running_stack.child_pids().items()}
+    assert held == {
+        "gateway": {"ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN"},
+        "campaigns": {"ADTECH_INTERNAL_TOKEN", "TELEGRAM_BOT_TOKEN"},
+        "moderation": {"ADTECH_INTERNAL_TOKEN"}, "payments": {"ADTECH_INTERNAL_TOKEN"},
+        "publisher": {"TELEGRAM_BOT_TOKEN"}, "bot": {"TELEGRAM_BOT_TOKEN"},
+        "telegram-sandbox": {"TELEGRAM_BOT_TOKEN", "TELEGRAM_SANDBOX_CONTROL_TOKEN"}}

@@ -17,7 +17,8 @@ import operations as cli
 from operations.compose import COMPOSE_SECRETS, compose_plan
 from operations.ops import reconcile_report
 from operations.settings import CONTEXTS, CliSettings
-from operations.supervisor import BusyPort, banner, check_ports_free, child_env, stack_children, stack_ports
+from operations.supervisor import (BusyPort, Supervisor, banner, check_ports_free, child_env, stack_children,
+                                  stack_ports)
 from tests.harness import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -153,7 +154,7 @@ def test_services_are_reached_on_their_port_variables_unless_an_address_is_set(n
 def test_adtech_run_gives_its_processes_the_addresses_every_command_uses(no_addresses, monkeypatch):
     monkeypatch.setenv("MODERATION_ADDR", "moderation.internal:7000")
     settings = CliSettings(campaigns_port=25051, payments_port=25053, grpc_host="0.0.0.0")
-    env = child_env(settings, "postgresql://db", SECRET, SECRET)
+    env = child_env(settings, "postgresql://db")
     assert {context: env[f"{context.upper()}_ADDR"] for context in CONTEXTS} == {
         context: settings.service_address(context) for context in CONTEXTS}
     assert (env["CAMPAIGNS_ADDR"], env["MODERATION_ADDR"]) == ("127.0.0.1:25051", "moderation.internal:7000")
@@ -245,8 +246,9 @@ def test_run_generates_the_sandboxs_control_token_once_and_gives_it_to_the_sandb
     children = {child.name: child for child in stack_children(CliSettings())}
     stored = (cli_env / "secrets" / "TELEGRAM_SANDBOX_CONTROL_TOKEN").read_text().strip()
     assert len(stored) >= 32 and oct((cli_env / "secrets" / "TELEGRAM_SANDBOX_CONTROL_TOKEN").stat().st_mode)[-3:] == "600"
-    assert children["telegram-sandbox"].env == {"TELEGRAM_SANDBOX_CONTROL_TOKEN": stored}
-    assert all(not child.env for name, child in children.items() if name != "telegram-sandbox")
+    assert children["telegram-sandbox"].env["TELEGRAM_SANDBOX_CONTROL_TOKEN"] == stored
+    assert all("TELEGRAM_SANDBOX_CONTROL_TOKEN" not in child.env for name, child in children.items()
+               if name != "telegram-sandbox")
     assert stack_children(CliSettings())[0].env["TELEGRAM_SANDBOX_CONTROL_TOKEN"] == stored  # reused
     lines = banner(CliSettings())
     assert f"telegram: the sandbox's control API (docs/sandbox.md) takes the bearer token in " \
@@ -256,7 +258,7 @@ def test_run_generates_the_sandboxs_control_token_once_and_gives_it_to_the_sandb
 def test_a_given_control_token_is_used_and_the_banner_names_its_variable(sandbox_env, monkeypatch):
     monkeypatch.setenv("TELEGRAM_SANDBOX_CONTROL_TOKEN", SECRET)
     [sandbox] = [child for child in stack_children(CliSettings()) if child.name == "telegram-sandbox"]
-    assert sandbox.env == {"TELEGRAM_SANDBOX_CONTROL_TOKEN": SECRET}
+    assert sandbox.env["TELEGRAM_SANDBOX_CONTROL_TOKEN"] == SECRET
     assert any(line.endswith("takes the bearer token in $TELEGRAM_SANDBOX_CONTROL_TOKEN") for line in banner(CliSettings()))
 
 
@@ -316,3 +318,39 @@ def test_a_service_refusing_the_credential_is_named_as_another_installation(no_a
     peer = PeerChannel(CliSettings(moderation_port=25052), "moderation")
     assert peer.failure(Refused()) == ("moderation: a service answered on 127.0.0.1:25052 but refused this "
                                        "installation's credential: another `make run` on this port?")
+
+
+SECRET_NAMES = ("ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN", "TELEGRAM_BOT_TOKEN", "TELEGRAM_SANDBOX_CONTROL_TOKEN")
+
+
+def secrets_reaching_each_child(settings: CliSettings) -> dict[str, set[str]]:
+    """Which secrets each child's whole environment, as the supervisor starts it, holds."""
+    supervisor = Supervisor(stack_children(settings), child_env(settings, "postgresql://db"))
+    return {child.name: {name for name in supervisor.env_of(child) if name.upper() in SECRET_NAMES}
+            for child in supervisor.children}
+
+
+def test_each_child_gets_only_the_secrets_its_settings_read(sandbox_env, monkeypatch):
+    # Even secrets set in the operator's environment (any spelling) reach only their users.
+    monkeypatch.setenv("ADTECH_JWT_SECRET", SECRET)
+    monkeypatch.setenv("adtech_internal_token", SECRET)
+    monkeypatch.setenv("TELEGRAM_SANDBOX_CONTROL_TOKEN", SECRET)
+    assert secrets_reaching_each_child(CliSettings()) == {
+        "gateway": {"ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN"},
+        "campaigns": {"ADTECH_INTERNAL_TOKEN", "TELEGRAM_BOT_TOKEN"},
+        "moderation": {"ADTECH_INTERNAL_TOKEN"}, "payments": {"ADTECH_INTERNAL_TOKEN"},
+        "publisher": {"TELEGRAM_BOT_TOKEN"}, "bot": {"TELEGRAM_BOT_TOKEN"},
+        "telegram-sandbox": {"TELEGRAM_BOT_TOKEN", "TELEGRAM_SANDBOX_CONTROL_TOKEN"}}
+
+
+def test_each_replica_gets_the_secrets_of_its_process_with_the_values_of_the_installation(sandbox_env, monkeypatch):
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:" + SECRET)
+    settings = CliSettings(adtech_replicas=2)
+    supervisor = Supervisor(stack_children(settings), child_env(settings, "postgresql://db"))
+    envs = {child.name: supervisor.env_of(child) for child in supervisor.children}
+    assert "telegram-sandbox" not in envs
+    assert envs["payments-2"]["ADTECH_INTERNAL_TOKEN"] == settings.internal_token()
+    assert "ADTECH_JWT_SECRET" not in envs["payments-2"] and "TELEGRAM_BOT_TOKEN" not in envs["payments-2"]
+    assert envs["gateway"]["ADTECH_JWT_SECRET"] == settings.jwt_secret()
+    assert {envs[name]["TELEGRAM_BOT_TOKEN"] for name in ("campaigns-1", "publisher-2", "bot-1")} == {"123456:" + SECRET}
+    assert not {"ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN"} & set(envs["bot-2"])
