@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from operations.installation import claim
+from operations.installation import AlreadyRunning, claim
 from operations.settings import CONTEXTS, CONTROL_TOKEN, reachable_host
 
 PR_SET_PDEATHSIG = 1
@@ -397,7 +397,9 @@ def start_reaper(data_dir) -> subprocess.Popen:
     ready = select.select([reaper.stdout], [], [], REAPER_ARMED_WITHIN_S)[0]
     if not ready or reaper.stdout.readline() != b"armed\n":
         reaper.kill()
-        raise RuntimeError(f"the database reaper did not start within {REAPER_ARMED_WITHIN_S:g}s")
+        reaper.wait()
+        raise AlreadyRunning(f"the database of an earlier run in {data_dir} is still stopping (its reaper holds "
+                             f"{data_dir / '.reaper.lock'} after {REAPER_ARMED_WITHIN_S:g}s); try again shortly")
     return reaper
 
 

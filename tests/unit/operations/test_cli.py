@@ -354,3 +354,17 @@ def test_each_replica_gets_the_secrets_of_its_process_with_the_values_of_the_ins
     assert envs["gateway"]["ADTECH_JWT_SECRET"] == settings.jwt_secret()
     assert {envs[name]["TELEGRAM_BOT_TOKEN"] for name in ("campaigns-1", "publisher-2", "bot-1")} == {"123456:" + SECRET}
     assert not {"ADTECH_JWT_SECRET", "ADTECH_INTERNAL_TOKEN"} & set(envs["bot-2"])
+
+
+def test_a_reaper_of_an_earlier_run_still_stopping_is_named_in_one_line(tmp_path, monkeypatch):
+    import fcntl
+
+    from operations import supervisor
+    from operations.installation import AlreadyRunning
+
+    monkeypatch.setattr(supervisor, "REAPER_ARMED_WITHIN_S", 1.0)
+    with open(tmp_path / ".reaper.lock", "w") as earlier:  # as a crashed run's reaper holds it
+        fcntl.flock(earlier, fcntl.LOCK_EX)
+        with pytest.raises(AlreadyRunning) as refused:
+            supervisor.start_reaper(tmp_path)
+    assert str(refused.value).startswith(f"the database of an earlier run in {tmp_path} is still stopping")
