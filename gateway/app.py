@@ -10,6 +10,7 @@ from gateway.deps import Services
 from gateway.console import install_console
 from gateway.docs import install_docs
 from gateway.errors import install_error_handlers
+from gateway.limits import RequestLimits
 from gateway.middleware import RequestContext
 from gateway.openapi import openapi_document, operation_id
 from gateway.routes import (campaigns, channels, health, moderation, outbox, payments, publication, targets,
@@ -53,5 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.openapi = functools.partial(openapi_document, app)
     app.openapi()
+    # The last added is the outermost: every answer, a refusal of a limit
+    # included, gets its request id, its headers and its log line.
+    app.add_middleware(RequestLimits, max_body_bytes=settings.gateway_max_body_bytes)
     app.add_middleware(RequestContext)
     return app

@@ -5,6 +5,7 @@ from common.listening import listening_socket
 from common.logs import configure_logging
 from common.settings import ConfigError, fail_fast, load_settings
 from gateway.app import create_app
+from gateway.server import uvicorn_config
 from gateway.settings import Settings
 
 
@@ -24,10 +25,8 @@ def main() -> None:
     except ConfigError as error:
         fail_fast(str(error))
     sock = listening_socket(settings.gateway_host, settings.gateway_port, "GATEWAY_PORT")
-    config = uvicorn.Config(
-        app, loop="uvloop" if _installed("uvloop") else "asyncio",
-        http="httptools" if _installed("httptools") else "h11",
-        log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    config = uvicorn_config(app, settings.gateway_read_timeout_s, loop="uvloop" if _installed("uvloop") else "asyncio",
+                            timeout_graceful_shutdown=5)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it drained on

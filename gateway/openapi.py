@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from gateway.errors import ErrorBody
-from gateway.refusals import REFUSALS, Refusal
+from gateway.refusals import REFUSALS, Refusal, of_every_route
 
 SCHEMAS = "#/components/schemas/"
 # FastAPI's schemas of its 422 body: nothing refers to them once it is gone.
@@ -41,14 +41,15 @@ def _document_refusals(document: dict) -> None:
     schemas.update(error.pop("$defs"))
     schemas[ErrorBody.__name__] = error
     documented = set()
-    for operation in _operations(document):
+    for method, operation in _operations(document):
         name = operation["operationId"]
         if name not in REFUSALS:
             raise LookupError(f"route {name} has no row in gateway.refusals.REFUSALS")
         documented.add(name)
         responses = operation["responses"]
         responses.pop("422", None)
-        for status, refusals in itertools.groupby(sorted(REFUSALS[name], key=lambda r: r.status),
+        refusals_of_route = (*REFUSALS[name], *of_every_route(method))
+        for status, refusals in itertools.groupby(sorted(refusals_of_route, key=lambda r: r.status),
                                                   key=lambda r: r.status):
             responses[str(status)] = _error_response(list(refusals))
         operation["responses"] = dict(sorted(responses.items()))
@@ -58,7 +59,7 @@ def _document_refusals(document: dict) -> None:
 
 def _operations(document: dict):
     for path_item in document["paths"].values():
-        yield from path_item.values()
+        yield from path_item.items()
 
 
 def _error_response(refusals: list[Refusal]) -> dict:

@@ -12,6 +12,8 @@ import grpc
 
 from common.reasons import Reason
 from gateway.errors import HTTP_STATUS_OF, http_error_for
+from gateway.limits import MAX_JSON_DEPTH, METHODS_WITH_BODY, PAYLOAD_TOO_LARGE
+from gateway.server import HEADERS_TOO_LARGE, MAX_HEADER_BYTES
 
 S = grpc.StatusCode
 
@@ -34,6 +36,19 @@ INPUT = Refusal(400, Reason.INVALID_INPUT, "Malformed input: a bad id, a missing
                                            "value out of what the service can store")
 TOKEN = Refusal(401, Reason.UNAUTHENTICATED, "No bearer token, or a bad or expired one")
 ROLE = Refusal(403, Reason.FORBIDDEN, "The token's role may not use this route")
+
+# Refused by the gateway's limits before any route is chosen (API.md
+# "Gateway limits"): every operation can answer these.
+TOO_LARGE = Refusal(413, PAYLOAD_TOO_LARGE, "The body exceeds GATEWAY_MAX_BODY_BYTES (1 MiB by default); refused "
+                                            "before it is parsed or the token checked")
+HEADERS_TOO_BIG = Refusal(431, HEADERS_TOO_LARGE, f"The request line and headers exceed {MAX_HEADER_BYTES // 1024} KiB")
+TOO_DEEP = Refusal(400, Reason.INVALID_INPUT, f"A JSON body nests arrays and objects deeper than {MAX_JSON_DEPTH}")
+
+
+def of_every_route(method: str) -> tuple[Refusal, ...]:
+    """What the limits answer for any operation of this method."""
+    return (TOO_LARGE, HEADERS_TOO_BIG, *((TOO_DEEP,) if method.upper() in METHODS_WITH_BODY else ()))
+
 
 # A service cannot be reached, or did not answer in time: every status the
 # mapping answers 503 for, each under its name.
@@ -64,6 +79,8 @@ TARGET_CANCELLED = by_service(S.FAILED_PRECONDITION, Reason.TARGET_CANCELLED, "T
 CHANNEL_CANNOT_POST = by_service(
     S.FAILED_PRECONDITION, Reason.CHANNEL_CANNOT_POST,
     "The bot cannot post in the channel (not found, not an administrator that can post, or blocked)")
+CURRENCY_NOT_SUPPORTED = by_service(S.FAILED_PRECONDITION, Reason.CURRENCY_NOT_SUPPORTED,
+                                    "A currency other than the platform's")
 NOT_CHANNEL_OWNER = by_service(S.PERMISSION_DENIED, Reason.FORBIDDEN, "Not the channel's owner")
 NOT_JOB_OWNER = by_service(S.PERMISSION_DENIED, Reason.FORBIDDEN, "Not the owner of the job's channel")
 
@@ -117,9 +134,7 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
     "telegram_account": (TOKEN, *SERVICE_DOWN),
     "unlink_telegram_account": (TOKEN, *SERVICE_DOWN),
     # channels
-    "create_channel": (INPUT, TOKEN, ROLE, by_service(
-        S.FAILED_PRECONDITION, Reason.CURRENCY_NOT_SUPPORTED, "A currency other than the platform's"),
-        *PROVING_OWNERSHIP, ALREADY_LISTED, *SERVICE_DOWN),
+    "create_channel": (INPUT, TOKEN, ROLE, CURRENCY_NOT_SUPPORTED, *PROVING_OWNERSHIP, ALREADY_LISTED, *SERVICE_DOWN),
     "list_channels": (INPUT, TOKEN, *SERVICE_DOWN),
     "get_channel": (INPUT, TOKEN, NOT_FOUND, *SERVICE_DOWN),
     "update_channel": (INPUT, TOKEN, ROLE, NOT_CHANNEL_OWNER, NOT_FOUND, *SERVICE_DOWN),
@@ -177,7 +192,8 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
                                                                           "id (delivered, pending or retried already)"),
                           *SERVICE_DOWN),
     # payments
-    "deposit": (INPUT, TOKEN, ROLE, by_service(S.NOT_FOUND, Reason.WALLET_NOT_FOUND, "The user has no wallet"),
+    "deposit": (INPUT, TOKEN, ROLE, CURRENCY_NOT_SUPPORTED,
+                by_service(S.NOT_FOUND, Reason.WALLET_NOT_FOUND, "The user has no wallet"),
                 by_service(S.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED,
                            "The Idempotency-Key was used before with another body"),
                 CONCURRENT_CHANGE, *SERVICE_DOWN),
@@ -188,7 +204,7 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
                                         "publisher, nor an admin"),
                by_service(S.NOT_FOUND, Reason.ESCROW_NOT_FOUND, "The target has no escrow"), *SERVICE_DOWN),
     # payouts
-    "request_withdrawal": (INPUT, TOKEN, ROLE,
+    "request_withdrawal": (INPUT, TOKEN, ROLE, CURRENCY_NOT_SUPPORTED,
                            by_service(S.FAILED_PRECONDITION, Reason.INSUFFICIENT_FUNDS,
                                       "The wallet's spendable balance cannot cover the amount"),
                            by_service(S.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED,

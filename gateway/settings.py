@@ -14,6 +14,12 @@ class Settings(CommonSettings):
     gateway_port: int = Field(default=GATEWAY_PORT, ge=1, le=65535, description="Port of the HTTP gateway")
     adtech_jwt_secret: str | None = Field(
         default=None, description="HS256 secret of user tokens; generated into the data directory when unset")
+    gateway_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=1024 ** 3,
+        description="Largest request body the gateway reads; a larger one is 413 before parsing or auth")
+    gateway_read_timeout_s: float = Field(
+        default=15, gt=0, le=3600,
+        description="A client that sends nothing for this long while its request is arriving is dropped")
     adtech_jwt_max_ttl_s: int = Field(
         default=86_400, ge=60, le=31_536_000,
         description="How far ahead (seconds) a user token's exp may lie; further is 401")

@@ -10,6 +10,7 @@ import jwt
 import uvicorn
 
 from gateway.app import create_app
+from gateway.server import uvicorn_config
 from gateway.settings import Settings
 from tests import harness
 
@@ -32,7 +33,7 @@ async def serving(settings: Settings, app=None):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY, see gateway.main
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app or create_app(settings), log_config=None, access_log=False, lifespan="on", http="h11")
+    config = uvicorn_config(app or create_app(settings), settings.gateway_read_timeout_s)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

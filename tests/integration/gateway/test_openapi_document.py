@@ -12,6 +12,8 @@ import pytest
 from tests.integration.gateway.running import bearer
 
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
+# What the gateway's limits can answer on every operation (API.md "Gateway limits").
+LIMITS = {"413", "431"}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def test_every_route_with_a_token_documents_401_and_the_bearer_scheme(document):
         "description": document["components"]["securitySchemes"]["bearer"]["description"]}
     for name, operation in operations(document):
         if name == "GET /api/health/live":
-            assert "security" not in operation and set(operation["responses"]) == {"200"}
+            assert "security" not in operation and set(operation["responses"]) == {"200"} | LIMITS
             continue
         assert {"bearer": []} in operation["security"], name
         assert "401" in operation["responses"], name
@@ -70,9 +72,9 @@ def test_readiness_takes_a_token_only_for_details(document):
     ("GET /api/channels/{channelId}/posts", {"200", "400", "401", "403", "404", "503"}),
     ("GET /api/post-jobs", {"200", "400", "401", "403", "503"}),
     ("POST /api/post-jobs/{postJobId}/resolve", {"200", "400", "401", "403", "404", "409", "503"}),
-    ("POST /api/me/telegram/link", {"201", "401", "503"}),
+    ("POST /api/me/telegram/link", {"201", "400", "401", "503"}),  # 400: a body nested too deep
     ("GET /api/me/telegram", {"200", "401", "503"}),
-    ("DELETE /api/me/telegram", {"204", "401", "503"}),
+    ("DELETE /api/me/telegram", {"204", "400", "401", "503"}),
     ("POST /api/channels", {"201", "400", "401", "403", "409", "503"}),
     ("PATCH /api/channels/{channelId}", {"200", "400", "401", "403", "404", "503"}),
     ("POST /api/channels/{channelId}/approve", {"200", "400", "401", "403", "404", "503"}),
@@ -81,7 +83,16 @@ def test_readiness_takes_a_token_only_for_details(document):
     ("POST /api/post-jobs/{postJobId}/decline", {"200", "400", "401", "403", "404", "409", "503"}),
 ])
 def test_each_operation_lists_every_status_it_can_answer(document, name, statuses):
-    assert set(dict(operations(document))[name]["responses"]) == statuses
+    assert set(dict(operations(document))[name]["responses"]) == statuses | LIMITS
+
+
+def test_every_operation_documents_the_limits_and_each_with_a_body_the_depth(document):
+    for name, operation in operations(document):
+        responses = operation["responses"]
+        assert "`payload_too_large`" in responses["413"]["description"], name
+        assert "`headers_too_large`" in responses["431"]["description"], name
+        if not name.startswith("GET "):
+            assert "deeper than 32" in responses["400"]["description"], name
 
 
 @pytest.mark.parametrize("name, status, code", [
