@@ -7,19 +7,23 @@ from fastapi.responses import JSONResponse
 from adtech.payments.v1 import payments_pb2 as pb
 from gateway import views
 from gateway.deps import Admin, CurrentUser, Page, PaymentsApi, Publisher
-from gateway.inputs import (IDEMPOTENCY_KEY_MAX, VISIBLE_ASCII, Destination, ExternalReference, InputModel, Money,
-                            Reference, Rejection, TargetId, UserId, WithdrawalId)
+from gateway.inputs import (IDEMPOTENCY_KEY_MAX, VISIBLE_ASCII, Currency, Destination, ExternalReference, InputModel,
+                            Money, Reference, Rejection, TargetId, UserId, WithdrawalId)
 
 router = APIRouter(prefix="/api", tags=["payments"])
 
 
 class NewDeposit(InputModel):
     amount: Money
+    # Named so that another currency is refused (400 currency_not_supported),
+    # not ignored and credited in the platform's.
+    currency: Currency | None = None
     reference: Reference | None = None
 
 
 class NewWithdrawal(InputModel):
     amount: Money
+    currency: Currency | None = None
     destination: Destination
 
 
@@ -44,7 +48,8 @@ async def deposit(user_id: UserId, body: NewDeposit, key: IdempotencyKey, user: 
                   payments: PaymentsApi) -> JSONResponse:
     """An admin credits a user's wallet from outside funding, once per Idempotency-Key."""
     reply = await payments.Deposit(pb.DepositRequest(
-        user_id=str(user_id), amount=body.amount, idempotency_key=key, reference=body.reference or ""))
+        user_id=str(user_id), amount=body.amount, currency=body.currency or "", idempotency_key=key,
+        reference=body.reference or ""))
     result = views.Deposit(transaction_id=reply.transaction_id, wallet=views.wallet(reply.wallet))
     return JSONResponse(result.model_dump(by_alias=True), status_code=200 if reply.replayed else 201)
 
@@ -84,7 +89,7 @@ async def request_withdrawal(body: NewWithdrawal, key: WithdrawalKey, user: Publ
     """A publisher asks to withdraw from the own wallet, once per Idempotency-Key: the amount leaves the
     spendable balance at once and waits in `pendingPayout` until an admin pays or rejects it."""
     reply = await payments.RequestWithdrawal(pb.RequestWithdrawalRequest(
-        amount=body.amount, destination=body.destination, idempotency_key=key))
+        amount=body.amount, currency=body.currency or "", destination=body.destination, idempotency_key=key))
     result = views.withdrawal(reply.withdrawal)
     return JSONResponse(result.model_dump(by_alias=True), status_code=200 if reply.replayed else 201)
 

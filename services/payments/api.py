@@ -31,14 +31,21 @@ def _escrow(escrow: EscrowRow) -> pb.Escrow:
 
 
 class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
-    def __init__(self, payments: Payments):
+    def __init__(self, payments: Payments, currency: str = domain.DEFAULT_CURRENCY):
         self.payments = payments
+        self.currency = currency  # the platform's one currency
+
+    def _currency(self, request) -> str:
+        return domain.currency_of(request.currency, self.currency)
+
+    def _currency_to_read(self, request) -> str:
+        return domain.currency_to_read(request.currency, self.currency)
 
     async def Deposit(self, request, context):
         require_actor().require(*domain.DEPOSITORS)
         result = await self.payments.deposit(
             parse_uuid(request.user_id, "user_id"), domain.positive_amount(request.amount),
-            domain.currency_of(request.currency), domain.idempotency_key(request.idempotency_key),
+            self._currency(request), domain.idempotency_key(request.idempotency_key),
             domain.reference(request.reference))
         return pb.DepositResponse(transaction_id=result.transaction_id, wallet=_wallet(result.wallet),
                                   replayed=result.replayed)
@@ -46,14 +53,14 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
     async def GetWallet(self, request, context):
         user_id, actor = parse_uuid(request.user_id, "user_id"), require_actor()
         domain.assert_may_read_wallet(actor, user_id)
-        wallet = await self.payments.wallet(user_id, domain.currency_of(request.currency), by_owner=actor.id == user_id)
+        wallet = await self.payments.wallet(user_id, self._currency_to_read(request), by_owner=actor.id == user_id)
         return pb.GetWalletResponse(wallet=_wallet(wallet))
 
     async def ListLedger(self, request, context):
         user_id = parse_uuid(request.user_id, "user_id")
         domain.assert_may_read_wallet(require_actor(), user_id)
         rows, cursor = await self.payments.ledger_page(
-            user_id, domain.currency_of(request.currency), request.cursor, page_limit(request.limit))
+            user_id, self._currency_to_read(request), request.cursor, page_limit(request.limit))
         return pb.ListLedgerResponse(next_cursor=cursor, entries=[pb.LedgerEntry(
             id=r.id, transaction_id=r.transaction_id, kind=r.kind, amount=r.amount, balance_after=r.balance_after,
             reference=r.reference, created_at=to_timestamp(r.created_at)) for r in rows])
@@ -65,7 +72,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             decision_id=parse_uuid(request.decision_id, "decision_id"),
             advertiser_id=parse_uuid(request.advertiser_id, "advertiser_id"),
             publisher_id=parse_uuid(request.publisher_id, "publisher_id"),
-            amount=domain.positive_amount(request.amount), currency=domain.currency_of(request.currency)))
+            amount=domain.positive_amount(request.amount), currency=self._currency(request)))
         return pb.HoldEscrowResponse(escrow=_escrow(escrow))
 
     async def ReleaseEscrow(self, request, context):
@@ -102,7 +109,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         actor.require(*domain.WITHDRAWERS)
         terms = domain.WithdrawalTerms(
             user_id=actor.id, amount=domain.positive_amount(request.amount),
-            currency=domain.currency_of(request.currency),
+            currency=self._currency(request),
             destination=domain.text(request.destination, "destination", domain.MAX_DESTINATION))
         result = await self.payments.request_withdrawal(terms, domain.idempotency_key(request.idempotency_key))
         return pb.RequestWithdrawalResponse(withdrawal=_withdrawal(result.withdrawal), replayed=result.replayed)

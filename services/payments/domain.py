@@ -128,11 +128,24 @@ class HoldTerms:
     currency: str
 
 
-def currency_of(value: str) -> str:
-    """The ISO 4217 code, USD when empty."""
-    code = value or DEFAULT_CURRENCY
+def currency_to_read(value: str, platform: str = DEFAULT_CURRENCY) -> str:
+    """The currency of a wallet or ledger to read: the platform's when empty.
+    Another code is read as stored (money left from before the one-currency
+    rule stays visible); no money moves in it (currency_of)."""
+    code = value or platform
     if not _CURRENCY.match(code):
         raise InvalidInput("currency must be a three-letter ISO 4217 code")
+    return code
+
+
+def currency_of(value: str, platform: str = DEFAULT_CURRENCY) -> str:
+    """The currency money moves in: the platform trades in one
+    (PLATFORM_CURRENCY), meant when empty; another code is refused, never
+    credited, held or withdrawn as the platform's."""
+    code = currency_to_read(value, platform)
+    if code != platform:
+        raise PreconditionFailed(f"currency must be {platform}: the platform trades in {platform} only",
+                                 code=Reason.CURRENCY_NOT_SUPPORTED)
     return code
 
 

@@ -6,6 +6,7 @@ from common.bootstrap import Assembly, open_database, run_service
 from common.migrations import upgrade_async
 from common.settings import PAYMENTS_DATABASE, PAYMENTS_PORT, CommonSettings
 from services.payments.api import PaymentsServicer
+from services.payments.domain import DEFAULT_CURRENCY
 from services.payments.usecases import Payments
 
 
@@ -14,6 +15,10 @@ class Settings(CommonSettings):
     payments_port: int = Field(default=PAYMENTS_PORT, ge=0, le=65535, description="gRPC port of the payments service")
     platform_fee_bps: int = Field(default=1000, ge=0, le=10_000,
                                   description="Platform fee taken on escrow release, in basis points (floored)")
+    platform_currency: str = Field(
+        default=DEFAULT_CURRENCY, pattern=r"^[A-Z]{3}$",
+        description="The one currency the platform trades in (ISO 4217): deposits, holds and withdrawals in "
+                    "another are refused")
     payments_migrate_on_start: bool = Field(default=True,
                                             description="Apply the payments database migrations when the service starts")
     payments_pool_size: int = Field(default=10, ge=1, le=200, description="Database connections payments keeps open")
@@ -38,7 +43,8 @@ async def assemble(settings: Settings) -> Assembly:
         # Idempotent and serialised by an advisory lock: replicas may all run it.
         await upgrade_async("payments", db.url)
     servicer = PaymentsServicer(Payments(db, settings.platform_fee_bps, hold_batch_size=settings.payments_hold_batch_size,
-                                         hold_batches=settings.payments_hold_batches))
+                                         hold_batches=settings.payments_hold_batches),
+                                settings.platform_currency)
     return Assembly(
         registrations=[(payments_pb2_grpc.add_PaymentsServiceServicer_to_server, servicer,
                         "adtech.payments.v1.PaymentsService")],

@@ -96,6 +96,20 @@ async def test_the_owners_first_look_opens_the_wallet_and_the_same_key_then_depo
     assert funded["wallet"]["balance"] == 500
 
 
+
+async def test_a_deposit_in_another_currency_is_400_currency_not_supported_and_credits_nothing(api):
+    user = api.user("advertiser")
+    await api.ok("GET", "/api/wallet", user)
+    path = f"/api/wallets/{user.id}/deposits"
+    refused = await api.call("POST", path, api.admin, json={"amount": 1000, "currency": "EUR"},
+                             headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert_error(refused, 400, code="currency_not_supported")
+    assert (await api.wallet(user))["balance"] == 0
+    funded = await api.ok("POST", path, api.admin, 201, json={"amount": 1000, "currency": "USD"},
+                          headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert (funded["wallet"]["currency"], funded["wallet"]["balance"]) == ("USD", 1000)
+
+
 # ---- booking rules --------------------------------------------------------------------
 async def _target_at(api, advertiser, campaign, channel, at: dt.datetime):
     return await api.call("POST", f"/api/campaigns/{campaign['id']}/targets", advertiser,

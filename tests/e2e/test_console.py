@@ -278,6 +278,19 @@ def test_an_advertiser_who_cannot_pay_is_refused_with_402_and_nothing_is_held(pa
     assert api.target(target)["status"] == "submitted"
 
 
+def test_a_wallet_in_another_currency_than_the_price_is_never_said_to_cover_it(page, api):
+    _, target = api.submitted(campaign="Two currencies")
+    # One currency is the rule now; a wallet in another (an older install's)
+    # is what the console must still compare like with like against.
+    page.route("**/api/wallets/*", lambda route: route.fulfill(json={
+        "userId": "x", "currency": "EUR", "balance": 10**9, "held": 0, "pendingPayout": 0}))
+    sign_in(page, api.admin[1])
+    funds = queue_item(page, target).locator(".funds")
+    expect(funds).to_contain_text("the currencies differ (price in USD")
+    expect(funds).not_to_contain_text("Covers the price")
+    expect(funds).to_have_class(re.compile("bad"))
+
+
 def test_a_rejection_needs_a_reason(page, api):
     _, target = api.submitted(campaign="Reasonless")
     sign_in(page, api.admin[1])

@@ -107,7 +107,12 @@ function renderItem(item) {
 async function enrich(item, node) {
   const funds = node.querySelector(".funds");
   const { status, body } = await call("GET", `/api/wallets/${item.advertiserId}`);
-  if (status === 200) {
+  if (status === 200 && body.currency !== item.currency) {
+    // Amounts in two currencies do not compare: say so, never "covers".
+    funds.textContent = `Cannot tell: the currencies differ (price in ${item.currency}, ` +
+      `balance ${money(body.balance, body.currency)})`;
+    funds.className = "funds bad";
+  } else if (status === 200) {
     const covers = body.balance >= item.price;
     funds.textContent = `${covers ? "Covers the price" : "Does not cover the price"} (balance ${money(body.balance, body.currency)})`;
     funds.className = `funds ${covers ? "good" : "bad"}`;

@@ -73,6 +73,19 @@ async def refusal(awaitable) -> tuple[grpc.StatusCode, str | None]:
 
 @pytest.fixture(scope="module")
 async def payments(pg_server, data_dir):
+    async for client in _payments_server(pg_server, data_dir):
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def payments_alone(pg_server, data_dir):
+    """A second server on its own database: for a test whose ledger totals no
+    other test may touch (the platform trades in one currency only)."""
+    async for client in _payments_server(pg_server, data_dir):
+        yield client
+
+
+async def _payments_server(pg_server, data_dir):
     database = await harness.fresh_database(pg_server, "payments")
     settings = harness.settings_for("payments", pg_server, data_dir, payments_database=database,
                                     platform_fee_bps=1000, payments_pool_size=20)

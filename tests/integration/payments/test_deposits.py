@@ -3,10 +3,11 @@ import asyncio
 import uuid
 
 import grpc
+import pytest
 
 from adtech.payments.v1 import payments_pb2 as pb
 from common.auth import Actor
-from tests.integration.payments.conftest import new_id, refusal
+from tests.integration.payments.conftest import ADMIN, new_id, refusal
 
 
 async def test_deposit_credits_the_wallet_from_external_funding(payments):
@@ -62,8 +63,34 @@ async def test_non_positive_amount_and_missing_key_are_invalid(payments):
 
 
 async def test_wallet_of_a_user_without_a_row_is_empty(payments):
-    wallet = await payments.wallet(new_id(), "EUR")
-    assert (wallet.balance, wallet.held, wallet.currency) == (0, 0, "EUR")
+    wallet = await payments.wallet(new_id())
+    assert (wallet.balance, wallet.held, wallet.currency) == (0, 0, "USD")
+
+
+async def test_a_deposit_in_another_currency_is_refused_and_credits_nothing(payments):
+    user = new_id()
+    await payments.open_wallet(user)
+    code, reason = await refusal(payments.call("Deposit", pb.DepositRequest(
+        user_id=user, amount=1000, currency="EUR", idempotency_key=new_id()), ADMIN))
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "currency_not_supported")
+    assert (await payments.wallet(user)).balance == 0
+    assert await payments.scalar("SELECT count(*) FROM accounts WHERE currency = 'EUR'") == 0
+
+
+@pytest.mark.parametrize("method, request_of, actor_of", [
+    ("HoldEscrow", lambda user: pb.HoldEscrowRequest(target_id=new_id(), decision_id=new_id(), advertiser_id=user,
+                                                     publisher_id=new_id(), amount=1, currency="EUR"), None),
+    ("RequestWithdrawal", lambda user: pb.RequestWithdrawalRequest(
+        amount=1, currency="EUR", destination="IBAN DE00 1", idempotency_key=new_id()),
+     lambda user: Actor(user, "publisher")),
+])
+async def test_every_money_move_in_another_currency_is_refused_as_not_supported(payments, method, request_of,
+                                                                               actor_of):
+    user = new_id()
+    await payments.deposit(user, 100)
+    call = payments.call(method, request_of(user), *([actor_of(user)] if actor_of else []))
+    assert await refusal(call) == (grpc.StatusCode.FAILED_PRECONDITION, "currency_not_supported")
+    assert (await payments.wallet(user)).balance == 100
 
 
 async def test_wallet_is_readable_by_its_owner_only(payments):
@@ -75,12 +102,12 @@ async def test_wallet_is_readable_by_its_owner_only(payments):
     assert code == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_deposit_overflowing_the_balance_is_invalid_not_internal(payments):
-    user = new_id()  # XTS, the ISO code for testing: no other test's money in it
-    await payments.deposit(user, 2**63 - 1, currency="XTS")
-    code, _ = await refusal(payments.deposit(user, 1, currency="XTS"))
+async def test_deposit_overflowing_the_balance_is_invalid_not_internal(payments_alone):
+    user = new_id()  # a server of its own: no other test's money in its ledger
+    await payments_alone.deposit(user, 2**63 - 1)
+    code, _ = await refusal(payments_alone.deposit(user, 1))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert (await payments.wallet(user, "XTS")).balance == 2**63 - 1
+    assert (await payments_alone.wallet(user)).balance == 2**63 - 1
 
 
 async def test_reference_with_nul_character_is_invalid(payments):

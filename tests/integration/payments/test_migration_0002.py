@@ -240,11 +240,13 @@ async def test_new_holds_after_the_migration_never_touch_the_retired_account(mig
     client, engine = migrated["client"], migrated["engine"]
     versions = "SELECT sum(version) FROM accounts WHERE kind = 'escrow' AND escrow_target_id IS NULL"
     before = await _scalar(engine, versions)
-    for currency, advertisers in migrated["advertisers"].items():
-        target = new_id()
-        await client.hold(target, advertisers[0], 500, currency=currency)
-        await client.call("RefundEscrow", pb.RefundEscrowRequest(target_id=target))
-        await client.hold(new_id(), advertisers[1], 500, currency=currency)
+    # New money moves in the platform's one currency only (USD); EUR's
+    # escrows from before still release and refund (above).
+    advertisers = migrated["advertisers"]["USD"]
+    target = new_id()
+    await client.hold(target, advertisers[0], 500)
+    await client.call("RefundEscrow", pb.RefundEscrowRequest(target_id=target))
+    await client.hold(new_id(), advertisers[1], 500)
     assert await _scalar(engine, versions) == before
     await client.assert_reconciled()
 

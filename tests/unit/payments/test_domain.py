@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from common.auth import Actor
-from common.errors import AlreadyExists, Forbidden, InvalidInput
+from common.errors import AlreadyExists, Forbidden, InvalidInput, PreconditionFailed
 from common.steps import StepRecord
 from services.payments import domain
 
@@ -32,9 +32,21 @@ def test_amount_must_be_positive_integer_minor_units(value):
         domain.positive_amount(value)
 
 
-@pytest.mark.parametrize("value, expected", [("", "USD"), ("EUR", "EUR")])
-def test_currency_defaults_to_usd(value, expected):
-    assert domain.currency_of(value) == expected
+@pytest.mark.parametrize("value, platform, expected", [("", "USD", "USD"), ("USD", "USD", "USD"),
+                                                        ("", "EUR", "EUR"), ("EUR", "EUR", "EUR")])
+def test_currency_is_the_platforms_when_empty_or_named(value, platform, expected):
+    assert domain.currency_of(value, platform) == expected
+
+
+@pytest.mark.parametrize("value, platform", [("EUR", "USD"), ("USD", "EUR"), ("XTS", "USD")])
+def test_a_currency_other_than_the_platforms_is_not_supported(value, platform):
+    with pytest.raises(PreconditionFailed) as refused:
+        domain.currency_of(value, platform)
+    assert refused.value.code == "currency_not_supported"
+
+
+def test_a_wallet_left_in_another_currency_stays_readable():
+    assert domain.currency_to_read("EUR", "USD") == "EUR" and domain.currency_to_read("", "USD") == "USD"
 
 
 @pytest.mark.parametrize("value", ["usd", "US", "EURO", "12A"])
