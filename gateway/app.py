@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from common.clients import open_channel
 from gateway.deps import Services
 from gateway.console import install_console
+from gateway.cors import Cors
 from gateway.docs import install_docs
 from gateway.errors import install_error_handlers
 from gateway.limits import RequestLimits
@@ -57,5 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     # The last added is the outermost: every answer, a refusal of a limit
     # included, gets its request id, its headers and its log line.
     app.add_middleware(RequestLimits, max_body_bytes=settings.gateway_max_body_bytes)
+    # Outside the limits: a page on an allowed origin can read a 413 too.
+    app.add_middleware(Cors, origins=settings.cors_origins())
     app.add_middleware(RequestContext)
     return app
