@@ -242,9 +242,17 @@ class Approvable:
 APPROVABLE = Approvable()
 
 
+CANCELLED_NOT_APPROVABLE = "Target cannot be approved from status cancelled"
+
+
 def approve_refusal(target: TargetView, now: dt.datetime, rules: BookingRules) -> tuple[str, str] | None:
     """Why an approve would be refused now, as (code, seed message), or None.
     ReserveTarget judges with this one function."""
+    if target.status == "cancelled":
+        # One answer for a cancelled target, whenever the cancel came: the
+        # saga's step (approve_step_refusal) and a repeated approve
+        # (moderation) say the same.
+        return Reason.TARGET_CANCELLED, CANCELLED_NOT_APPROVABLE
     if target.status != APPROVABLE.status:
         return Reason.TARGET_NOT_SUBMITTED, f"Target cannot be approved from status {target.status}"
     if target.campaign_status != APPROVABLE.campaign_status:
@@ -271,16 +279,23 @@ def approve_step_refusal(status: str) -> tuple[str, str]:
     (code, message) (recorded for the decision; rule 5): a cancellation won,
     or anything else."""
     if status == "cancelled":
-        return Reason.TARGET_CANCELLED, "Target was cancelled"
+        return Reason.TARGET_CANCELLED, CANCELLED_NOT_APPROVABLE
     return Reason.TARGET_NOT_RESERVED, f"Target is not reserved by this decision (status: {status})"
+
+
+def check_target_cancel_move(status: str) -> None:
+    """A status with no cancel move at all (published, completed, failed,
+    cancelled) is a state rule: 400 invalid_transition, judged before
+    anything else (its post job's status included)."""
+    if (status, "cancelled") not in TARGET_MOVES:
+        raise PreconditionFailed(f"Target cannot be cancelled from status {status}", code=Reason.INVALID_TRANSITION)
 
 
 def check_target_cancel(status: str, actor_role: str) -> None:
     """A single target's cancel by its owner or an admin."""
     if status == "approving":
         raise TargetBeingApproved()
-    if (status, "cancelled") not in TARGET_MOVES:
-        raise PreconditionFailed(f"Target cannot be cancelled from status {status}", code=Reason.INVALID_TRANSITION)
+    check_target_cancel_move(status)
     assert_transition(TARGET_MOVES, status, "cancelled", actor_role, subject="Target transition")
 
 

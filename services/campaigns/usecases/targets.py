@@ -118,9 +118,11 @@ class Targets:
         async with self.db.unit_of_work("cancel_target") as uow:
             target = await _target_in(uow, campaign_id, target_id, lock=True)
             domain.check_owner_or_admin(actor.id, actor.role, str(target.advertiser_id))
-            # A post job that left the queue (publishing, or any later
-            # status: the target then is published, completed or failed)
-            # decides the money now: 409, before the target's own table.
+            # A status with no cancel move (published, completed, failed,
+            # cancelled) is refused as such first: 400 invalid_transition.
+            domain.check_target_cancel_move(target.status)
+            # An approved target whose post job left the queue (publishing,
+            # or in review) leaves the money to the post's outcome: 409.
             if target.post_job_id is not None:
                 job = await jobs.lock_job_of_target(uow, target_id)
                 publication.check_cancellable(job.status)

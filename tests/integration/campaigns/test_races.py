@@ -103,7 +103,8 @@ async def test_campaign_cancel_racing_approve_leaves_no_live_post_job(campaigns)
     jobs = await campaigns.rows("SELECT id, status FROM post_jobs WHERE target_id = :t", t=target.id)
     if isinstance(approve, BaseException):
         assert (approve.code(), reason_of(approve), approve.details()) == (REFUSED, "target_cancelled",
-                                                                           "Target was cancelled")
+                                                                           "Target cannot be approved from "
+                                                                           "status cancelled")
         assert jobs == []
     else:
         assert approve.target.status == "approved"

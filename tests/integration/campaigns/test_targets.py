@@ -172,6 +172,29 @@ async def test_cancelling_an_approved_target_cancels_its_post_job_and_queues_a_r
     assert [r.payload for r in refunds] == [{"target_id": target.id}]
 
 
+@pytest.mark.parametrize("status, job_status", [("published", "published"), ("completed", "verified"),
+                                                ("failed", "failed")])
+async def test_cancelling_a_target_with_no_cancel_move_is_invalid_transition_whatever_its_post_job(
+        campaigns, status, job_status):
+    owner, campaign, target = await campaigns.submitted_target()
+    decision = new_id()
+    await campaigns.reserve(target.id, decision)
+    await campaigns.approve(target.id, decision)
+    # Where publication would have taken it: the job out of the queue.
+    async with campaigns.engine.begin() as conn:
+        await conn.execute(sa.text("""
+            UPDATE post_jobs SET status = :j, message_url = 'https://t.me/c/1', published_at = now(),
+                   verified_at = CASE WHEN :j = 'verified' THEN now() END,
+                   failure_reason = CASE WHEN :j = 'failed' THEN 'gone' END
+             WHERE target_id = :t"""), {"j": job_status, "t": target.id})
+        await conn.execute(sa.text("UPDATE targets SET status = :s WHERE id = :t"), {"s": status, "t": target.id})
+    for actor in (owner, admin()):
+        refusal = await campaigns.refusal("CancelTarget", pb.CancelTargetRequest(
+            campaign_id=campaign.id, target_id=target.id), actor)
+        assert (refusal.code, refusal.reason, refusal.message) == (
+            BAD_REQUEST, "invalid_transition", f"Target cannot be cancelled from status {status}")
+
+
 async def test_cancelling_an_unapproved_target_queues_no_refund(campaigns):
     owner, campaign, target = await campaigns.submitted_target()
     await campaigns.call("CancelTarget", pb.CancelTargetRequest(campaign_id=campaign.id, target_id=target.id), owner)

@@ -109,6 +109,19 @@ async def test_huge_number_literal_is_400(gateway_down):
     assert_error(response, 400, "invalid_input")
 
 
+@pytest.mark.parametrize("path, role, body", [
+    ("/api/channels", "publisher", b'{"title":"t","handle":"@h","pricePerPost":1500.0}'),
+    ("/api/channels", "publisher", b'{"title":"t","handle":"@h","pricePerPost":1e3}'),
+    (f"/api/wallets/{ANY_ID}/deposits", "admin", b'{"amount":1000.0}'),
+    (f"/api/wallets/{ANY_ID}/deposits", "admin", b'{"amount":1E3}'),
+])
+async def test_money_written_as_a_float_is_400_even_when_whole(gateway_down, path, role, body):
+    response = await gateway_down.post(path, content=body, headers={
+        **bearer(role), "content-type": "application/json", "Idempotency-Key": "k"})
+    error = assert_error(response, 400, "invalid_input")
+    assert "integer" in error["message"]
+
+
 async def test_body_that_is_not_utf8_is_400(gateway_down):
     response = await gateway_down.post("/api/campaigns", content=b'{"name":"\xff"}',
                                        headers={**bearer("advertiser"), "content-type": "application/json"})
@@ -123,7 +136,7 @@ async def test_lone_surrogate_in_text_is_400(gateway_down):
 
 
 @pytest.mark.parametrize("when", ["2030-01-01T12:00:00", "2030-01-01", "tomorrow", 1893456000,
-                                  "0001-01-01T00:00:00+05:00", "2030-02-30T00:00:00Z"])
+                                  "0000-01-01T00:00:00Z", "2030-02-30T00:00:00Z"])
 async def test_timestamp_without_zone_or_invalid_is_400(gateway_down, when):
     response = await gateway_down.post(f"/api/campaigns/{ANY_ID}/targets", headers=bearer("advertiser"),
                                        json={"channelId": ANY_ID, "scheduledAt": when})

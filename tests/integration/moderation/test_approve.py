@@ -77,6 +77,22 @@ async def test_approve_of_a_target_not_submitted_is_refused_and_writes_nothing(s
     assert (await wallet(world, advertiser)).balance == 5_000
 
 
+async def test_approve_of_a_target_cancelled_before_it_says_target_cancelled_as_the_saga_would(stack, world):
+    advertiser = new_actor("advertiser")
+    channel = await world.approved_channel()
+    campaign = await world.active_campaign(advertiser)
+    with acting_as(advertiser):
+        target = (await world.campaigns.CreateTarget(campaigns_pb2.CreateTargetRequest(
+            campaign_id=campaign.id, channel_id=channel.id,
+            scheduled_at=to_timestamp(free_slot())))).target
+        await world.campaigns.CancelTarget(campaigns_pb2.CancelTargetRequest(
+            campaign_id=campaign.id, target_id=target.id))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await approve(world, target.id)
+    assert (refused.value.code(), reason_of(refused.value), refused.value.details()) == (
+        grpc.StatusCode.FAILED_PRECONDITION, "target_cancelled", "Target cannot be approved from status cancelled")
+
+
 async def test_approve_of_unknown_target_is_not_found(world):
     import uuid
     with pytest.raises(grpc.aio.AioRpcError) as missing:

@@ -127,6 +127,19 @@ def test_approve_refusal_names_the_first_failing_precondition(view, code, messag
     assert refusal == (None if code is None else (code, message))
 
 
+def test_a_cancelled_target_is_refused_with_one_reason_before_the_approve_and_at_its_saga_step():
+    before = domain.approve_refusal(target(status="cancelled"), NOW, RULES)
+    assert before == domain.approve_step_refusal("cancelled") == (
+        "target_cancelled", "Target cannot be approved from status cancelled")
+
+
+@pytest.mark.parametrize("status", ["published", "completed", "failed", "cancelled"])
+def test_a_status_with_no_cancel_move_is_an_invalid_transition(status):
+    with pytest.raises(PreconditionFailed) as refused:
+        domain.check_target_cancel_move(status)
+    assert refused.value.code == "invalid_transition"
+
+
 def test_approve_refusal_order_is_the_seeds():
     worst = target(status="approved", campaign_status="cancelled", creatives=0, channel_status="pending",
                    scheduled_at=NOW)
