@@ -306,7 +306,7 @@ def test_run_lock_is_free_again_once_its_holder_closes_it(tmp_path):
     assert (tmp_path / ".run.lock").read_text() == f"pid {os.getpid()}, gateway 2\n"
 
 
-def test_a_service_refusing_the_credential_is_named_as_another_installation(no_addresses):
+async def test_a_service_refusing_the_credential_is_named_as_another_installation(no_addresses):
     import grpc
 
     from operations.peers import PeerChannel
